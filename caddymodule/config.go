@@ -1,0 +1,305 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-webhooks/gateway/forward"
+	"github.com/caddy-webhooks/gateway/reshape"
+	"github.com/caddy-webhooks/gateway/verify"
+)
+
+// AuthConfig is one way to authenticate the sender. Secrets, usernames
+// and passwords may be {env.*} placeholders, resolved at provisioning.
+type AuthConfig struct {
+	// Method is "basic", "api_key", "hmac", or a provider preset such as
+	// "github", "stripe", "slack", "standard" (see the verify package).
+	Method string `json:"method"`
+
+	// Secrets are the HMAC secrets of "hmac" and presets, or the accepted
+	// keys of "api_key". Any one matching passes (rotation).
+	Secrets []string `json:"secrets,omitempty"`
+
+	// Username for "basic".
+	Username string `json:"username,omitempty"`
+
+	// Password for "basic": plaintext (use {env.X}) or a hash made by
+	// `caddy hash-password` (bcrypt or argon2id).
+	Password string `json:"password,omitempty"`
+
+	// Header is, for "api_key", the header carrying the key (default
+	// X-API-Key); for "hmac", the header carrying the signature (required).
+	Header string `json:"header,omitempty"`
+
+	// Query is, for "api_key", a query parameter carrying the key.
+	Query string `json:"query,omitempty"`
+
+	// Bearer makes "api_key" read "Authorization: Bearer <key>".
+	Bearer bool `json:"bearer,omitempty"`
+
+	// Algorithm of "hmac": sha1, sha256 (default) or sha512.
+	Algorithm string `json:"algorithm,omitempty"`
+
+	// Encoding of the "hmac" signature: hex (default), base64 or base64url.
+	Encoding string `json:"encoding,omitempty"`
+
+	// Prefix before the encoded "hmac" signature, e.g. "sha256=".
+	Prefix string `json:"prefix,omitempty"`
+
+	// TimestampHeader of "hmac": a header with the unix time of signing.
+	TimestampHeader string `json:"timestamp_header,omitempty"`
+
+	// Signed is the "hmac" signed-content template, e.g.
+	// "{timestamp}.{body}". Default: "{body}".
+	Signed string `json:"signed,omitempty"`
+
+	// Tolerance is the largest clock skew accepted, in either direction,
+	// for schemes that sign a timestamp. Default: 5m.
+	Tolerance caddy.Duration `json:"tolerance,omitempty"`
+}
+
+// spec turns the config into a verify.Spec with {env.*} resolved.
+func (a AuthConfig) spec(repl *caddy.Replacer) verify.Spec {
+	secrets := make([]string, len(a.Secrets))
+	for i, s := range a.Secrets {
+		secrets[i] = repl.ReplaceKnown(s, "")
+	}
+	return verify.Spec{
+		Method:          a.Method,
+		Secrets:         secrets,
+		Username:        repl.ReplaceKnown(a.Username, ""),
+		Password:        repl.ReplaceKnown(a.Password, ""),
+		Header:          a.Header,
+		Query:           a.Query,
+		Bearer:          a.Bearer,
+		Algorithm:       a.Algorithm,
+		Encoding:        a.Encoding,
+		Prefix:          a.Prefix,
+		TimestampHeader: a.TimestampHeader,
+		Signed:          a.Signed,
+		Tolerance:       time.Duration(a.Tolerance),
+	}
+}
+
+// ReshapeConfig maps fields of the received JSON into a new document.
+type ReshapeConfig struct {
+	// Keep starts from the received document instead of an empty object.
+	Keep bool `json:"keep,omitempty"`
+
+	// Mappings are applied in order.
+	Mappings []Mapping `json:"mappings,omitempty"`
+}
+
+// Mapping is one `set` or `delete` line of a reshape block.
+type Mapping struct {
+	// Set is the destination path (gjson/sjson syntax: "a.b", "items.0",
+	// "a\.b" for a key with a dot).
+	Set string `json:"set,omitempty"`
+
+	// Value of a set: "{json.<path>}" copies a value of the received JSON
+	// with its type; any other placeholder or literal text is allowed.
+	Value string `json:"value,omitempty"`
+
+	// Required makes a missing {json.*} source answer 422 instead of
+	// omitting the field.
+	Required bool `json:"required,omitempty"`
+
+	// Delete is a path to remove.
+	Delete string `json:"delete,omitempty"`
+}
+
+func (c *ReshapeConfig) compile() (*reshape.Program, error) {
+	ops := make([]reshape.Op, 0, len(c.Mappings))
+	for i, m := range c.Mappings {
+		switch {
+		case m.Set != "" && m.Delete != "":
+			return nil, fmt.Errorf("mapping #%d: set and delete are exclusive", i+1)
+		case m.Delete != "":
+			ops = append(ops, reshape.Op{Delete: true, Path: m.Delete})
+		case m.Set != "":
+			ops = append(ops, reshape.Op{Path: m.Set, Value: m.Value, Required: m.Required})
+		default:
+			return nil, fmt.Errorf("mapping #%d: needs set or delete", i+1)
+		}
+	}
+	return reshape.Compile(c.Keep, ops)
+}
+
+// ForwardConfig is one upstream action.
+type ForwardConfig struct {
+	// URL of the action. Scheme and host are fixed ({env.*} allowed);
+	// placeholders in the path and query are resolved per request and
+	// escaped, so a payload value cannot change where the request goes.
+	URL string `json:"url"`
+
+	// Method of the outbound request. Default: POST.
+	Method string `json:"method,omitempty"`
+
+	// Headers added to the outbound request; values may hold placeholders.
+	Headers http.Header `json:"headers,omitempty"`
+
+	// Timeout of one attempt: dial, TLS, headers and body. Default: 30s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	// Retries after the first attempt. Default: 3.
+	Retries *int `json:"retries,omitempty"`
+
+	// BackoffBase is the first retry's backoff ceiling; it doubles per
+	// retry with full jitter. Default: 500ms.
+	BackoffBase caddy.Duration `json:"backoff_base,omitempty"`
+
+	// BackoffMax caps the backoff and any Retry-After. Default: 30s.
+	BackoffMax caddy.Duration `json:"backoff_max,omitempty"`
+
+	// RetryOn lists the statuses retried, as "429" or classes as "5xx".
+	// Network errors are always retried. Default: 408 425 429 5xx.
+	RetryOn []string `json:"retry_on,omitempty"`
+
+	// Sign signs every outbound attempt.
+	Sign *SignConfig `json:"sign,omitempty"`
+
+	// TLSInsecureSkipVerify disables verification of the upstream's TLS
+	// certificate. Only for testing.
+	TLSInsecureSkipVerify bool `json:"tls_insecure_skip_verify,omitempty"`
+
+	// Body is "reshaped" (default when reshape is configured) or
+	// "original" (the received JSON document).
+	Body string `json:"body,omitempty"`
+}
+
+// SignConfig signs outbound requests.
+type SignConfig struct {
+	// Kind is "standard" (Standard Webhooks headers; secret whsec_...),
+	// "github" (X-Hub-Signature-256) or "hmac".
+	Kind string `json:"kind"`
+
+	// Secret may be an {env.*} placeholder.
+	Secret string `json:"secret"`
+
+	// Header of "hmac" (required for it).
+	Header string `json:"header,omitempty"`
+
+	// Algorithm of "hmac": sha1, sha256 (default), sha512.
+	Algorithm string `json:"algorithm,omitempty"`
+
+	// Encoding of "hmac": hex (default), base64, base64url.
+	Encoding string `json:"encoding,omitempty"`
+
+	// Prefix of "hmac", e.g. "sha256=".
+	Prefix string `json:"prefix,omitempty"`
+}
+
+// action is a provisioned ForwardConfig.
+type action struct {
+	label    string // the configured URL without query, for metrics, logs and summaries
+	url      *forward.URLTemplate
+	method   string
+	headers  http.Header
+	timeout  time.Duration
+	policy   forward.Policy
+	signer   forward.Signer
+	insecure bool
+	original bool
+}
+
+const (
+	defaultRetries = 3
+	defaultTimeout = 30 * time.Second
+)
+
+func (f *ForwardConfig) provision(repl *caddy.Replacer, reshaped bool) (*action, error) {
+	if f.URL == "" {
+		return nil, errors.New("url is required")
+	}
+	u, err := forward.ParseURL(repl.ReplaceKnown(f.URL, ""))
+	if err != nil {
+		return nil, err
+	}
+	a := &action{
+		label:    actionLabel(f.URL),
+		url:      u,
+		method:   strings.ToUpper(f.Method),
+		headers:  f.Headers.Clone(),
+		timeout:  time.Duration(f.Timeout),
+		insecure: f.TLSInsecureSkipVerify,
+	}
+	if a.method == "" {
+		a.method = http.MethodPost
+	}
+	if a.timeout <= 0 {
+		a.timeout = defaultTimeout
+	}
+	if a.headers == nil {
+		a.headers = http.Header{}
+	}
+	for name, vals := range a.headers {
+		for i, v := range vals {
+			// env placeholders now; the rest per request
+			vals[i] = repl.ReplaceKnown(v, "")
+		}
+		a.headers[name] = vals
+	}
+	if a.headers.Get("Content-Type") == "" {
+		a.headers.Set("Content-Type", "application/json")
+	}
+	switch f.Body {
+	case "", "reshaped":
+		a.original = !reshaped
+	case "original":
+		a.original = true
+	default:
+		return nil, fmt.Errorf("body must be reshaped or original, not %q", f.Body)
+	}
+
+	retries := defaultRetries
+	if f.Retries != nil {
+		retries = *f.Retries
+	}
+	if retries < 0 {
+		return nil, errors.New("retries must not be negative")
+	}
+	a.policy = forward.Policy{
+		Retries: retries,
+		Base:    time.Duration(f.BackoffBase),
+		Max:     time.Duration(f.BackoffMax),
+	}
+	if len(f.RetryOn) > 0 {
+		a.policy.RetryOn, err = forward.ParseStatusSet(f.RetryOn)
+		if err != nil {
+			return nil, fmt.Errorf("retry_on: %w", err)
+		}
+	} else {
+		a.policy.RetryOn = forward.DefaultRetryOn()
+	}
+	if f.Sign != nil {
+		a.signer, err = forward.NewSigner(f.Sign.Kind, repl.ReplaceKnown(f.Sign.Secret, ""), forward.HMACOptions{
+			Header:    f.Sign.Header,
+			Algorithm: f.Sign.Algorithm,
+			Encoding:  f.Sign.Encoding,
+			Prefix:    f.Sign.Prefix,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("sign: %w", err)
+		}
+	}
+	return a, nil
+}
+
+// actionLabel names an action by its configured URL (placeholders not
+// resolved) without userinfo, query or fragment, which may hold credentials.
+func actionLabel(raw string) string {
+	s, _, _ := strings.Cut(raw, "?")
+	s, _, _ = strings.Cut(s, "#")
+	if scheme, rest, ok := strings.Cut(s, "://"); ok {
+		if at := strings.LastIndex(strings.SplitN(rest, "/", 2)[0], "@"); at >= 0 {
+			rest = rest[at+1:]
+		}
+		s = scheme + "://" + rest
+	}
+	return s
+}

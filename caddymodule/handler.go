@@ -1,0 +1,462 @@
+// Package caddymodule adapts the gateway's plain-Go packages (verify,
+// reshape, forward) to Caddy: module registration, Caddyfile and JSON
+// config, provisioning, the request pipeline, placeholders and metrics.
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-webhooks/gateway/forward"
+	"github.com/caddy-webhooks/gateway/reshape"
+	"github.com/caddy-webhooks/gateway/verify"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Defaults of the inbound side.
+const (
+	defaultMaxSize  = 1 << 20
+	defaultDeadline = 25 * time.Second
+	// maxIDLength bounds an event id taken from a request header or id_from,
+	// since it is echoed in outbound headers and responses.
+	maxIDLength = 200
+)
+
+// Handler is the webhook_gateway HTTP handler. It authenticates the sender,
+// enforces the method, size and JSON content type, optionally reshapes the
+// payload, and either forwards it to upstream actions with retries or, with
+// no forward, passes the verified body to the next handler (gate mode).
+//
+// Caddyfile syntax:
+//
+//	webhook_gateway [<matcher>] {
+//		name <name>
+//		methods <method...>
+//		max_size <size>
+//		content_type <media-type...>
+//		form_payload
+//		auth basic <user> <password|hash>
+//		auth api_key <key...> [{ header <name> | query <name> | bearer }]
+//		auth hmac <secret...> {
+//			header <name>
+//			algorithm sha1|sha256|sha512
+//			encoding hex|base64|base64url
+//			prefix <text>
+//			timestamp_header <name>
+//			signed <template>
+//			tolerance <duration>
+//		}
+//		auth <preset> <secret...> [{ tolerance <duration> }]
+//		id_from <placeholder>
+//		reshape [keep] {
+//			set <dest.path> <value> [required]
+//			delete <path>
+//		}
+//		forward <url> {
+//			method <method>
+//			header <name> <value>
+//			timeout <duration>
+//			retries <n>
+//			backoff <base> <max>
+//			retry_on <status|Nxx...>
+//			sign standard|github <secret>
+//			sign hmac <secret> { header <name>; algorithm ..; encoding ..; prefix .. }
+//			tls_insecure_skip_verify
+//			body reshaped|original
+//		}
+//		mode sync
+//		deadline <duration>
+//	}
+//
+// Placeholders set for later handlers, logs and forward headers:
+//
+//	{http.webhook_gateway.id}              event id (id_from, the preset's delivery header, or a new UUIDv7)
+//	{http.webhook_gateway.auth}            the auth method that passed (e.g. "github")
+//	{http.webhook_gateway.received_at}     when the request arrived (RFC 3339)
+//	{http.webhook_gateway.json.<path>}     a value of the received JSON (gjson path syntax)
+//	{http.webhook_gateway.attempts}        attempts made by the forward (sync mode)
+//	{http.webhook_gateway.upstream_status} last upstream status (sync mode)
+type Handler struct {
+	// Name keys this hook's metrics and logs. Default: derived from the
+	// path matcher in the Caddyfile (e.g. "hooks/github"), else "default".
+	Name string `json:"name,omitempty"`
+
+	// Methods accepted. Others get 405 with an Allow header. Default: POST.
+	Methods []string `json:"methods,omitempty"`
+
+	// MaxSize is the largest body accepted, in bytes. A larger
+	// Content-Length is refused before reading; a longer body is refused
+	// while reading. Default: 1 MiB.
+	MaxSize int64 `json:"max_size,omitempty"`
+
+	// ContentTypes are the accepted media types; "type/*" and
+	// "application/*+json" wildcards are allowed. Parameters are ignored but
+	// a charset other than utf-8 is refused. Others get 415 with an
+	// Accept-Post header. Default: application/json, application/*+json.
+	ContentTypes []string `json:"content_types,omitempty"`
+
+	// FormPayload also accepts application/x-www-form-urlencoded bodies that
+	// carry the JSON document in a `payload` field (GitHub, Slack). The
+	// signature is still checked over the raw form bytes. Default: off.
+	FormPayload bool `json:"form_payload,omitempty"`
+
+	// Auth lists the accepted ways to authenticate. A request passes if any
+	// one of them passes. With none, every request passes authentication
+	// (a warning is logged at provisioning).
+	Auth []AuthConfig `json:"auth,omitempty"`
+
+	// IDFrom is a placeholder template that yields the event id, e.g.
+	// "{http.request.header.X-Request-Id}". Default: the delivery id
+	// header of the auth preset that passed, else a new UUIDv7.
+	IDFrom string `json:"id_from,omitempty"`
+
+	// Reshape maps fields of the received JSON into a new document. The
+	// reshaped body goes to the forward actions, or to the next handler in
+	// gate mode.
+	Reshape *ReshapeConfig `json:"reshape,omitempty"`
+
+	// Forward lists the upstream actions the event is delivered to,
+	// concurrently. With none, the handler is a gate: the verified body
+	// goes to the next handler.
+	Forward []ForwardConfig `json:"forward,omitempty"`
+
+	// Mode is how forwarding answers the sender. Only "sync" (default) is
+	// available: the sender waits for the actions' outcome.
+	Mode string `json:"mode,omitempty"`
+
+	// Deadline bounds, in sync mode, the total time of all attempts of all
+	// actions, so the sender's own timeout is not hit. Default: 25s.
+	Deadline caddy.Duration `json:"deadline,omitempty"`
+
+	verifiers   []namedVerifier
+	hasBasic    bool
+	accepted    []mediaRange
+	acceptPost  string
+	allow       string
+	methods     map[string]struct{}
+	program     *reshape.Program
+	actions     []*action
+	client      *forward.Client
+	metrics     *hookMetrics
+	logger      *zap.Logger
+	now         func() time.Time
+	newID       func() string
+	deadline    time.Duration
+	maxSize     int64
+	name        string
+	idFromKnown bool
+}
+
+type namedVerifier struct {
+	method   string
+	idHeader string
+	v        verify.Verifier
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.webhook_gateway",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision resolves {env.*} placeholders and builds the verifiers, the
+// reshape program and the forward actions.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.newID == nil {
+		h.newID = newUUIDv7
+	}
+	repl := caddy.NewReplacer()
+
+	h.name = h.Name
+	if h.name == "" {
+		h.name = "default"
+	}
+	h.maxSize = h.MaxSize
+	if h.maxSize <= 0 {
+		h.maxSize = defaultMaxSize
+	}
+	h.deadline = time.Duration(h.Deadline)
+	if h.deadline <= 0 {
+		h.deadline = defaultDeadline
+	}
+
+	methods := h.Methods
+	if len(methods) == 0 {
+		methods = []string{http.MethodPost}
+	}
+	h.methods = make(map[string]struct{}, len(methods))
+	for _, m := range methods {
+		h.methods[strings.ToUpper(m)] = struct{}{}
+	}
+	h.allow = strings.ToUpper(strings.Join(methods, ", "))
+
+	types := h.ContentTypes
+	if len(types) == 0 {
+		types = []string{"application/json", "application/*+json"}
+	}
+	var err error
+	h.accepted, err = parseMediaRanges(types)
+	if err != nil {
+		return err
+	}
+	acceptPost := types
+	if h.FormPayload {
+		acceptPost = append(append([]string(nil), types...), formMediaType)
+	}
+	h.acceptPost = strings.Join(acceptPost, ", ")
+
+	h.verifiers = h.verifiers[:0]
+	for i, a := range h.Auth {
+		spec := a.spec(repl)
+		v, err := verify.New(spec)
+		if err != nil {
+			return fmt.Errorf("auth #%d (%s): %w", i+1, a.Method, err)
+		}
+		if a.Method == "basic" {
+			h.hasBasic = true
+		}
+		h.verifiers = append(h.verifiers, namedVerifier{method: a.Method, idHeader: verify.IDHeader(a.Method), v: v})
+	}
+	if len(h.verifiers) == 0 {
+		h.logger.Warn("webhook_gateway has no auth: every request that is valid JSON passes", zap.String("hook", h.name))
+	}
+
+	if h.Reshape != nil {
+		h.program, err = h.Reshape.compile()
+		if err != nil {
+			return fmt.Errorf("reshape: %w", err)
+		}
+	}
+
+	h.client = forward.NewClient(forward.ClientOptions{})
+	h.actions = h.actions[:0]
+	for i := range h.Forward {
+		a, err := h.Forward[i].provision(repl, h.program != nil)
+		if err != nil {
+			return fmt.Errorf("forward #%d: %w", i+1, err)
+		}
+		h.actions = append(h.actions, a)
+	}
+
+	h.metrics, err = registerMetrics(ctx.GetMetricsRegistry(), h.name)
+	if err != nil {
+		return err
+	}
+	return nil
+}
+
+// Validate checks the configuration; it has no side effects.
+func (h *Handler) Validate() error {
+	switch h.Mode {
+	case "", "sync":
+	case "async":
+		return errors.New("mode async is not available in this build; use mode sync")
+	default:
+		return fmt.Errorf("unknown mode %q (want sync)", h.Mode)
+	}
+	if h.MaxSize < 0 {
+		return errors.New("max_size must not be negative")
+	}
+	for _, m := range h.Methods {
+		if m == "" || strings.ContainsAny(m, " \t,") {
+			return fmt.Errorf("invalid method %q", m)
+		}
+	}
+	return nil
+}
+
+// ServeHTTP runs the pipeline: method, content type, size, authentication,
+// JSON, reshape, then forward or the next handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	start := h.now()
+	h.metrics.received.Inc()
+
+	if _, ok := h.methods[r.Method]; !ok {
+		w.Header().Set("Allow", h.allow)
+		return h.reject(w, r, http.StatusMethodNotAllowed, reasonMethod, "method not allowed", nil)
+	}
+	form, ok := h.acceptContentType(r.Header.Get("Content-Type"))
+	if !ok {
+		w.Header().Set("Accept-Post", h.acceptPost)
+		return h.reject(w, r, http.StatusUnsupportedMediaType, reasonContentType, "unsupported content type", nil)
+	}
+	body, err := readBody(w, r, h.maxSize)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return h.reject(w, r, http.StatusRequestEntityTooLarge, reasonSize, "body too large", err)
+		}
+		return h.reject(w, r, http.StatusBadRequest, reasonBody, "could not read body", err)
+	}
+
+	method, idHeader, err := h.authenticate(r, body)
+	if err != nil {
+		if h.hasBasic {
+			w.Header().Set("WWW-Authenticate", `Basic realm="webhook_gateway"`)
+		}
+		return h.reject(w, r, http.StatusUnauthorized, reasonAuth, "unauthorized", err)
+	}
+
+	doc := body
+	if form {
+		doc, err = formPayload(body)
+		if err != nil {
+			return h.reject(w, r, http.StatusBadRequest, reasonJSON, err.Error(), nil)
+		}
+	}
+	if err := checkJSON(doc); err != nil {
+		return h.reject(w, r, http.StatusBadRequest, reasonJSON, err.Error(), nil)
+	}
+
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	id := h.eventID(r, repl, idHeader)
+	repl.Set(phID, id)
+	repl.Set(phAuth, method)
+	repl.Set(phReceivedAt, start.UTC().Format(time.RFC3339Nano))
+	repl.Map(jsonPlaceholders(doc))
+
+	out := doc
+	if h.program != nil {
+		out, err = h.program.Apply(doc, repl.Get)
+		if err != nil {
+			var missing *reshape.MissingError
+			if errors.As(err, &missing) {
+				return h.reject(w, r, http.StatusUnprocessableEntity, reasonMapping, missing.Error(), nil)
+			}
+			return h.reject(w, r, http.StatusUnprocessableEntity, reasonMapping, "payload could not be reshaped", err)
+		}
+	}
+
+	if len(h.actions) == 0 {
+		// Gate mode: the next handler gets the bytes that were verified,
+		// or the reshaped JSON.
+		h.metrics.passed.Inc()
+		if h.program != nil {
+			return next.ServeHTTP(w, withBody(r, out, true))
+		}
+		return next.ServeHTTP(w, withBody(r, body, false))
+	}
+	return h.forwardSync(w, r, repl, id, doc, out)
+}
+
+// Cleanup closes the idle connections of the forward client.
+func (h *Handler) Cleanup() error {
+	if h.client != nil {
+		h.client.Close()
+	}
+	return nil
+}
+
+// authenticate returns the method that passed and its delivery id header.
+func (h *Handler) authenticate(r *http.Request, body []byte) (string, string, error) {
+	if len(h.verifiers) == 0 {
+		return "none", "", nil
+	}
+	var errs []error
+	for _, nv := range h.verifiers {
+		err := nv.v.Verify(r, body)
+		if err == nil {
+			return nv.method, nv.idHeader, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", nv.method, err))
+	}
+	return "", "", errors.Join(errs...)
+}
+
+// eventID picks the event id: id_from, the preset's delivery header, or a
+// new UUIDv7. An id that is empty, too long or not printable ASCII is
+// replaced by a UUIDv7, because it is echoed in outbound headers.
+func (h *Handler) eventID(r *http.Request, repl *caddy.Replacer, idHeader string) string {
+	var id string
+	switch {
+	case h.IDFrom != "":
+		id = repl.ReplaceAll(h.IDFrom, "")
+	case idHeader != "":
+		id = r.Header.Get(idHeader)
+	}
+	if !usableID(id) {
+		return h.newID()
+	}
+	return id
+}
+
+func usableID(id string) bool {
+	if id == "" || len(id) > maxIDLength {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func newUUIDv7() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
+}
+
+// reject answers a refused request. When the server has handle_errors
+// routes the error goes to them (caddyhttp.Error); otherwise the handler
+// writes the JSON error body itself. public is what the sender may see;
+// cause is logged at debug level only.
+func (h *Handler) reject(w http.ResponseWriter, r *http.Request, status int, reason, public string, cause error) error {
+	h.metrics.rejected.WithLabelValues(h.name, reason).Inc()
+	if ce := h.logger.Check(zapcore.DebugLevel, "webhook rejected"); ce != nil {
+		fields := []zap.Field{zap.String("hook", h.name), zap.String("reason", reason), zap.Int("status", status)}
+		if cause != nil {
+			fields = append(fields, zap.String("cause", cause.Error()))
+		}
+		ce.Write(fields...)
+	}
+	return h.fail(w, r, status, errors.New(public))
+}
+
+// fail sends err with status to handle_errors if configured, else writes
+// {"error": ..., "status": ...}.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, status int, err error) error {
+	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv.Errors != nil && len(srv.Errors.Routes) > 0 {
+		return caddyhttp.Error(status, err)
+	}
+	writeJSON(w, status, errorBody{Error: err.Error(), Status: status})
+	return nil
+}
+
+// deadlineContext bounds a sync delivery by the deadline and the sender's
+// own connection.
+func (h *Handler) deadlineContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), h.deadline)
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler       = (*Handler)(nil)
+)

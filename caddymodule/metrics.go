@@ -1,0 +1,102 @@
+package caddymodule
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Rejection reasons, the "reason" label of the rejected counter.
+const (
+	reasonMethod      = "method"
+	reasonContentType = "content_type"
+	reasonSize        = "size"
+	reasonBody        = "body"
+	reasonAuth        = "auth"
+	reasonJSON        = "json"
+	reasonMapping     = "mapping"
+)
+
+// collectors are created once per process and registered into each
+// config's registry at Provision: Caddy makes a new registry per config
+// load, and creating collectors anew per load would lose their counts.
+var collectors = sync.OnceValue(func() *gatewayCollectors {
+	const ns, sub = "caddy", "webhook_gateway"
+	return &gatewayCollectors{
+		received: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "received_total",
+			Help: "Webhook requests received, by hook.",
+		}, []string{"hook"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "rejected_total",
+			Help: "Webhook requests rejected, by hook and reason.",
+		}, []string{"hook", "reason"}),
+		passed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "passed_total",
+			Help: "Verified webhooks passed to the next handler (gate mode), by hook.",
+		}, []string{"hook"}),
+		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "forwarded_total",
+			Help: "Deliveries to upstream actions, by hook, action and outcome (2xx, 4xx, 5xx, error, timeout).",
+		}, []string{"hook", "action", "outcome"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "attempts_total",
+			Help: "Outbound attempts, by hook and action.",
+		}, []string{"hook", "action"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "retries_total",
+			Help: "Outbound attempts after the first, by hook and action.",
+		}, []string{"hook", "action"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "delivery_duration_seconds",
+			Help:    "Time to deliver to an action, all attempts included, by hook and action.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}, []string{"hook", "action"}),
+	}
+})
+
+type gatewayCollectors struct {
+	received  *prometheus.CounterVec
+	rejected  *prometheus.CounterVec
+	passed    *prometheus.CounterVec
+	forwarded *prometheus.CounterVec
+	attempts  *prometheus.CounterVec
+	retries   *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+}
+
+// hookMetrics are the collectors with this hook's label bound where the
+// label set is fixed.
+type hookMetrics struct {
+	received  prometheus.Counter
+	passed    prometheus.Counter
+	rejected  *prometheus.CounterVec
+	forwarded *prometheus.CounterVec
+	attempts  *prometheus.CounterVec
+	retries   *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+}
+
+func registerMetrics(reg prometheus.Registerer, hook string) (*hookMetrics, error) {
+	c := collectors()
+	if reg != nil {
+		for _, col := range []prometheus.Collector{c.received, c.rejected, c.passed, c.forwarded, c.attempts, c.retries, c.latency} {
+			if err := reg.Register(col); err != nil {
+				var already prometheus.AlreadyRegisteredError
+				if !errors.As(err, &already) {
+					return nil, err
+				}
+			}
+		}
+	}
+	return &hookMetrics{
+		received:  c.received.WithLabelValues(hook),
+		passed:    c.passed.WithLabelValues(hook),
+		rejected:  c.rejected,
+		forwarded: c.forwarded,
+		attempts:  c.attempts,
+		retries:   c.retries,
+		latency:   c.latency,
+	}, nil
+}
