@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -119,7 +120,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		case "deduplicate":
-			return d.Errf("deduplicate needs the event store of mode async, which is not available in this build")
+			window := caddy.Duration(24 * time.Hour)
+			if d.CountRemainingArgs() > 0 {
+				if err := durationArg(d, &window); err != nil {
+					return err
+				}
+			}
+			h.Deduplicate = window
 		case "reshape":
 			r, err := parseReshape(d)
 			if err != nil {
@@ -137,9 +144,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			switch h.Mode {
-			case "sync":
-			case "async":
-				return d.Errf("mode async is not available in this build; use mode sync")
+			case "sync", "async":
 			default:
 				return d.Errf("mode must be sync or async, not %q", h.Mode)
 			}

@@ -74,7 +74,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"sign kind", "webhook_gateway {\n forward http://x {\n  sign rot13 s\n }\n}", `sign: unknown kind "rot13"`},
 		{"sign hmac header", "webhook_gateway {\n forward http://x {\n  sign hmac s\n }\n}", "sign hmac needs a header option"},
 		{"mode bad", "webhook_gateway {\n mode later\n}", `mode must be sync or async, not "later"`},
-		{"mode async", "webhook_gateway {\n mode async\n}", "mode async is not available"},
+		{"deduplicate bad", "webhook_gateway {\n deduplicate forever\n}", `deduplicate: invalid duration "forever"`},
 		{"deadline bad", "webhook_gateway {\n deadline -1s\n}", `deadline: invalid duration "-1s"`},
 	}
 	for _, tc := range cases {

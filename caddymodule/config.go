@@ -205,6 +205,9 @@ type action struct {
 	signer   forward.Signer
 	insecure bool
 	original bool
+	// customRetry: retries or backoff were configured, so async mode uses
+	// them instead of the long default schedule.
+	customRetry bool
 }
 
 const (
@@ -256,6 +259,7 @@ func (f *ForwardConfig) provision(repl *caddy.Replacer, reshaped bool) (*action,
 		return nil, fmt.Errorf("body must be reshaped or original, not %q", f.Body)
 	}
 
+	a.customRetry = f.Retries != nil || f.BackoffBase != 0 || f.BackoffMax != 0
 	retries := defaultRetries
 	if f.Retries != nil {
 		retries = *f.Retries

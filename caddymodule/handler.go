@@ -134,9 +134,17 @@ type Handler struct {
 	// goes to the next handler.
 	Forward []ForwardConfig `json:"forward,omitempty"`
 
-	// Mode is how forwarding answers the sender. Only "sync" (default) is
-	// available: the sender waits for the actions' outcome.
+	// Mode is how forwarding answers the sender: "sync" (default), the
+	// sender waits for the actions' outcome; "async", the event is stored
+	// durably, the sender gets 202, and the webhook_gateway app delivers
+	// it in the background with retries on a long schedule.
 	Mode string `json:"mode,omitempty"`
+
+	// Deduplicate is, in async mode, the window in which an event id seen
+	// before is answered 200 {"status":"duplicate"} and not delivered
+	// again. It holds across restarts (and instances sharing NATS).
+	// Default: off; `deduplicate` alone in the Caddyfile means 24h.
+	Deduplicate caddy.Duration `json:"deduplicate,omitempty"`
 
 	// Deadline bounds, in sync mode, the total time of all attempts of all
 	// actions, so the sender's own timeout is not hit. Default: 25s.
@@ -151,6 +159,8 @@ type Handler struct {
 	program     *reshape.Program
 	actions     []*action
 	client      *forward.Client
+	app         *App
+	dedupWindow time.Duration
 	metrics     *hookMetrics
 	logger      *zap.Logger
 	now         func() time.Time
@@ -262,6 +272,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+
+	if h.Mode == "async" {
+		appIface, err := ctx.App("webhook_gateway")
+		if err != nil {
+			return fmt.Errorf("mode async: %w", err)
+		}
+		h.app = appIface.(*App)
+		h.dedupWindow = time.Duration(h.Deduplicate)
+		h.app.register(h)
+	}
 	return nil
 }
 
@@ -270,9 +290,17 @@ func (h *Handler) Validate() error {
 	switch h.Mode {
 	case "", "sync":
 	case "async":
-		return errors.New("mode async is not available in this build; use mode sync")
+		if len(h.Forward) == 0 {
+			return errors.New("mode async needs at least one forward action")
+		}
 	default:
-		return fmt.Errorf("unknown mode %q (want sync)", h.Mode)
+		return fmt.Errorf("unknown mode %q (want sync or async)", h.Mode)
+	}
+	if h.Deduplicate != 0 && h.Mode != "async" {
+		return errors.New("deduplicate needs mode async, whose event store remembers ids")
+	}
+	if h.Deduplicate < 0 {
+		return errors.New("deduplicate window must not be negative")
 	}
 	if h.MaxSize < 0 {
 		return errors.New("max_size must not be negative")
@@ -356,11 +384,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		return next.ServeHTTP(w, withBody(r, body, false))
 	}
+	if h.app != nil {
+		return h.enqueue(w, r, repl, id, doc, out)
+	}
 	return h.forwardSync(w, r, repl, id, doc, out)
 }
 
-// Cleanup closes the idle connections of the forward client.
+// Cleanup stops delivering this hook's events and closes the idle
+// connections of the forward client.
 func (h *Handler) Cleanup() error {
+	if h.app != nil {
+		h.app.unregister(h)
+	}
 	if h.client != nil {
 		h.client.Close()
 	}

@@ -16,6 +16,7 @@ const (
 	reasonAuth        = "auth"
 	reasonJSON        = "json"
 	reasonMapping     = "mapping"
+	reasonStore       = "store"
 )
 
 // collectors are created once per process and registered into each
@@ -48,6 +49,10 @@ var collectors = sync.OnceValue(func() *gatewayCollectors {
 			Namespace: ns, Subsystem: sub, Name: "retries_total",
 			Help: "Outbound attempts after the first, by hook and action.",
 		}, []string{"hook", "action"}),
+		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "dead_total",
+			Help: "Async events moved to dead after their last attempt, by hook.",
+		}, []string{"hook"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: ns, Subsystem: sub, Name: "delivery_duration_seconds",
 			Help:    "Time to deliver to an action, all attempts included, by hook and action.",
@@ -63,6 +68,7 @@ type gatewayCollectors struct {
 	forwarded *prometheus.CounterVec
 	attempts  *prometheus.CounterVec
 	retries   *prometheus.CounterVec
+	dead      *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
 }
 
@@ -75,13 +81,14 @@ type hookMetrics struct {
 	forwarded *prometheus.CounterVec
 	attempts  *prometheus.CounterVec
 	retries   *prometheus.CounterVec
+	dead      *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
 }
 
 func registerMetrics(reg prometheus.Registerer, hook string) (*hookMetrics, error) {
 	c := collectors()
 	if reg != nil {
-		for _, col := range []prometheus.Collector{c.received, c.rejected, c.passed, c.forwarded, c.attempts, c.retries, c.latency} {
+		for _, col := range []prometheus.Collector{c.received, c.rejected, c.passed, c.forwarded, c.attempts, c.retries, c.dead, c.latency} {
 			if err := reg.Register(col); err != nil {
 				var already prometheus.AlreadyRegisteredError
 				if !errors.As(err, &already) {
@@ -97,6 +104,7 @@ func registerMetrics(reg prometheus.Registerer, hook string) (*hookMetrics, erro
 		forwarded: c.forwarded,
 		attempts:  c.attempts,
 		retries:   c.retries,
+		dead:      c.dead,
 		latency:   c.latency,
 	}, nil
 }

@@ -1,0 +1,294 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/caddy-webhooks/gateway/queue"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// Defaults of the async side.
+const (
+	defaultWorkers = 16
+	// leaseFor is how long a worker holds an event before another may take
+	// it again; it must outlast one attempt with its timeout.
+	leaseMargin = 30 * time.Second
+	pollEvery   = 200 * time.Millisecond
+	// unroutedDelay is how long an event waits when no handler of the
+	// running config delivers its hook (the config changed).
+	unroutedDelay = time.Minute
+)
+
+// DefaultSchedule is the async retry schedule, like the big senders use:
+// the delay before each retry after the first attempt.
+var DefaultSchedule = []time.Duration{
+	5 * time.Second, 5 * time.Minute, 30 * time.Minute,
+	2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,
+}
+
+// stores holds open event stores across config reloads: a reload starts the
+// new config before the old one stops, and both must share one open store.
+var stores = caddy.NewUsagePool()
+
+// App is the webhook_gateway app: it owns the durable event store of
+// `mode async` and the workers that deliver stored events. Handlers find
+// it through the Caddy context. Without a global webhook_gateway block it
+// starts with the embedded bbolt store under Caddy's data directory.
+//
+// Caddyfile (global options):
+//
+//	webhook_gateway {
+//		store bolt [<path>]
+//		workers <n>
+//	}
+type App struct {
+	// Store selects and configures the event store. Default: bolt in
+	// Caddy's data directory.
+	Store *StoreConfig `json:"store,omitempty"`
+
+	// Workers is the number of concurrent deliveries. Default: 16.
+	Workers int `json:"workers,omitempty"`
+
+	store    queue.Store
+	storeKey string
+	logger   *zap.Logger
+
+	mu    sync.RWMutex
+	hooks map[string]*Handler
+
+	wake   chan struct{}
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+	now    func() time.Time
+}
+
+// StoreConfig configures the event store.
+type StoreConfig struct {
+	// Kind is "bolt" (embedded, default) or "nats".
+	Kind string `json:"kind,omitempty"`
+
+	// Path of the bolt file. Default: webhook_gateway/events.db under
+	// Caddy's data directory.
+	Path string `json:"path,omitempty"`
+
+	// URLs of the NATS servers, for kind "nats".
+	URLs []string `json:"urls,omitempty"`
+
+	// Stream is the JetStream stream name. Default: webhook_gateway.
+	Stream string `json:"stream,omitempty"`
+
+	// Replicas of the JetStream streams. Default: 3.
+	Replicas int `json:"replicas,omitempty"`
+
+	// Creds is a NATS credentials file.
+	Creds string `json:"creds,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "webhook_gateway",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision opens the store, shared with any other config generation that
+// uses the same one.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	a.hooks = map[string]*Handler{}
+	a.wake = make(chan struct{}, 1)
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.Workers <= 0 {
+		a.Workers = defaultWorkers
+	}
+	cfg := StoreConfig{Kind: "bolt"}
+	if a.Store != nil {
+		cfg = *a.Store
+	}
+	repl := caddy.NewReplacer()
+	switch cfg.Kind {
+	case "", "bolt":
+		path := repl.ReplaceKnown(cfg.Path, "")
+		if path == "" {
+			path = filepath.Join(caddy.AppDataDir(), "webhook_gateway", "events.db")
+		}
+		a.storeKey = "bolt:" + path
+		val, _, err := stores.LoadOrNew(a.storeKey, func() (caddy.Destructor, error) {
+			s, err := queue.OpenBolt(path, queue.BoltOptions{})
+			if err != nil {
+				return nil, err
+			}
+			return storeDestructor{s}, nil
+		})
+		if err != nil {
+			return fmt.Errorf("opening event store %s: %w", path, err)
+		}
+		a.store = val.(storeDestructor).Store
+	case "nats":
+		if len(cfg.URLs) == 0 {
+			return errors.New("store nats needs at least one server URL")
+		}
+		urls := make([]string, len(cfg.URLs))
+		for i, u := range cfg.URLs {
+			urls[i] = repl.ReplaceKnown(u, "")
+		}
+		opts := queue.NATSOptions{
+			URLs:      urls,
+			Stream:    cfg.Stream,
+			Replicas:  cfg.Replicas,
+			CredsFile: repl.ReplaceKnown(cfg.Creds, ""),
+		}
+		a.storeKey = fmt.Sprintf("nats:%v:%s", urls, cfg.Stream)
+		val, _, err := stores.LoadOrNew(a.storeKey, func() (caddy.Destructor, error) {
+			openCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			s, err := queue.OpenNATS(openCtx, opts)
+			if err != nil {
+				return nil, err
+			}
+			return storeDestructor{s}, nil
+		})
+		if err != nil {
+			return fmt.Errorf("connecting to NATS event store: %w", err)
+		}
+		a.store = val.(storeDestructor).Store
+	default:
+		return fmt.Errorf("unknown store kind %q (want bolt or nats)", cfg.Kind)
+	}
+	return nil
+}
+
+// storeDestructor closes a store when its last config generation is gone.
+type storeDestructor struct{ queue.Store }
+
+func (s storeDestructor) Destruct() error { return s.Close() }
+
+// Start starts the delivery workers.
+func (a *App) Start() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	jobs := make(chan *queue.Event)
+	for range a.Workers {
+		a.done.Go(func() {
+			for ev := range jobs {
+				a.deliver(ctx, ev)
+			}
+		})
+	}
+	a.done.Go(func() {
+		defer close(jobs)
+		a.leaseLoop(ctx, jobs)
+	})
+	return nil
+}
+
+// Stop stops the workers after their current attempts.
+func (a *App) Stop() error {
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.done.Wait()
+	return nil
+}
+
+// Cleanup releases this generation's use of the store.
+func (a *App) Cleanup() error {
+	if a.storeKey != "" {
+		_, err := stores.Delete(a.storeKey)
+		return err
+	}
+	return nil
+}
+
+// register makes h deliver the events of its hook.
+func (a *App) register(h *Handler) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.hooks[h.name] = h
+}
+
+func (a *App) unregister(h *Handler) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.hooks[h.name] == h {
+		delete(a.hooks, h.name)
+	}
+}
+
+func (a *App) handler(hook string) *Handler {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.hooks[hook]
+}
+
+// notify wakes the lease loop after an enqueue, so a new event does not
+// wait for the next poll.
+func (a *App) notify() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// leaseLoop hands due events to the workers until ctx ends.
+func (a *App) leaseLoop(ctx context.Context, jobs chan<- *queue.Event) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-a.wake:
+		}
+		evs, err := a.store.Lease(ctx, a.Workers, a.leaseDuration())
+		if err != nil && ctx.Err() == nil {
+			a.logger.Warn("leasing events", zap.Error(err))
+		}
+		for _, ev := range evs {
+			select {
+			case jobs <- ev:
+			case <-ctx.Done():
+				return // the lease expires and the event is due again
+			}
+		}
+		if len(evs) == a.Workers {
+			timer.Reset(0) // more may be due
+		} else {
+			timer.Reset(pollEvery)
+		}
+	}
+}
+
+func (a *App) leaseDuration() time.Duration {
+	longest := defaultTimeout
+	a.mu.RLock()
+	for _, h := range a.hooks {
+		for _, act := range h.actions {
+			longest = max(longest, act.timeout)
+		}
+	}
+	a.mu.RUnlock()
+	return longest + leaseMargin
+}
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

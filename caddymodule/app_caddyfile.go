@@ -1,0 +1,108 @@
+package caddymodule
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("webhook_gateway", parseGlobalOption)
+}
+
+// parseGlobalOption sets up the webhook_gateway app from the global
+// options block:
+//
+//	webhook_gateway {
+//		store bolt [<path>]
+//		store nats <url...> {
+//			stream   <name>
+//			replicas <n>
+//			creds    <file>
+//		}
+//		workers <n>
+//	}
+func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
+	app := new(App)
+	if err := app.UnmarshalCaddyfile(d); err != nil {
+		return nil, err
+	}
+	return httpcaddyfile.App{Name: "webhook_gateway", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// UnmarshalCaddyfile sets up the app from Caddyfile tokens.
+func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // option name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "store":
+			if a.Store != nil {
+				return d.Errf("store given twice")
+			}
+			if !d.NextArg() {
+				return d.Errf("store needs a kind: bolt or nats")
+			}
+			s := &StoreConfig{Kind: d.Val()}
+			switch s.Kind {
+			case "bolt":
+				if d.NextArg() {
+					s.Path = d.Val()
+				}
+				if d.NextArg() {
+					return d.Errf("store bolt takes at most one path")
+				}
+			case "nats":
+				s.URLs = d.RemainingArgs()
+				if len(s.URLs) == 0 {
+					return d.Errf("store nats needs at least one server URL")
+				}
+				for n := d.Nesting(); d.NextBlock(n); {
+					var err error
+					switch d.Val() {
+					case "stream":
+						err = oneArg(d, &s.Stream)
+					case "replicas":
+						var v string
+						if err = oneArg(d, &v); err == nil {
+							s.Replicas, err = strconv.Atoi(v)
+							if err != nil || s.Replicas < 1 || s.Replicas > 5 {
+								return d.Errf("replicas: want 1 to 5, not %q", v)
+							}
+						}
+					case "creds":
+						err = oneArg(d, &s.Creds)
+					default:
+						return d.Errf("store nats: unrecognized option %q", d.Val())
+					}
+					if err != nil {
+						return err
+					}
+				}
+			default:
+				return d.Errf("store: unknown kind %q (want bolt or nats)", s.Kind)
+			}
+			a.Store = s
+		case "workers":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 1024 {
+				return d.Errf("workers: want 1 to 1024, not %q", v)
+			}
+			a.Workers = n
+		default:
+			return d.Errf("unrecognized webhook_gateway global option %q", d.Val())
+		}
+	}
+	return nil
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*App)(nil)

@@ -1,0 +1,124 @@
+package caddymodule
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// benchEvent builds a GitHub-like push event of about size bytes.
+func benchEvent(size int) []byte {
+	head := `{"ref":"refs/heads/main","before":"9049f1265b7d61be4a8904a9a27120d2064dab3b","after":"0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c",` +
+		`"repository":{"id":1296269,"full_name":"octocat/Hello-World","private":false,"owner":{"login":"octocat","id":1}},` +
+		`"pusher":{"name":"octocat","email":"octocat@github.com"},"sender":{"login":"octocat","id":1,"site_admin":false},` +
+		`"head_commit":{"id":"0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c","message":"Update README","timestamp":"2026-11-23T10:00:00Z"},"padding":"`
+	pad := size - len(head) - 2
+	if pad < 0 {
+		pad = 0
+	}
+	return []byte(head + strings.Repeat("x", pad) + `"}`)
+}
+
+func benchSign(secret string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// tenMappings is the reshape of the performance budget.
+var tenMappings = []Mapping{
+	{Set: "ref", Value: "{json.ref}"},
+	{Set: "after", Value: "{json.after}"},
+	{Set: "repo.name", Value: "{json.repository.full_name}", Required: true},
+	{Set: "repo.id", Value: "{json.repository.id}"},
+	{Set: "repo.private", Value: "{json.repository.private}"},
+	{Set: "owner", Value: "{json.repository.owner}"},
+	{Set: "pusher", Value: "{json.pusher.name}"},
+	{Set: "commit.id", Value: "{json.head_commit.id}"},
+	{Set: "commit.message", Value: "{json.head_commit.message}"},
+	{Set: "summary", Value: "{json.pusher.name} pushed to {json.ref}"},
+}
+
+func provisionBench(b *testing.B, h *Handler) {
+	b.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	b.Cleanup(cancel)
+	if err := h.Provision(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if err := h.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = h.Cleanup() })
+}
+
+type discardNext struct{ n int }
+
+func (d *discardNext) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	d.n += int(r.ContentLength)
+	return nil
+}
+
+// BenchmarkInbound measures the whole inbound pipeline in gate mode:
+// method, content type, bounded read, GitHub HMAC, JSON check and ten
+// mappings, next to raw HMAC-SHA256 over the same bytes.
+func BenchmarkInbound(b *testing.B) {
+	const secret = "bench-secret"
+	for _, size := range []int{1 << 10, 64 << 10, 1 << 20} {
+		body := benchEvent(size)
+		sig := benchSign(secret, body)
+		name := fmt.Sprintf("%dKiB", size>>10)
+
+		b.Run("RawHMACSHA256/"+name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			key := []byte(secret)
+			for b.Loop() {
+				m := hmac.New(sha256.New, key)
+				m.Write(body)
+				_ = m.Sum(nil)
+			}
+		})
+
+		for _, withReshape := range []bool{false, true} {
+			h := &Handler{
+				MaxSize: 2 << 20,
+				Auth:    []AuthConfig{{Method: "github", Secrets: []string{secret}}},
+			}
+			label := "Gate/"
+			if withReshape {
+				h.Reshape = &ReshapeConfig{Mappings: tenMappings}
+				label = "Gate10Mappings/"
+			}
+			provisionBench(b, h)
+			next := &discardNext{}
+			b.Run(label+name, func(b *testing.B) {
+				b.SetBytes(int64(len(body)))
+				b.ReportAllocs()
+				rd := bytes.NewReader(body)
+				for b.Loop() {
+					rd.Reset(body)
+					req := httptest.NewRequest(http.MethodPost, "/hook", rd)
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("X-Hub-Signature-256", sig)
+					w := httptest.NewRecorder()
+					repl := caddy.NewReplacer()
+					req = caddyhttp.PrepareRequest(req, repl, w, nil)
+					if err := h.ServeHTTP(w, req, next); err != nil || w.Code != http.StatusOK {
+						b.Fatalf("status %d err %v: %s", w.Code, err, w.Body)
+					}
+				}
+			})
+		}
+	}
+}
