@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -75,24 +74,12 @@ type App struct {
 
 // StoreConfig configures the event store.
 type StoreConfig struct {
-	// Kind is "bolt" (embedded, default) or "nats".
+	// Kind is "bolt" (embedded, the default).
 	Kind string `json:"kind,omitempty"`
 
 	// Path of the bolt file. Default: webhook_gateway/events.db under
 	// Caddy's data directory.
 	Path string `json:"path,omitempty"`
-
-	// URLs of the NATS servers, for kind "nats".
-	URLs []string `json:"urls,omitempty"`
-
-	// Stream is the JetStream stream name. Default: webhook_gateway.
-	Stream string `json:"stream,omitempty"`
-
-	// Replicas of the JetStream streams. Default: 3.
-	Replicas int `json:"replicas,omitempty"`
-
-	// Creds is a NATS credentials file.
-	Creds string `json:"creds,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -138,36 +125,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("opening event store %s: %w", path, err)
 		}
 		a.store = val.(storeDestructor).Store
-	case "nats":
-		if len(cfg.URLs) == 0 {
-			return errors.New("store nats needs at least one server URL")
-		}
-		urls := make([]string, len(cfg.URLs))
-		for i, u := range cfg.URLs {
-			urls[i] = repl.ReplaceKnown(u, "")
-		}
-		opts := queue.NATSOptions{
-			URLs:      urls,
-			Stream:    cfg.Stream,
-			Replicas:  cfg.Replicas,
-			CredsFile: repl.ReplaceKnown(cfg.Creds, ""),
-		}
-		a.storeKey = fmt.Sprintf("nats:%v:%s", urls, cfg.Stream)
-		val, _, err := stores.LoadOrNew(a.storeKey, func() (caddy.Destructor, error) {
-			openCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			s, err := queue.OpenNATS(openCtx, opts)
-			if err != nil {
-				return nil, err
-			}
-			return storeDestructor{s}, nil
-		})
-		if err != nil {
-			return fmt.Errorf("connecting to NATS event store: %w", err)
-		}
-		a.store = val.(storeDestructor).Store
 	default:
-		return fmt.Errorf("unknown store kind %q (want bolt or nats)", cfg.Kind)
+		return fmt.Errorf("unknown store kind %q (want bolt)", cfg.Kind)
 	}
 	return nil
 }

@@ -17,11 +17,6 @@ func init() {
 //
 //	webhook_gateway {
 //		store bolt [<path>]
-//		store nats <url...> {
-//			stream   <name>
-//			replicas <n>
-//			creds    <file>
-//		}
 //		workers <n>
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
@@ -45,7 +40,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("store given twice")
 			}
 			if !d.NextArg() {
-				return d.Errf("store needs a kind: bolt or nats")
+				return d.Errf("store needs a kind: bolt")
 			}
 			s := &StoreConfig{Kind: d.Val()}
 			switch s.Kind {
@@ -56,35 +51,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				if d.NextArg() {
 					return d.Errf("store bolt takes at most one path")
 				}
-			case "nats":
-				s.URLs = d.RemainingArgs()
-				if len(s.URLs) == 0 {
-					return d.Errf("store nats needs at least one server URL")
-				}
-				for n := d.Nesting(); d.NextBlock(n); {
-					var err error
-					switch d.Val() {
-					case "stream":
-						err = oneArg(d, &s.Stream)
-					case "replicas":
-						var v string
-						if err = oneArg(d, &v); err == nil {
-							s.Replicas, err = strconv.Atoi(v)
-							if err != nil || s.Replicas < 1 || s.Replicas > 5 {
-								return d.Errf("replicas: want 1 to 5, not %q", v)
-							}
-						}
-					case "creds":
-						err = oneArg(d, &s.Creds)
-					default:
-						return d.Errf("store nats: unrecognized option %q", d.Val())
-					}
-					if err != nil {
-						return err
-					}
-				}
 			default:
-				return d.Errf("store: unknown kind %q (want bolt or nats)", s.Kind)
+				return d.Errf("store: unknown kind %q (want bolt)", s.Kind)
 			}
 			a.Store = s
 		case "workers":

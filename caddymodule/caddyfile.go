@@ -26,6 +26,9 @@ func init() {
 // parseDirective sets up the handler from Caddyfile tokens. It handles the
 // matcher itself so that a path matcher can name the hook by default.
 func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	if !h.Next() {
+		return nil, h.ArgErr()
+	}
 	matcherSet, err := h.ExtractMatcherSet()
 	if err != nil {
 		return nil, err

@@ -29,7 +29,7 @@ func TestCaddyfileAdapt(t *testing.T) {
 			if !ok {
 				t.Fatalf("%s has no ---------- separator", f)
 			}
-			if !caddytest.CompareAdapt(t, f, caddyfileText, "caddyfile", wantJSON) {
+			if !caddytest.CompareAdapt(t, f, caddyfileText, "caddyfile", strings.TrimSpace(wantJSON)) {
 				t.Errorf("%s: adapted JSON differs", f)
 			}
 		})
@@ -42,7 +42,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 	cases := []struct {
 		name, input, wantErr string
 	}{
-		{"argument on directive", `webhook_gateway extra`, "Wrong argument count"},
+		{"argument on directive", `webhook_gateway extra`, "wrong argument count"},
 		{"unknown option", "webhook_gateway {\n bogus 1\n}", `unrecognized webhook_gateway option "bogus"`},
 		{"repeated option", "webhook_gateway {\n max_size 1KB\n max_size 2KB\n}", "max_size given twice"},
 		{"bad size", "webhook_gateway {\n max_size lots\n}", `max_size: invalid size "lots"`},

@@ -164,7 +164,8 @@ func checkJSON(doc []byte) error {
 	}
 	var syn *json.SyntaxError
 	if err := json.Unmarshal(doc, new(json.RawMessage)); errors.As(err, &syn) {
-		return fmt.Errorf("invalid JSON at byte %d: %s", syn.Offset, syn.Error())
+		// Offset counts the bytes read, the bad one included.
+		return fmt.Errorf("invalid JSON at byte %d: %s", max(syn.Offset-1, 0), syn.Error())
 	}
 	return errors.New("invalid JSON")
 }

@@ -1,0 +1,381 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bucketEvents = []byte("events") // hook \x00 id -> JSON Event
+	bucketDue    = []byte("due")    // dueAt (8 bytes, big-endian unix nanos) hook \x00 id -> nothing
+	bucketDedup  = []byte("dedup")  // hook \x00 id -> expiry (8 bytes)
+)
+
+// BoltOptions configure the embedded store.
+type BoltOptions struct {
+	// OpenTimeout bounds the wait for the file lock, so a second opener
+	// fails instead of hanging. Default 5s.
+	OpenTimeout time.Duration
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+}
+
+// Bolt is the embedded store: one bbolt file, fsync on every commit,
+// concurrent enqueues grouped into one commit (db.Batch).
+type Bolt struct {
+	db  *bolt.DB
+	now func() time.Time
+}
+
+// OpenBolt opens (or creates) the store at path. Events that were being
+// delivered when the process stopped are due again at once.
+func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
+	if opts.OpenTimeout <= 0 {
+		opts.OpenTimeout = 5 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.OpenTimeout})
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	b := &Bolt{db: db, now: opts.Now}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketEvents, bucketDue, bucketDedup} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return b.recover(tx)
+	}); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// recover makes every leased event due now: its worker is gone.
+func (b *Bolt) recover(tx *bolt.Tx) error {
+	now := b.now()
+	events := tx.Bucket(bucketEvents)
+	var leased []*Event
+	err := events.ForEach(func(k, v []byte) error {
+		var ev Event
+		if err := json.Unmarshal(v, &ev); err != nil {
+			return err
+		}
+		if ev.Status == StatusDelivering {
+			leased = append(leased, &ev)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, ev := range leased {
+		if err := b.reschedule(tx, ev, StatusQueued, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close closes the file.
+func (b *Bolt) Close() error { return b.db.Close() }
+
+func eventKey(hook, id string) []byte {
+	k := make([]byte, 0, len(hook)+1+len(id))
+	k = append(k, hook...)
+	k = append(k, 0)
+	return append(k, id...)
+}
+
+func dueKey(at time.Time, hook, id string) []byte {
+	k := make([]byte, 8, 8+len(hook)+1+len(id))
+	binary.BigEndian.PutUint64(k, uint64(max(at.UnixNano(), 0)))
+	return append(k, eventKey(hook, id)...)
+}
+
+func unavailable(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, ErrDuplicate) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrNotReplayable) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
+// Enqueue stores ev durably; concurrent calls share one commit and fsync.
+func (b *Bolt) Enqueue(ctx context.Context, ev *Event, dedupWindow time.Duration) error {
+	if ev.ID == "" || ev.Hook == "" || strings.ContainsRune(ev.Hook, 0) {
+		return errors.New("event needs an id and a hook")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	now := b.now()
+	rec := *ev
+	rec.Status, rec.CreatedAt, rec.UpdatedAt, rec.DueAt, rec.Attempts = StatusQueued, now, now, now, nil
+	val, err := json.Marshal(&rec)
+	if err != nil {
+		return err
+	}
+	key := eventKey(ev.Hook, ev.ID)
+	err = b.db.Batch(func(tx *bolt.Tx) error {
+		if dedupWindow > 0 {
+			dd := tx.Bucket(bucketDedup)
+			if v := dd.Get(key); len(v) == 8 && int64(binary.BigEndian.Uint64(v)) > now.UnixNano() {
+				return ErrDuplicate
+			}
+			exp := make([]byte, 8)
+			binary.BigEndian.PutUint64(exp, uint64(now.Add(dedupWindow).UnixNano()))
+			if err := dd.Put(key, exp); err != nil {
+				return err
+			}
+		}
+		events := tx.Bucket(bucketEvents)
+		if old := events.Get(key); old != nil {
+			// The same id again without dedup: deliver it again.
+			var prev Event
+			if json.Unmarshal(old, &prev) == nil {
+				_ = tx.Bucket(bucketDue).Delete(dueKey(prev.DueAt, prev.Hook, prev.ID))
+			}
+		}
+		if err := events.Put(key, val); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketDue).Put(dueKey(now, ev.Hook, ev.ID), nil)
+	})
+	if err == nil {
+		ev.Status, ev.CreatedAt, ev.DueAt, ev.UpdatedAt = rec.Status, now, now, now
+	}
+	return unavailable(err)
+}
+
+// Lease marks up to max due events delivering and returns them.
+func (b *Bolt) Lease(ctx context.Context, max int, leaseFor time.Duration) ([]*Event, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	now := b.now()
+	limit := make([]byte, 8)
+	binary.BigEndian.PutUint64(limit, uint64(now.UnixNano()))
+	var out []*Event
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		out = out[:0]
+		due, events := tx.Bucket(bucketDue), tx.Bucket(bucketEvents)
+		var keys [][]byte
+		c := due.Cursor()
+		for k, _ := c.First(); k != nil && len(keys) < max && bytes.Compare(k[:8], limit) <= 0; k, _ = c.Next() {
+			keys = append(keys, append([]byte(nil), k...))
+		}
+		for _, k := range keys {
+			if err := due.Delete(k); err != nil {
+				return err
+			}
+			v := events.Get(k[8:])
+			if v == nil {
+				continue // stale index entry
+			}
+			var ev Event
+			if err := json.Unmarshal(v, &ev); err != nil {
+				return err
+			}
+			ev.Status, ev.DueAt, ev.UpdatedAt = StatusDelivering, now.Add(leaseFor), now
+			if err := b.put(tx, &ev); err != nil {
+				return err
+			}
+			if err := due.Put(dueKey(ev.DueAt, ev.Hook, ev.ID), nil); err != nil {
+				return err
+			}
+			out = append(out, &ev)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return out, nil
+}
+
+func (b *Bolt) put(tx *bolt.Tx, ev *Event) error {
+	v, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketEvents).Put(eventKey(ev.Hook, ev.ID), v)
+}
+
+func (b *Bolt) get(tx *bolt.Tx, hook, id string) (*Event, error) {
+	v := tx.Bucket(bucketEvents).Get(eventKey(hook, id))
+	if v == nil {
+		return nil, ErrNotFound
+	}
+	var ev Event
+	if err := json.Unmarshal(v, &ev); err != nil {
+		return nil, err
+	}
+	return &ev, nil
+}
+
+// reschedule moves ev to status, due at due (no due entry for final
+// statuses).
+func (b *Bolt) reschedule(tx *bolt.Tx, ev *Event, status Status, due time.Time) error {
+	dueB := tx.Bucket(bucketDue)
+	if err := dueB.Delete(dueKey(ev.DueAt, ev.Hook, ev.ID)); err != nil {
+		return err
+	}
+	ev.Status, ev.UpdatedAt = status, b.now()
+	if status == StatusQueued || status == StatusDelivering {
+		ev.DueAt = due
+		if err := dueB.Put(dueKey(due, ev.Hook, ev.ID), nil); err != nil {
+			return err
+		}
+	}
+	return b.put(tx, ev)
+}
+
+func (b *Bolt) finish(hook, id string, a Attempt, status Status, after time.Duration) error {
+	err := b.db.Batch(func(tx *bolt.Tx) error {
+		ev, err := b.get(tx, hook, id)
+		if err != nil {
+			return err
+		}
+		ev.Attempts = append(ev.Attempts, a)
+		return b.reschedule(tx, ev, status, b.now().Add(after))
+	})
+	return unavailable(err)
+}
+
+// Ack records a delivered event.
+func (b *Bolt) Ack(_ context.Context, hook, id string, a Attempt) error {
+	return b.finish(hook, id, a, StatusDelivered, 0)
+}
+
+// Retry queues the event again after the delay.
+func (b *Bolt) Retry(_ context.Context, hook, id string, a Attempt, after time.Duration) error {
+	return b.finish(hook, id, a, StatusQueued, after)
+}
+
+// Dead records the event as dead.
+func (b *Bolt) Dead(_ context.Context, hook, id string, a Attempt) error {
+	return b.finish(hook, id, a, StatusDead, 0)
+}
+
+// Get returns one event.
+func (b *Bolt) Get(_ context.Context, hook, id string) (*Event, error) {
+	var ev *Event
+	err := b.db.View(func(tx *bolt.Tx) error {
+		var err error
+		ev, err = b.get(tx, hook, id)
+		return err
+	})
+	return ev, err
+}
+
+// Replay queues a delivered or dead event again, due now.
+func (b *Bolt) Replay(_ context.Context, hook, id string) error {
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		ev, err := b.get(tx, hook, id)
+		if err != nil {
+			return err
+		}
+		if ev.Status != StatusDelivered && ev.Status != StatusDead {
+			return ErrNotReplayable
+		}
+		return b.reschedule(tx, ev, StatusQueued, b.now())
+	})
+	return unavailable(err)
+}
+
+// List pages through events in key order (hook, then id), filtered.
+func (b *Bolt) List(_ context.Context, q ListQuery) (ListPage, error) {
+	if q.Limit <= 0 {
+		q.Limit = 50
+	}
+	var page ListPage
+	err := b.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketEvents).Cursor()
+		prefix := []byte(nil)
+		if q.Hook != "" {
+			prefix = append([]byte(q.Hook), 0)
+		}
+		var k, v []byte
+		switch {
+		case q.Cursor != "":
+			k, v = c.Seek([]byte(q.Cursor))
+			if k != nil && string(k) == q.Cursor {
+				k, v = c.Next()
+			}
+		case prefix != nil:
+			k, v = c.Seek(prefix)
+		default:
+			k, v = c.First()
+		}
+		for ; k != nil; k, v = c.Next() {
+			if prefix != nil && !bytes.HasPrefix(k, prefix) {
+				break
+			}
+			var ev Event
+			if err := json.Unmarshal(v, &ev); err != nil {
+				return err
+			}
+			if q.Status != "" && ev.Status != q.Status {
+				continue
+			}
+			if len(page.Events) == q.Limit {
+				page.Next = string(eventKey(page.Events[q.Limit-1].Hook, page.Events[q.Limit-1].ID))
+				return nil
+			}
+			ev.Payload = nil
+			page.Events = append(page.Events, &ev)
+		}
+		return nil
+	})
+	return page, err
+}
+
+// Stats counts events by hook and status.
+func (b *Bolt) Stats(_ context.Context) (Stats, error) {
+	st := Stats{Counts: map[string]map[Status]int{}}
+	now := b.now()
+	err := b.db.View(func(tx *bolt.Tx) error {
+		if k, _ := tx.Bucket(bucketDue).Cursor().First(); k != nil {
+			if at := time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))); at.Before(now) {
+				st.OldestDue = now.Sub(at)
+			}
+		}
+		return tx.Bucket(bucketEvents).ForEach(func(_, v []byte) error {
+			var ev struct {
+				Hook   string `json:"hook"`
+				Status Status `json:"status"`
+			}
+			if err := json.Unmarshal(v, &ev); err != nil {
+				return err
+			}
+			if st.Counts[ev.Hook] == nil {
+				st.Counts[ev.Hook] = map[Status]int{}
+			}
+			st.Counts[ev.Hook][ev.Status]++
+			return nil
+		})
+	})
+	return st, err
+}
+
+var _ Store = (*Bolt)(nil)

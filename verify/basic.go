@@ -1,0 +1,216 @@
+package verify
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sync/singleflight"
+)
+
+// basic checks HTTP Basic credentials against one user.
+type basic struct {
+	user        [sha256.Size]byte
+	hash        string
+	compare     func(password []byte) bool
+	fakeHash    string
+	fakeCompare func(password []byte) bool
+	cache       *hashCache // only for slow hashes
+}
+
+// fake hashes, compared when the username is wrong so an unknown user
+// costs the same as a known one ("antitiming", as Caddy's basic_auth).
+const (
+	fakeBcrypt   = "$2a$14$X3ulqf/iGxnf1k6oMZ.RZeJUoqI9PX2PM4rS5lkIKJXduLGXGPrt6"
+	fakeArgon2id = "$argon2id$v=19$m=47104,t=1,p=1$P2nzckEdTZ3bxCiBCkRTyA$xQL3Z32eo5jKl7u5tcIsnEKObYiyNZQQf5/4sAau6Pg"
+)
+
+func newBasic(user, password string) (Verifier, error) {
+	if user == "" || password == "" {
+		return nil, errors.New("basic needs a username and a password")
+	}
+	if strings.Contains(user, ":") {
+		return nil, errors.New("basic username must not contain a colon")
+	}
+	b := &basic{user: sha256.Sum256([]byte(user))}
+	switch {
+	case strings.HasPrefix(password, "$2a$"), strings.HasPrefix(password, "$2b$"), strings.HasPrefix(password, "$2y$"):
+		if _, err := bcrypt.Cost([]byte(password)); err != nil {
+			return nil, errors.New("basic: invalid bcrypt hash")
+		}
+		b.hash, b.compare = password, bcryptCompare(password)
+		b.fakeHash, b.fakeCompare = fakeBcrypt, bcryptCompare(fakeBcrypt)
+		b.cache = newHashCache()
+	case strings.HasPrefix(password, "$argon2id$"):
+		h, err := parseArgon2id(password)
+		if err != nil {
+			return nil, fmt.Errorf("basic: %w", err)
+		}
+		fake, _ := parseArgon2id(fakeArgon2id)
+		b.hash, b.compare = password, h.compare
+		b.fakeHash, b.fakeCompare = fakeArgon2id, fake.compare
+		b.cache = newHashCache()
+	default:
+		b.compare = plainCompare(password)
+		b.fakeCompare = plainCompare("antitiming")
+	}
+	return b, nil
+}
+
+func (b *basic) Verify(r *http.Request, _ []byte) error {
+	user, pass, ok := parseBasic(r.Header.Get("Authorization"))
+	if !ok {
+		if r.Header.Get("Authorization") == "" {
+			return fmt.Errorf("basic: Authorization header %w", ErrMissing)
+		}
+		return fmt.Errorf("basic: Authorization header %w", ErrMalformed)
+	}
+	u := sha256.Sum256([]byte(user))
+	userOK := subtle.ConstantTimeCompare(u[:], b.user[:]) == 1
+	// always pay for a password check, against a fake hash for a wrong user
+	passOK := b.check([]byte(pass), userOK)
+	if userOK && passOK {
+		return nil
+	}
+	return fmt.Errorf("basic: %w", ErrMismatch)
+}
+
+// check compares pass with the stored password, or with a fake one of the
+// same kind when the user is wrong, so both cost the same.
+func (b *basic) check(pass []byte, userOK bool) bool {
+	hash, compare := b.hash, b.compare
+	if !userOK {
+		hash, compare = b.fakeHash, b.fakeCompare
+	}
+	var ok bool
+	if b.cache != nil {
+		ok = b.cache.check(hash, pass, func() bool { return compare(pass) })
+	} else {
+		ok = compare(pass)
+	}
+	return ok && userOK
+}
+
+func bcryptCompare(hash string) func([]byte) bool {
+	return func(pw []byte) bool { return bcrypt.CompareHashAndPassword([]byte(hash), pw) == nil }
+}
+
+// plainCompare compares digests, so the compare takes the same time
+// whatever the lengths.
+func plainCompare(password string) func([]byte) bool {
+	want := sha256.Sum256([]byte(password))
+	return func(pw []byte) bool {
+		got := sha256.Sum256(pw)
+		return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+	}
+}
+
+// parseBasic splits "Basic base64(user:pass)" at the first colon.
+func parseBasic(h string) (user, pass string, ok bool) {
+	const prefix = "Basic "
+	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) || len(h) > 4096 {
+		return "", "", false
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(h[len(prefix):]))
+	if err != nil {
+		return "", "", false
+	}
+	user, pass, ok = strings.Cut(string(raw), ":")
+	if !ok || user == "" {
+		return "", "", false
+	}
+	return user, pass, true
+}
+
+// hashCache remembers verdicts of slow hash comparisons, keyed by a SHA-256
+// of hash and password (never the plaintext), bounded with random
+// eviction; concurrent misses for one key share one computation.
+type hashCache struct {
+	mu    sync.RWMutex
+	m     map[[sha256.Size]byte]bool
+	group singleflight.Group
+}
+
+const hashCacheSize = 1000
+
+func newHashCache() *hashCache { return &hashCache{m: map[[sha256.Size]byte]bool{}} }
+
+func (c *hashCache) check(hash string, pass []byte, compute func() bool) bool {
+	h := sha256.New()
+	h.Write([]byte(hash))
+	h.Write([]byte{0})
+	h.Write(pass)
+	var key [sha256.Size]byte
+	h.Sum(key[:0])
+
+	c.mu.RLock()
+	ok, found := c.m[key]
+	c.mu.RUnlock()
+	if found {
+		return ok
+	}
+	v, _, _ := c.group.Do(string(key[:]), func() (any, error) {
+		ok := compute()
+		c.mu.Lock()
+		if len(c.m) >= hashCacheSize {
+			for k := range c.m { // map order is random: random eviction
+				delete(c.m, k)
+				break
+			}
+		}
+		c.m[key] = ok
+		c.mu.Unlock()
+		return ok, nil
+	})
+	return v.(bool)
+}
+
+// argon2idHash is a parsed "$argon2id$v=19$m=..,t=..,p=..$salt$key" string,
+// the format `caddy hash-password --algorithm argon2id` writes.
+type argon2idHash struct {
+	salt, key    []byte
+	time, memory uint32
+	threads      uint8
+}
+
+func parseArgon2id(s string) (*argon2idHash, error) {
+	parts := strings.Split(s, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" || parts[2] != "v="+strconv.Itoa(argon2.Version) {
+		return nil, errors.New("invalid argon2id hash")
+	}
+	var m, t uint64
+	var p uint64
+	params := strings.Split(parts[3], ",")
+	if len(params) != 3 {
+		return nil, errors.New("invalid argon2id parameters")
+	}
+	var err1, err2, err3 error
+	m, err1 = strconv.ParseUint(strings.TrimPrefix(params[0], "m="), 10, 32)
+	t, err2 = strconv.ParseUint(strings.TrimPrefix(params[1], "t="), 10, 32)
+	p, err3 = strconv.ParseUint(strings.TrimPrefix(params[2], "p="), 10, 8)
+	if err1 != nil || err2 != nil || err3 != nil || m == 0 || t == 0 || p == 0 || m > 4<<20 {
+		return nil, errors.New("invalid argon2id parameters")
+	}
+	salt, err := base64.RawStdEncoding.Strict().DecodeString(parts[4])
+	if err != nil {
+		return nil, errors.New("invalid argon2id salt")
+	}
+	key, err := base64.RawStdEncoding.Strict().DecodeString(parts[5])
+	if err != nil || len(key) == 0 {
+		return nil, errors.New("invalid argon2id key")
+	}
+	return &argon2idHash{salt: salt, key: key, time: uint32(t), memory: uint32(m), threads: uint8(p)}, nil
+}
+
+func (h *argon2idHash) compare(pw []byte) bool {
+	got := argon2.IDKey(pw, h.salt, h.time, h.memory, h.threads, uint32(len(h.key)))
+	return subtle.ConstantTimeCompare(got, h.key) == 1
+}

@@ -1,0 +1,436 @@
+package verify
+
+import (
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Bounds on hostile headers.
+const (
+	maxHeaderLen  = 8 << 10
+	maxCandidates = 16
+)
+
+// Preset describes a provider's signature scheme as data. Only where a
+// scheme truly differs does it carry a function (Parse, Check).
+type Preset struct {
+	Name     string
+	Docs     string // the provider's documentation of the scheme
+	IDHeader string // delivery id header, for the event id
+
+	SignatureHeader string
+	// Aliases are alternative names of headers this scheme reads, tried
+	// when the canonical one is absent (Svix's svix-* for webhook-*).
+	Aliases map[string]string
+
+	// Algorithm is sha1, sha256 or sha512 for HMAC; "ed25519" for a public
+	// key signature (secrets are hex public keys); "token" when the header
+	// simply carries the secret.
+	Algorithm string
+	Encoding  string // hex, base64, base64url
+	Prefix    string // before each encoded signature, e.g. "sha256="
+
+	// Parse splits a structured signature header into its timestamp and
+	// candidate signatures (already without prefixes).
+	Parse func(value string) (timestamp string, sigs []string, ok bool)
+
+	TimestampHeader string
+	// Signed is the signed-content template: literal text with {body},
+	// {timestamp}, {header.<Name>}, {method}, {url}.
+	Signed string
+	// Secret decodes a configured secret into the HMAC key.
+	Secret func(string) ([]byte, error)
+	// Check runs after the signature matched (e.g. a timestamp inside the
+	// body).
+	Check func(body []byte, tolerance time.Duration, now time.Time) error
+}
+
+type partKind uint8
+
+const (
+	partLiteral partKind = iota
+	partBody
+	partTimestamp
+	partHeader
+	partMethod
+	partURL
+)
+
+type signedPart struct {
+	kind partKind
+	text string // literal text, or the header name
+}
+
+// scheme is a provisioned Preset.
+type scheme struct {
+	p         Preset
+	keys      [][]byte
+	pubkeys   []ed25519.PublicKey
+	tokens    [][sha256.Size]byte
+	newHash   func() hash.Hash
+	sigLen    int
+	decode    func(string) ([]byte, error)
+	parts     []signedPart
+	stamped   bool
+	tolerance time.Duration
+	now       func() time.Time
+}
+
+func (p Preset) build(s Spec) (Verifier, error) {
+	if len(s.Secrets) == 0 {
+		return nil, fmt.Errorf("%s needs at least one secret", p.Name)
+	}
+	sc := &scheme{p: p, tolerance: s.Tolerance, now: s.Now}
+	for i, secret := range s.Secrets {
+		if secret == "" {
+			return nil, fmt.Errorf("%s: secret #%d is empty", p.Name, i+1)
+		}
+	}
+	switch p.Algorithm {
+	case "token":
+		for _, secret := range s.Secrets {
+			sc.tokens = append(sc.tokens, sha256.Sum256([]byte(secret)))
+		}
+	case "ed25519":
+		for i, secret := range s.Secrets {
+			key, err := hex.DecodeString(secret)
+			if err != nil || len(key) != ed25519.PublicKeySize {
+				return nil, fmt.Errorf("%s: public key #%d must be %d hex-encoded bytes", p.Name, i+1, ed25519.PublicKeySize)
+			}
+			sc.pubkeys = append(sc.pubkeys, ed25519.PublicKey(key))
+		}
+		sc.sigLen = ed25519.SignatureSize
+	default:
+		var err error
+		sc.newHash, err = hashFunc(p.Algorithm)
+		if err != nil {
+			return nil, err
+		}
+		sc.sigLen = sc.newHash().Size()
+		for i, secret := range s.Secrets {
+			key := []byte(secret)
+			if p.Secret != nil {
+				if key, err = p.Secret(secret); err != nil {
+					return nil, fmt.Errorf("%s: secret #%d: %w", p.Name, i+1, err)
+				}
+			}
+			sc.keys = append(sc.keys, key)
+		}
+	}
+	if p.Algorithm != "token" {
+		var err error
+		if sc.decode, err = decoder(p.Encoding); err != nil {
+			return nil, err
+		}
+		signed := p.Signed
+		if signed == "" {
+			signed = "{body}"
+		}
+		if sc.parts, err = parseSigned(signed); err != nil {
+			return nil, err
+		}
+	}
+	for _, part := range sc.parts {
+		if part.kind == partTimestamp {
+			sc.stamped = true
+		}
+	}
+	if p.TimestampHeader != "" {
+		sc.stamped = true
+	}
+	return sc, nil
+}
+
+func hashFunc(name string) (func() hash.Hash, error) {
+	switch strings.ToLower(name) {
+	case "", "sha256":
+		return sha256.New, nil
+	case "sha1":
+		return sha1.New, nil
+	case "sha512":
+		return sha512.New, nil
+	}
+	return nil, fmt.Errorf("unknown algorithm %q (want sha1, sha256 or sha512)", name)
+}
+
+// decoder decodes a signature; base64 forms accept padded and unpadded.
+func decoder(name string) (func(string) ([]byte, error), error) {
+	switch strings.ToLower(name) {
+	case "", "hex":
+		return hex.DecodeString, nil
+	case "base64":
+		return func(s string) ([]byte, error) {
+			if strings.HasSuffix(s, "=") {
+				return base64.StdEncoding.Strict().DecodeString(s)
+			}
+			return base64.RawStdEncoding.Strict().DecodeString(s)
+		}, nil
+	case "base64url":
+		return func(s string) ([]byte, error) {
+			if strings.HasSuffix(s, "=") {
+				return base64.URLEncoding.Strict().DecodeString(s)
+			}
+			return base64.RawURLEncoding.Strict().DecodeString(s)
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown encoding %q (want hex, base64 or base64url)", name)
+}
+
+// parseSigned compiles a signed-content template.
+func parseSigned(t string) ([]signedPart, error) {
+	var parts []signedPart
+	for t != "" {
+		i := strings.IndexByte(t, '{')
+		if i < 0 {
+			parts = append(parts, signedPart{kind: partLiteral, text: t})
+			break
+		}
+		if i > 0 {
+			parts = append(parts, signedPart{kind: partLiteral, text: t[:i]})
+		}
+		end := strings.IndexByte(t[i:], '}')
+		if end < 0 {
+			return nil, fmt.Errorf("signed template: unclosed {")
+		}
+		key := t[i+1 : i+end]
+		switch {
+		case key == "body":
+			parts = append(parts, signedPart{kind: partBody})
+		case key == "timestamp":
+			parts = append(parts, signedPart{kind: partTimestamp})
+		case key == "method":
+			parts = append(parts, signedPart{kind: partMethod})
+		case key == "url":
+			parts = append(parts, signedPart{kind: partURL})
+		case strings.HasPrefix(key, "header.") && len(key) > len("header."):
+			parts = append(parts, signedPart{kind: partHeader, text: key[len("header."):]})
+		default:
+			return nil, fmt.Errorf("signed template: unknown placeholder {%s} (want body, timestamp, method, url or header.<Name>)", key)
+		}
+		t = t[i+end+1:]
+	}
+	return parts, nil
+}
+
+// get reads a header, or its alias when absent.
+func (sc *scheme) get(r *http.Request, name string) string {
+	if v := r.Header.Get(name); v != "" {
+		return v
+	}
+	if alias, ok := sc.p.Aliases[strings.ToLower(name)]; ok {
+		return r.Header.Get(alias)
+	}
+	return ""
+}
+
+func (sc *scheme) Verify(r *http.Request, body []byte) error {
+	name := sc.p.Name
+	value := sc.get(r, sc.p.SignatureHeader)
+	if value == "" {
+		return fmt.Errorf("%s: signature header %s %w", name, sc.p.SignatureHeader, ErrMissing)
+	}
+	if len(value) > maxHeaderLen {
+		return fmt.Errorf("%s: signature header too long: %w", name, ErrMalformed)
+	}
+	if sc.p.Algorithm == "token" {
+		d := sha256.Sum256([]byte(value))
+		match := 0
+		for i := range sc.tokens {
+			match |= subtle.ConstantTimeCompare(d[:], sc.tokens[i][:])
+		}
+		if match != 1 {
+			return fmt.Errorf("%s: %w", name, ErrMismatch)
+		}
+		return nil
+	}
+
+	var ts string
+	var sigs []string
+	if sc.p.Parse != nil {
+		var ok bool
+		if ts, sigs, ok = sc.p.Parse(value); !ok {
+			return fmt.Errorf("%s: signature header %w", name, ErrMalformed)
+		}
+	} else {
+		sig, ok := strings.CutPrefix(strings.TrimSpace(value), sc.p.Prefix)
+		if !ok {
+			return fmt.Errorf("%s: signature prefix %w", name, ErrMalformed)
+		}
+		sigs = []string{sig}
+	}
+	if sc.p.TimestampHeader != "" {
+		if ts = sc.get(r, sc.p.TimestampHeader); ts == "" {
+			return fmt.Errorf("%s: timestamp header %s %w", name, sc.p.TimestampHeader, ErrMissing)
+		}
+	}
+	if sc.stamped {
+		if err := sc.checkTime(ts); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	if len(sigs) == 0 || len(sigs) > maxCandidates {
+		return fmt.Errorf("%s: %d signatures: %w", name, len(sigs), ErrMalformed)
+	}
+	var cands [maxCandidates][]byte
+	n := 0
+	for _, s := range sigs {
+		if b, err := sc.decode(s); err == nil && len(b) == sc.sigLen {
+			cands[n] = b
+			n++
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: no signature of the expected encoding and length: %w", name, ErrMalformed)
+	}
+
+	match := false
+	if sc.p.Algorithm == "ed25519" {
+		msg := sc.signedBytes(r, ts, body)
+		for _, key := range sc.pubkeys {
+			for _, c := range cands[:n] {
+				if ed25519.Verify(key, msg, c) {
+					match = true
+				}
+			}
+		}
+	} else {
+		var sum [sha512.Size]byte
+		for _, key := range sc.keys {
+			m := hmac.New(sc.newHash, key)
+			sc.writeSigned(m, r, ts, body)
+			mac := m.Sum(sum[:0])
+			for _, c := range cands[:n] {
+				if hmac.Equal(mac, c) {
+					match = true
+				}
+			}
+		}
+	}
+	if !match {
+		return fmt.Errorf("%s: no secret matched: %w", name, ErrMismatch)
+	}
+	if sc.p.Check != nil {
+		if err := sc.p.Check(body, sc.tolerance, sc.now()); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// checkTime accepts a unix-seconds timestamp within tolerance of now, in
+// either direction.
+func (sc *scheme) checkTime(ts string) error {
+	secs, err := parseUnix(ts)
+	if err != nil {
+		return err
+	}
+	return within(time.Unix(secs, 0), sc.now(), sc.tolerance)
+}
+
+func parseUnix(ts string) (int64, error) {
+	if ts == "" {
+		return 0, fmt.Errorf("timestamp %w", ErrMissing)
+	}
+	if len(ts) > 12 {
+		return 0, fmt.Errorf("timestamp %w", ErrMalformed)
+	}
+	for i := 0; i < len(ts); i++ {
+		if ts[i] < '0' || ts[i] > '9' {
+			return 0, fmt.Errorf("timestamp %w", ErrMalformed)
+		}
+	}
+	secs, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("timestamp %w", ErrMalformed)
+	}
+	return secs, nil
+}
+
+func within(t, now time.Time, tolerance time.Duration) error {
+	skew := now.Sub(t)
+	if skew < 0 {
+		skew = -skew
+	}
+	if skew > tolerance {
+		return ErrTimestamp
+	}
+	return nil
+}
+
+// writeSigned writes the signed content piece by piece, so the body is
+// never copied.
+func (sc *scheme) writeSigned(w hash.Hash, r *http.Request, ts string, body []byte) {
+	for _, p := range sc.parts {
+		switch p.kind {
+		case partLiteral:
+			w.Write([]byte(p.text))
+		case partBody:
+			w.Write(body)
+		case partTimestamp:
+			w.Write([]byte(ts))
+		case partHeader:
+			w.Write([]byte(sc.get(r, p.text)))
+		case partMethod:
+			w.Write([]byte(r.Method))
+		case partURL:
+			w.Write([]byte(requestURL(r)))
+		}
+	}
+}
+
+func (sc *scheme) signedBytes(r *http.Request, ts string, body []byte) []byte {
+	var b bytesWriter
+	sc.writeSigned(&b, r, ts, body)
+	return b.buf
+}
+
+// bytesWriter collects the signed content for ed25519, which signs whole
+// messages.
+type bytesWriter struct{ buf []byte }
+
+func (b *bytesWriter) Write(p []byte) (int, error) { b.buf = append(b.buf, p...); return len(p), nil }
+func (b *bytesWriter) Sum(in []byte) []byte        { return append(in, b.buf...) }
+func (b *bytesWriter) Reset()                      { b.buf = b.buf[:0] }
+func (b *bytesWriter) Size() int                   { return len(b.buf) }
+func (b *bytesWriter) BlockSize() int              { return 1 }
+
+// requestURL is the URL the sender called, as it would have signed it.
+func requestURL(r *http.Request) string {
+	scheme := "https"
+	if r.TLS == nil {
+		scheme = "http"
+	}
+	return scheme + "://" + r.Host + r.URL.RequestURI()
+}
+
+// newRecipe builds the generic "hmac" verifier from a Spec.
+func newRecipe(s Spec) (Verifier, error) {
+	if s.Header == "" {
+		return nil, errors.New("hmac needs a header")
+	}
+	if strings.Contains(s.Signed, "{timestamp}") && s.TimestampHeader == "" {
+		return nil, errors.New("hmac: a signed template with {timestamp} needs a timestamp_header")
+	}
+	return Preset{
+		Name:            "hmac",
+		SignatureHeader: s.Header,
+		Algorithm:       strings.ToLower(s.Algorithm),
+		Encoding:        s.Encoding,
+		Prefix:          s.Prefix,
+		TimestampHeader: s.TimestampHeader,
+		Signed:          s.Signed,
+	}.build(s)
+}
