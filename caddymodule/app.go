@@ -62,14 +62,18 @@ type App struct {
 	store    queue.Store
 	storeKey string
 	logger   *zap.Logger
+	now      func() time.Time
+	*workers
+}
 
-	mu    sync.RWMutex
-	hooks map[string]*Handler
-
+// workers is the running state of the app, behind a pointer so the
+// config struct stays copyable.
+type workers struct {
+	mu     sync.RWMutex
+	hooks  map[string]*Handler
 	wake   chan struct{}
 	cancel context.CancelFunc
 	done   sync.WaitGroup
-	now    func() time.Time
 }
 
 // StoreConfig configures the event store.
@@ -94,8 +98,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 // uses the same one.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
-	a.hooks = map[string]*Handler{}
-	a.wake = make(chan struct{}, 1)
+	a.workers = &workers{hooks: map[string]*Handler{}, wake: make(chan struct{}, 1)}
 	if a.now == nil {
 		a.now = time.Now
 	}
