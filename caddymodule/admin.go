@@ -86,6 +86,9 @@ func (a *AdminAPI) listEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
 	}
+	for _, ev := range page.Events {
+		redactHeaders(ev)
+	}
 	writeJSON(w, http.StatusOK, page)
 	return nil
 }
@@ -106,8 +109,19 @@ func (a *AdminAPI) getEvent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
 	}
+	redactHeaders(ev)
 	writeJSON(w, http.StatusOK, ev)
 	return nil
+}
+
+// redactHeaders hides the values of stored outbound headers, which may
+// carry the upstream's credentials; the URL and method stay visible.
+func redactHeaders(ev *queue.Event) {
+	for k := range ev.Header {
+		if k != metaURL && k != metaMethod && k != metaEvent && k != metaAction {
+			ev.Header[k] = "[redacted]"
+		}
+	}
 }
 
 func (a *AdminAPI) replay(w http.ResponseWriter, r *http.Request) error {
