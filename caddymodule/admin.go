@@ -115,10 +115,15 @@ func (a *AdminAPI) getEvent(w http.ResponseWriter, r *http.Request) error {
 }
 
 // redactHeaders hides the values of stored outbound headers, which may
-// carry the upstream's credentials; the URL and method stay visible.
+// carry the upstream's credentials, and the URL's query; the rest stays
+// visible.
 func redactHeaders(ev *queue.Event) {
-	for k := range ev.Header {
-		if k != metaURL && k != metaMethod && k != metaEvent && k != metaAction {
+	for k, v := range ev.Header {
+		switch k {
+		case metaMethod, metaEvent, metaAction:
+		case metaURL:
+			ev.Header[k] = actionLabel(v)
+		default:
 			ev.Header[k] = "[redacted]"
 		}
 	}
