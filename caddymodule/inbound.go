@@ -130,21 +130,34 @@ func utf8Charset(params string) bool {
 }
 
 // readBody reads the whole body, refusing a declared or actual length over
-// max with *http.MaxBytesError.
+// max with *http.MaxBytesError. A declared length is read into a buffer of
+// exactly that size, so the body is never copied to grow it.
 func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
 	if r.ContentLength > max {
 		return nil, &http.MaxBytesError{Limit: max}
 	}
-	size := r.ContentLength
-	if size < 0 {
-		size = 512
+	body := http.MaxBytesReader(w, r.Body, max)
+	if r.ContentLength >= 0 {
+		buf := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(body, buf); err != nil {
+			return nil, err
+		}
+		return buf, nil
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size+1))
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, max))
-	if err != nil {
-		return nil, err
+	buf := make([]byte, 0, 4096)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	return buf.Bytes(), nil
 }
 
 // checkJSON validates the document: UTF-8, bounded depth, one JSON value.
@@ -171,31 +184,48 @@ func checkJSON(doc []byte) error {
 }
 
 // depthWithin scans brackets outside strings and reports whether nesting
-// stays within max, or the offset where it first goes deeper.
+// stays within max, or the offset where it first goes deeper. Strings are
+// skipped with IndexByte, so long string values cost little.
 func depthWithin(doc []byte, max int) (int, bool) {
-	depth, inString, escaped := 0, false, false
-	for i, c := range doc {
-		switch {
-		case inString:
-			if escaped {
-				escaped = false
-			} else if c == '\\' {
-				escaped = true
-			} else if c == '"' {
-				inString = false
+	depth := 0
+	for i := 0; i < len(doc); i++ {
+		switch doc[i] {
+		case '"':
+			end, ok := stringEnd(doc, i)
+			if !ok {
+				return 0, true // unterminated: the validator reports it
 			}
-		case c == '"':
-			inString = true
-		case c == '{' || c == '[':
+			i = end
+		case '{', '[':
 			depth++
 			if depth > max {
 				return i, false
 			}
-		case c == '}' || c == ']':
+		case '}', ']':
 			depth--
 		}
 	}
 	return 0, true
+}
+
+// stringEnd finds the quote closing the string that opens at doc[open].
+func stringEnd(doc []byte, open int) (int, bool) {
+	j := open + 1
+	for {
+		k := bytes.IndexByte(doc[j:], '"')
+		if k < 0 {
+			return 0, false
+		}
+		j += k
+		backslashes := 0
+		for p := j - 1; p > open && doc[p] == '\\'; p-- {
+			backslashes++
+		}
+		if backslashes%2 == 0 {
+			return j, true
+		}
+		j++
+	}
 }
 
 func invalidUTF8Offset(b []byte) int {
