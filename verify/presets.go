@@ -15,7 +15,7 @@ import (
 var presets = map[string]Preset{}
 
 func init() {
-	for _, p := range []Preset{
+	register([]Preset{
 		{
 			Name: "github", Docs: "https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries",
 			IDHeader: "X-GitHub-Delivery", SignatureHeader: "X-Hub-Signature-256",
@@ -75,9 +75,18 @@ func init() {
 			SignatureHeader: "X-Signature-Ed25519", Algorithm: "ed25519", Encoding: "hex",
 			TimestampHeader: "X-Signature-Timestamp", Signed: "{timestamp}{body}",
 		},
-	} {
+	}...)
+}
+
+// register adds presets to the registry; each file of presets calls it
+// from its init.
+func register(ps ...Preset) {
+	for _, p := range ps {
 		if _, dup := presets[p.Name]; dup {
 			panic("verify: preset " + p.Name + " registered twice")
+		}
+		if p.Docs == "" {
+			panic("verify: preset " + p.Name + " has no documentation link")
 		}
 		presets[p.Name] = p
 	}

@@ -87,6 +87,12 @@ func Presets() []string {
 	return names
 }
 
+// Lookup returns the preset of a name.
+func Lookup(name string) (Preset, bool) {
+	p, ok := presets[name]
+	return p, ok
+}
+
 // IDHeader returns the delivery-id header of a preset, "" if it has none.
 func IDHeader(method string) string {
 	return presets[method].IDHeader
