@@ -63,8 +63,10 @@ func (e *MissingError) Error() string {
 // Program is a compiled list of ops. It is immutable and safe for
 // concurrent use.
 type Program struct {
-	keep bool
-	ops  []op
+	keep    bool
+	ops     []op
+	tree    *node // set when the direct builder can run the program
+	outHint int
 }
 
 type op struct {
@@ -107,6 +109,8 @@ func Compile(keep bool, ops []Op) (*Program, error) {
 		}
 		p.ops = append(p.ops, c)
 	}
+	p.tree = buildTree(keep, p.ops)
+	p.outHint = 64*len(p.ops) + 2
 	return p, nil
 }
 
@@ -225,6 +229,14 @@ func (t template) hasJSON() bool {
 // Apply runs the program over body, which it never modifies. A missing
 // required source returns *MissingError.
 func (p *Program) Apply(body []byte, resolve Resolver) ([]byte, error) {
+	if p.tree != nil {
+		return p.applyDirect(body, resolve)
+	}
+	return p.applySjson(body, resolve)
+}
+
+// applySjson is the general path: every op through sjson, in order.
+func (p *Program) applySjson(body []byte, resolve Resolver) ([]byte, error) {
 	var out []byte
 	if p.keep {
 		if !gjson.ValidBytes(body) || !gjson.ParseBytes(body).IsObject() {

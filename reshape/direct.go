@@ -1,0 +1,216 @@
+package reshape
+
+import (
+	"unsafe"
+
+	"github.com/tidwall/gjson"
+)
+
+// The direct builder writes the output object in one pass, without sjson,
+// for the common program: no keep, no delete, destinations made of plain
+// object keys, none a prefix of another. Values are read with gjson
+// straight from the body (no copies) and appended to the output. It gives
+// byte for byte what the general sjson path gives; a differential fuzz
+// test holds the two together.
+
+// node is a destination object key: a leaf set by ops[op], or an object
+// with children in the order their first op appeared.
+type node struct {
+	keyJSON  []byte // `"key":`
+	op       int    // leaf: index into Program.ops; object: -1
+	children []*node
+}
+
+// buildTree returns the destination tree of ops, or nil when the program
+// needs the general path.
+func buildTree(keep bool, ops []op) *node {
+	if keep || len(ops) == 0 {
+		return nil
+	}
+	root := &node{op: -1}
+	for i := range ops {
+		if ops[i].del {
+			return nil
+		}
+		cur := root
+		keys := splitPlain(ops[i].path)
+		if keys == nil {
+			return nil
+		}
+		for j, k := range keys {
+			if cur.op >= 0 {
+				return nil // a leaf would become an object: let sjson decide
+			}
+			var next *node
+			for _, c := range cur.children {
+				if string(c.keyJSON[1:len(c.keyJSON)-2]) == k {
+					next = c
+					break
+				}
+			}
+			last := j == len(keys)-1
+			if next == nil {
+				next = &node{keyJSON: []byte(`"` + k + `":`), op: -1}
+				cur.children = append(cur.children, next)
+				if last {
+					next.op = i
+				}
+			} else if last {
+				return nil // set twice, or a leaf over an object
+			}
+			cur = next
+		}
+	}
+	return root
+}
+
+// splitPlain splits a path of plain keys, or returns nil when any key is
+// not plain: escapes, array indexes ("0", "-1") and characters that would
+// need escaping in JSON go the general way.
+func splitPlain(path string) []string {
+	var keys []string
+	start := 0
+	for i := 0; i <= len(path); i++ {
+		if i < len(path) && path[i] != '.' {
+			c := path[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '$') {
+				return nil
+			}
+			continue
+		}
+		k := path[start:i]
+		if k == "" || isIndex(k) {
+			return nil
+		}
+		keys = append(keys, k)
+		start = i + 1
+	}
+	return keys
+}
+
+func isIndex(k string) bool {
+	if k == "-1" {
+		return true
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < '0' || k[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// direct builds the output of a program with a tree.
+type direct struct {
+	p       *Program
+	body    string
+	resolve Resolver
+	scratch []byte
+	missing int // index of the first required op whose source is missing, or -1
+}
+
+func (p *Program) applyDirect(body []byte, resolve Resolver) ([]byte, error) {
+	d := direct{p: p, body: unsafe.String(unsafe.SliceData(body), len(body)), resolve: resolve, missing: -1}
+	out := make([]byte, 0, p.outHint)
+	out, _ = d.object(out, p.tree)
+	if d.missing >= 0 {
+		return nil, &MissingError{Path: p.ops[d.missing].tmpl.firstJSONPath(&d)}
+	}
+	return out, nil
+}
+
+// object appends the object of n; wrote is false when every field of it
+// was omitted (and nothing was appended for a nested object).
+func (d *direct) object(out []byte, n *node) ([]byte, bool) {
+	out = append(out, '{')
+	empty := len(out)
+	for _, c := range n.children {
+		mark := len(out)
+		if len(out) > empty {
+			out = append(out, ',')
+		}
+		out = append(out, c.keyJSON...)
+		var ok bool
+		if c.op >= 0 {
+			out, ok = d.leaf(out, c.op)
+		} else {
+			out, ok = d.object(out, c)
+		}
+		if !ok {
+			out = out[:mark]
+		}
+	}
+	out = append(out, '}')
+	return out, len(out) > empty+1 || n == d.p.tree
+}
+
+// leaf appends the value of ops[i]; ok is false when it is omitted.
+func (d *direct) leaf(out []byte, i int) ([]byte, bool) {
+	o := &d.p.ops[i]
+	t := &o.tmpl
+	if t.raw != nil {
+		return append(out, t.raw...), true
+	}
+	if len(t.parts) == 1 {
+		pt := t.parts[0]
+		if pt.jsonPath != "" {
+			res := gjson.Get(d.body, pt.jsonPath)
+			if !res.Exists() {
+				d.fail(o, i)
+				return out, false
+			}
+			return append(out, res.Raw...), true
+		}
+		if v, known := lookup(d.resolve, pt.key); known {
+			return typedJSON(out, v), true
+		}
+	}
+	text := d.scratch[:0]
+	for _, pt := range t.parts {
+		switch {
+		case pt.key == "":
+			text = append(text, pt.lit...)
+		case pt.jsonPath != "":
+			res := gjson.Get(d.body, pt.jsonPath)
+			if !res.Exists() {
+				if o.required {
+					d.fail(o, i)
+					return out, false
+				}
+				continue
+			}
+			if res.Type == gjson.String {
+				text = append(text, res.Str...)
+			} else {
+				text = append(text, res.Raw...)
+			}
+		default:
+			if v, known := lookup(d.resolve, pt.key); known {
+				text = appendText(text, v)
+			} else {
+				text = append(text, '{')
+				text = append(text, pt.key...)
+				text = append(text, '}')
+			}
+		}
+	}
+	d.scratch = text
+	return gjson.AppendJSONString(out, unsafe.String(unsafe.SliceData(text), len(text))), true
+}
+
+func (d *direct) fail(o *op, i int) {
+	if o.required && (d.missing < 0 || i < d.missing) {
+		d.missing = i
+	}
+}
+
+// firstJSONPath is the first {json.*} source of the template missing from
+// the body: the one a required op fails on.
+func (t *template) firstJSONPath(d *direct) string {
+	for _, pt := range t.parts {
+		if pt.jsonPath != "" && !gjson.Get(d.body, pt.jsonPath).Exists() {
+			return pt.jsonPath
+		}
+	}
+	return ""
+}
