@@ -132,10 +132,26 @@ func utf8Charset(params string) bool {
 // readBody reads the whole body, refusing a declared or actual length over
 // max with *http.MaxBytesError. A declared length is read into a buffer of
 // exactly that size, so the body is never copied to grow it.
+//
+// When the body is refused or cannot be read, the response asks for the
+// connection to be closed: otherwise the server would try to read the rest
+// of the body before answering (Caddy wraps the request body, so the
+// standard library's own too-large signal never reaches it), and a sender
+// that declared a large Content-Length and waits would get no answer.
 func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
 	if r.ContentLength > max {
+		w.Header().Set("Connection", "close")
 		return nil, &http.MaxBytesError{Limit: max}
 	}
+	body, err := readLimited(w, r, max)
+	if err != nil {
+		w.Header().Set("Connection", "close")
+		return nil, err
+	}
+	return body, nil
+}
+
+func readLimited(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
 	body := http.MaxBytesReader(w, r.Body, max)
 	if r.ContentLength >= 0 {
 		buf := make([]byte, r.ContentLength)
@@ -163,14 +179,15 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 // checkJSON validates the document: UTF-8, bounded depth, one JSON value.
 // Its error names the byte offset of the problem.
 func checkJSON(doc []byte) error {
+	if validJSON(doc, maxJSONDepth) {
+		return nil
+	}
+	// invalid: find what to say, off the hot path
 	if len(bytes.TrimSpace(doc)) == 0 {
 		return errors.New("body is empty, expected JSON")
 	}
 	if off, ok := depthWithin(doc, maxJSONDepth); !ok {
 		return fmt.Errorf("invalid JSON at byte %d: nested deeper than %d levels", off, maxJSONDepth)
-	}
-	if gjson.ValidBytes(doc) && utf8.Valid(doc) {
-		return nil
 	}
 	if !utf8.Valid(doc) {
 		return fmt.Errorf("invalid JSON at byte %d: not UTF-8", invalidUTF8Offset(doc))

@@ -1,6 +1,8 @@
 package reshape
 
 import (
+	"slices"
+	"strings"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -100,6 +102,39 @@ func isIndex(k string) bool {
 	return true
 }
 
+// maxFirsts bounds the top-level keys read in one pass.
+const maxFirsts = 32
+
+// indexSources splits each plain {json.a.b.c} source into its first key
+// ("a", read for all sources in one pass over the body) and the rest
+// ("b.c", read within that value).
+func (p *Program) indexSources() {
+	for i := range p.ops {
+		parts := p.ops[i].tmpl.parts
+		for j := range parts {
+			pt := &parts[j]
+			pt.first = -1
+			if pt.jsonPath == "" {
+				continue
+			}
+			keys := splitPlain(pt.jsonPath)
+			if keys == nil {
+				continue
+			}
+			first, rest, _ := strings.Cut(pt.jsonPath, ".")
+			idx := slices.Index(p.firsts, first)
+			if idx < 0 {
+				if len(p.firsts) == maxFirsts {
+					continue
+				}
+				idx = len(p.firsts)
+				p.firsts = append(p.firsts, first)
+			}
+			pt.first, pt.rest = idx, rest
+		}
+	}
+}
+
 // direct builds the output of a program with a tree.
 type direct struct {
 	p       *Program
@@ -107,10 +142,47 @@ type direct struct {
 	resolve Resolver
 	scratch []byte
 	missing int // index of the first required op whose source is missing, or -1
+	// values of the top-level keys in Program.firsts, read in one pass
+	values [maxFirsts]gjson.Result
+}
+
+// scanFirsts reads the values of the program's top-level keys in one pass
+// over the body; the first occurrence of a key wins, as with gjson.Get.
+func (d *direct) scanFirsts() {
+	want := len(d.p.firsts)
+	if want == 0 {
+		return
+	}
+	gjson.Parse(d.body).ForEach(func(k, v gjson.Result) bool {
+		if k.Type != gjson.String {
+			return false // not an object
+		}
+		for i, name := range d.p.firsts {
+			if name == k.Str && !d.values[i].Exists() {
+				d.values[i] = v
+				want--
+				break
+			}
+		}
+		return want > 0
+	})
+}
+
+// get reads a {json.*} source.
+func (d *direct) get(pt *part) gjson.Result {
+	if pt.first < 0 {
+		return gjson.Get(d.body, pt.jsonPath)
+	}
+	v := d.values[pt.first]
+	if pt.rest == "" || !v.Exists() {
+		return v
+	}
+	return gjson.Get(v.Raw, pt.rest)
 }
 
 func (p *Program) applyDirect(body []byte, resolve Resolver) ([]byte, error) {
 	d := direct{p: p, body: unsafe.String(unsafe.SliceData(body), len(body)), resolve: resolve, missing: -1}
+	d.scanFirsts()
 	out := make([]byte, 0, p.outHint)
 	out, _ = d.object(out, p.tree)
 	if d.missing >= 0 {
@@ -152,9 +224,9 @@ func (d *direct) leaf(out []byte, i int) ([]byte, bool) {
 		return append(out, t.raw...), true
 	}
 	if len(t.parts) == 1 {
-		pt := t.parts[0]
+		pt := &t.parts[0]
 		if pt.jsonPath != "" {
-			res := gjson.Get(d.body, pt.jsonPath)
+			res := d.get(pt)
 			if !res.Exists() {
 				d.fail(o, i)
 				return out, false
@@ -166,12 +238,13 @@ func (d *direct) leaf(out []byte, i int) ([]byte, bool) {
 		}
 	}
 	text := d.scratch[:0]
-	for _, pt := range t.parts {
+	for i := range t.parts {
+		pt := &t.parts[i]
 		switch {
 		case pt.key == "":
 			text = append(text, pt.lit...)
 		case pt.jsonPath != "":
-			res := gjson.Get(d.body, pt.jsonPath)
+			res := d.get(pt)
 			if !res.Exists() {
 				if o.required {
 					d.fail(o, i)
@@ -207,8 +280,8 @@ func (d *direct) fail(o *op, i int) {
 // firstJSONPath is the first {json.*} source of the template missing from
 // the body: the one a required op fails on.
 func (t *template) firstJSONPath(d *direct) string {
-	for _, pt := range t.parts {
-		if pt.jsonPath != "" && !gjson.Get(d.body, pt.jsonPath).Exists() {
+	for i := range t.parts {
+		if pt := &t.parts[i]; pt.jsonPath != "" && !d.get(pt).Exists() {
 			return pt.jsonPath
 		}
 	}

@@ -122,3 +122,14 @@ func BenchmarkDirectVsGeneral(b *testing.B) {
 		})
 	}
 }
+
+func TestHugeIndexRefused(t *testing.T) {
+	for _, path := range []string{"a.1001", "0.00000000002000000000000000000000", "x.99999"} {
+		if _, err := Compile(false, []Op{{Path: path, Value: "1"}}); err == nil {
+			t.Errorf("path %q compiled: sjson would pad an array with that many nulls", path)
+		}
+	}
+	if _, err := Compile(false, []Op{{Path: "a.1000", Value: "1"}, {Path: "b.0", Value: "1"}}); err != nil {
+		t.Errorf("small indexes refused: %v", err)
+	}
+}

@@ -67,6 +67,7 @@ type Program struct {
 	ops     []op
 	tree    *node // set when the direct builder can run the program
 	outHint int
+	firsts  []string // top-level keys the direct builder reads in one pass
 }
 
 type op struct {
@@ -82,6 +83,11 @@ type part struct {
 	lit      string
 	key      string // placeholder key; "" for literal text
 	jsonPath string // set when key is a json.* source
+	// For the direct builder: the source's first key, as an index into
+	// Program.firsts, and the path below it; first is -1 when the path is
+	// not a plain key path.
+	first int
+	rest  string
 }
 
 type template struct {
@@ -110,6 +116,9 @@ func Compile(keep bool, ops []Op) (*Program, error) {
 		p.ops = append(p.ops, c)
 	}
 	p.tree = buildTree(keep, p.ops)
+	if p.tree != nil {
+		p.indexSources()
+	}
 	p.outHint = 64*len(p.ops) + 2
 	return p, nil
 }
@@ -124,6 +133,11 @@ func checkPath(path string) error {
 	}
 	if strings.HasPrefix(path, ".") || strings.HasSuffix(path, ".") && !strings.HasSuffix(path, `\.`) || strings.Contains(path, "..") {
 		return fmt.Errorf("path %q has an empty key", path)
+	}
+	for seg := range strings.SplitSeq(path, ".") {
+		if isIndex(seg) && (len(seg) > 4 || seg > "1000" && len(seg) == 4) {
+			return fmt.Errorf("path %q: array index %s is above 1000", path, seg)
+		}
 	}
 	if _, err := sjson.SetRawBytes([]byte("{}"), path, []byte("1")); err != nil {
 		return fmt.Errorf("path %q: %v", path, err)
