@@ -1,0 +1,563 @@
+package verify_test
+
+import (
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"hash"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+	svix "github.com/svix/svix-webhooks/go"
+
+	"github.com/caddy-webhooks/gateway/verify"
+)
+
+// The signers below are written from each provider's documentation (the
+// Docs link of the preset), independently of the verify package.
+
+func init() { extraCases = append(extraCases, moreCases...) }
+
+var (
+	hexEnc = hex.EncodeToString
+	b64Enc = base64.StdEncoding.EncodeToString
+)
+
+// bodySigner signs the raw body alone: header = prefix + enc(HMAC(secret, body)).
+func bodySigner(header, prefix string, h func() hash.Hash, enc func([]byte) string) func(string, time.Time, []byte) http.Header {
+	return func(s string, _ time.Time, b []byte) http.Header {
+		return http.Header{header: {prefix + enc(mac(h, []byte(s), string(b)))}}
+	}
+}
+
+// tokenSigner puts the secret itself in a header.
+func tokenSigner(header string) func(string, time.Time, []byte) http.Header {
+	return func(s string, _ time.Time, _ []byte) http.Header { return http.Header{header: {s}} }
+}
+
+// standardSigner signs as Standard Webhooks: key = base64(secret without
+// "whsec_"), content "<id>.<timestamp>.<body>", "v1,<base64>" entries;
+// svix selects the svix-* header family.
+func standardSigner(svix bool) func(string, time.Time, []byte) http.Header {
+	return func(s string, ts time.Time, b []byte) http.Header {
+		key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s, "whsec_"))
+		if err != nil {
+			panic(err)
+		}
+		const id = "msg_2mBd7sVQ8a1oHkVxXq9bWd"
+		sig := "v1," + b64Enc(mac(sha256.New, key, id, ".", unix(ts), ".", string(b)))
+		family := "Webhook-"
+		if svix {
+			family = "Svix-"
+		}
+		return http.Header{family + "Id": {id}, family + "Timestamp": {unix(ts)}, family + "Signature": {"v1,c3RhbGU= " + sig}}
+	}
+}
+
+func unixMs(ts time.Time) string { return strconv.FormatInt(ts.UnixMilli(), 10) }
+
+var (
+	whsecA = "whsec_" + b64Enc([]byte("a 32-byte signing key for tests!"))
+	whsecB = "whsec_" + b64Enc([]byte("another 32-byte key for the test"))
+)
+
+var moreCases = []presetCase{
+	// Code hosting and CI.
+	{
+		name: "bitbucket", secret: "bb-secret", other: "bb-other", idHdr: "X-Request-UUID",
+		sign: bodySigner("X-Hub-Signature", "sha256=", sha256.New, hexEnc),
+	},
+	{
+		name: "gitea", secret: "gitea-secret", other: "gitea-other", idHdr: "X-Gitea-Delivery",
+		sign: bodySigner("X-Gitea-Signature", "", sha256.New, hexEnc),
+	},
+	{
+		name: "forgejo", secret: "forgejo-secret", other: "forgejo-other", idHdr: "X-Forgejo-Delivery",
+		sign: bodySigner("X-Forgejo-Signature", "", sha256.New, hexEnc),
+	},
+	{
+		name: "gogs", secret: "gogs-secret", other: "gogs-other", idHdr: "X-Gogs-Delivery",
+		sign: bodySigner("X-Gogs-Signature", "", sha256.New, hexEnc),
+	},
+	{
+		name: "circleci", secret: "circle-secret", other: "circle-other", list: true, listHdr: "Circleci-Signature",
+		sign: func(s string, _ time.Time, b []byte) http.Header {
+			return http.Header{"Circleci-Signature": {"v1=" + hexEnc(mac(sha256.New, []byte(s), string(b)))}}
+		},
+	},
+	{
+		name: "buildkite", secret: "bk-token", other: "bk-other", stamped: true,
+		sign: func(s string, ts time.Time, b []byte) http.Header {
+			return http.Header{"X-Buildkite-Signature": {"timestamp=" + unix(ts) + ",signature=" + hexEnc(mac(sha256.New, []byte(s), unix(ts), ".", string(b)))}}
+		},
+	},
+	{
+		name: "buildkite_token", secret: "bk-plain-token", other: "bk-plain-other", noBody: true,
+		sign: tokenSigner("X-Buildkite-Token"),
+	},
+	// Monitoring, hosting and platforms.
+	{
+		name: "sentry", secret: "sentry-client-secret", other: "sentry-other", idHdr: "Request-ID",
+		sign: bodySigner("Sentry-Hook-Signature", "", sha256.New, hexEnc),
+	},
+	{
+		name: "vercel", secret: "vercel-secret", other: "vercel-other",
+		sign: bodySigner("X-Vercel-Signature", "", sha1.New, hexEnc),
+	},
+	{
+		name: "heroku", secret: "heroku-secret", other: "heroku-other", idHdr: "Heroku-Webhook-Id",
+		sign: bodySigner("Heroku-Webhook-Hmac-Sha256", "", sha256.New, b64Enc),
+	},
+	{
+		name: "terraform", secret: "tfc-token", other: "tfc-other",
+		sign: bodySigner("X-Tfe-Notification-Signature", "", sha512.New, hexEnc),
+	},
+	// Scheduling, productivity, collaboration.
+	{
+		name: "calendly", secret: "calendly-signing-key", other: "calendly-other", stamped: true,
+		sign: func(s string, ts time.Time, b []byte) http.Header {
+			return http.Header{"Calendly-Webhook-Signature": {"t=" + unix(ts) + ",v1=" + hexEnc(mac(sha256.New, []byte(s), unix(ts), ".", string(b)))}}
+		},
+	},
+	{
+		name: "calcom", secret: "cal-secret", other: "cal-other",
+		sign: bodySigner("X-Cal-Signature-256", "", sha256.New, hexEnc),
+	},
+	{
+		name: "clickup", secret: "clickup-secret", other: "clickup-other",
+		sign: bodySigner("X-Signature", "", sha256.New, hexEnc),
+	},
+	{
+		name: "dropbox", secret: "dropbox-app-secret", other: "dropbox-other",
+		sign: bodySigner("X-Dropbox-Signature", "", sha256.New, hexEnc),
+	},
+	{
+		name: "docusign", secret: "dsConnectKey1=", other: "dsConnectKey2=",
+		sign: bodySigner("X-Docusign-Signature-1", "", sha256.New, b64Enc),
+	},
+	// Identity.
+	{
+		name: "logto", secret: "logto-signing-key", other: "logto-other",
+		sign: bodySigner("Logto-Signature-Sha-256", "", sha256.New, hexEnc),
+	},
+	// Payments and commerce.
+	{
+		name: "razorpay", secret: "rzp-webhook-secret", other: "rzp-other", idHdr: "X-Razorpay-Event-Id",
+		sign: bodySigner("X-Razorpay-Signature", "", sha256.New, hexEnc),
+	},
+	{
+		name: "paystack", secret: "sk_test_paystack", other: "sk_test_other",
+		sign: bodySigner("X-Paystack-Signature", "", sha512.New, hexEnc),
+	},
+	{
+		name: "lemonsqueezy", secret: "ls-signing-secret", other: "ls-other",
+		sign: bodySigner("X-Signature", "", sha256.New, hexEnc),
+	},
+	{
+		name: "coinbase_commerce", secret: "cc-shared-secret", other: "cc-other",
+		sign: bodySigner("X-Cc-Webhook-Signature", "", sha256.New, hexEnc),
+	},
+	{
+		name: "woocommerce", secret: "wc-secret", other: "wc-other", idHdr: "X-WC-Webhook-Delivery-ID",
+		sign: bodySigner("X-Wc-Webhook-Signature", "", sha256.New, b64Enc),
+	},
+	{
+		name: "patreon", secret: "patreon-secret", other: "patreon-other",
+		sign: bodySigner("X-Patreon-Signature", "", md5.New, hexEnc),
+	},
+	// Accounting.
+	{
+		name: "xero", secret: "xero-webhook-key", other: "xero-other",
+		sign: bodySigner("X-Xero-Signature", "", sha256.New, b64Enc),
+	},
+	{
+		name: "quickbooks", secret: "intuit-verifier-token", other: "intuit-other",
+		sign: bodySigner("Intuit-Signature", "", sha256.New, b64Enc),
+	},
+	// Messaging and social.
+	{
+		name: "meta", secret: "meta-app-secret", other: "meta-other",
+		sign: bodySigner("X-Hub-Signature-256", "sha256=", sha256.New, hexEnc),
+	},
+	{
+		name: "whatsapp", secret: "wa-app-secret", other: "wa-other",
+		sign: bodySigner("X-Hub-Signature-256", "sha256=", sha256.New, hexEnc),
+	},
+	{
+		name: "instagram", secret: "ig-app-secret", other: "ig-other",
+		sign: bodySigner("X-Hub-Signature-256", "sha256=", sha256.New, hexEnc),
+	},
+	{
+		name: "line", secret: "line-channel-secret", other: "line-other",
+		sign: bodySigner("X-Line-Signature", "", sha256.New, b64Enc),
+	},
+	{
+		name: "pusher", secret: "pusher-app-secret", other: "pusher-other",
+		sign: bodySigner("X-Pusher-Signature", "", sha256.New, hexEnc),
+	},
+	// Customer data and messaging platforms.
+	{
+		name: "segment", secret: "segment-shared-secret", other: "segment-other",
+		sign: bodySigner("X-Signature", "", sha1.New, hexEnc),
+	},
+	{
+		name: "customerio", secret: "cio-signing-key", other: "cio-other", stamped: true,
+		sign: func(s string, ts time.Time, b []byte) http.Header {
+			return http.Header{
+				"X-Cio-Timestamp": {unix(ts)},
+				"X-Cio-Signature": {hexEnc(mac(sha256.New, []byte(s), "v0:", unix(ts), ":", string(b)))},
+			}
+		},
+	},
+	// Standard Webhooks and Svix senders.
+	{
+		name: "openai", secret: whsecA, other: whsecB, stamped: true, list: true, listHdr: "Webhook-Signature", idHdr: "webhook-id",
+		oracle: "SDK: Standard Webhooks Go library `Webhook.Sign`/`Verify` (TestStandardSenderLibraries)",
+		sign:   standardSigner(false),
+	},
+	{
+		name: "replicate", secret: whsecA, other: whsecB, stamped: true, list: true, listHdr: "Webhook-Signature", idHdr: "webhook-id",
+		oracle: "SDK: Standard Webhooks Go library `Webhook.Sign`/`Verify` (TestStandardSenderLibraries)",
+		sign:   standardSigner(false),
+	},
+	{
+		name: "clerk", secret: whsecA, other: whsecB, stamped: true, list: true, listHdr: "Svix-Signature", idHdr: "webhook-id",
+		oracle: "SDK: svix-webhooks Go `Webhook.Sign`/`Verify` (TestStandardSenderLibraries)",
+		sign:   standardSigner(true),
+	},
+	{
+		name: "resend", secret: whsecA, other: whsecB, stamped: true, list: true, listHdr: "Svix-Signature", idHdr: "webhook-id",
+		oracle: "SDK: svix-webhooks Go `Webhook.Sign`/`Verify` (TestStandardSenderLibraries)",
+		sign:   standardSigner(true),
+	},
+	{
+		name: "gitlab_signed", secret: whsecA, other: whsecB, stamped: true, list: true, listHdr: "Webhook-Signature", idHdr: "webhook-id",
+		oracle: "SDK: Standard Webhooks Go library `Webhook.Sign`/`Verify` (TestStandardSenderLibraries)",
+		sign:   standardSigner(false),
+	},
+	// Identity and developer platforms.
+	{
+		name: "workos", secret: "workos-webhook-secret", other: "workos-other", stamped: true,
+		sign: func(s string, ts time.Time, b []byte) http.Header {
+			return http.Header{"Workos-Signature": {"t=" + unixMs(ts) + ", v1=" + hexEnc(mac(sha256.New, []byte(s), unixMs(ts), ".", string(b)))}}
+		},
+	},
+	{
+		name: "okta", secret: "okta-hook-auth-value", other: "okta-other", noBody: true,
+		sign: tokenSigner("Authorization"),
+	},
+	{
+		name: "auth0", secret: "Bearer auth0-log-stream-token", other: "Bearer auth0-other", noBody: true,
+		sign: tokenSigner("Authorization"),
+	},
+	{
+		name: "notion", secret: "secret_notion_verification_token", other: "secret_notion_other",
+		sign: bodySigner("X-Notion-Signature", "sha256=", sha256.New, hexEnc),
+	},
+	{
+		name: "airtable", secret: b64Enc([]byte("airtable mac secret bytes")), other: b64Enc([]byte("another airtable secret")),
+		sign: func(s string, _ time.Time, b []byte) http.Header {
+			key, err := base64.StdEncoding.DecodeString(s)
+			if err != nil {
+				panic(err)
+			}
+			return http.Header{"X-Airtable-Content-Mac": {"hmac-sha256=" + hexEnc(mac(sha256.New, key, string(b)))}}
+		},
+	},
+	{
+		name: "asana", secret: "asana-x-hook-secret", other: "asana-other",
+		sign: bodySigner("X-Hook-Signature", "", sha256.New, hexEnc),
+	},
+	{
+		name: "webflow", secret: "webflow-client-secret", other: "webflow-other", stamped: true,
+		sign: func(s string, ts time.Time, b []byte) http.Header {
+			return http.Header{
+				"X-Webflow-Timestamp": {unixMs(ts)},
+				"X-Webflow-Signature": {hexEnc(mac(sha256.New, []byte(s), unixMs(ts), ":", string(b)))},
+			}
+		},
+	},
+	{
+		name: "mux", secret: "mux-signing-secret", other: "mux-other", stamped: true,
+		sign: func(s string, ts time.Time, b []byte) http.Header {
+			return http.Header{"Mux-Signature": {"t=" + unix(ts) + ",v1=" + hexEnc(mac(sha256.New, []byte(s), unix(ts), ".", string(b)))}}
+		},
+	},
+	{
+		name: "alchemy", secret: "whsec_alchemy_signing_key", other: "whsec_alchemy_other",
+		sign: bodySigner("X-Alchemy-Signature", "", sha256.New, hexEnc),
+	},
+	// Finance.
+	{
+		name: "gocardless", secret: "gc-endpoint-secret", other: "gc-other",
+		sign: bodySigner("Webhook-Signature", "", sha256.New, hexEnc),
+	},
+	{
+		name: "onfido", secret: "onfido-webhook-token", other: "onfido-other",
+		sign: bodySigner("X-Sha2-Signature", "", sha256.New, hexEnc),
+	},
+	// Content and communication.
+	{
+		name: "sanity", secret: "sanity-webhook-secret", other: "sanity-other", stamped: true,
+		oracle: "vectors: github.com/sanity-io/webhook-toolkit test/signature.test.ts",
+		sign: func(s string, ts time.Time, b []byte) http.Header {
+			sig := base64.RawURLEncoding.EncodeToString(mac(sha256.New, []byte(s), unixMs(ts), ".", string(b)))
+			return http.Header{"Sanity-Webhook-Signature": {"t=" + unixMs(ts) + ",v1=" + sig}}
+		},
+	},
+	{
+		name: "front", secret: "front-app-signing-key", other: "front-other", stamped: true,
+		sign: func(s string, ts time.Time, b []byte) http.Header {
+			return http.Header{
+				"X-Front-Request-Timestamp": {unixMs(ts)},
+				"X-Front-Signature":         {b64Enc(mac(sha256.New, []byte(s), unixMs(ts), ":", string(b)))},
+			}
+		},
+	},
+	{
+		name: "front_rule", secret: "front-api-secret", other: "front-api-other",
+		sign: bodySigner("X-Front-Signature", "", sha1.New, b64Enc),
+	},
+	// Billing.
+	{
+		name: "recurly", secret: "recurly-endpoint-key", other: "recurly-other", stamped: true, list: true, listHdr: "Recurly-Signature",
+		sign: func(s string, ts time.Time, b []byte) http.Header {
+			sig := hexEnc(mac(sha256.New, []byte(s), unixMs(ts), ".", string(b)))
+			return http.Header{"Recurly-Signature": {unixMs(ts) + "," + strings.Repeat("0", 64) + "," + sig}}
+		},
+	},
+	{
+		name: "revolut", secret: "wsk_revolut_secret", other: "wsk_revolut_other", stamped: true, list: true, listHdr: "Revolut-Signature",
+		sign: func(s string, ts time.Time, b []byte) http.Header {
+			return http.Header{
+				"Revolut-Request-Timestamp": {unixMs(ts)},
+				"Revolut-Signature":         {"v1=" + hexEnc(mac(sha256.New, []byte(s), "v1.", unixMs(ts), ".", string(b)))},
+			}
+		},
+	},
+	// More code, CI and developer tools.
+	{
+		name: "jira", secret: "jira-admin-webhook-secret", other: "jira-other", idHdr: "X-Atlassian-Webhook-Identifier",
+		sign: bodySigner("X-Hub-Signature", "sha256=", sha256.New, hexEnc),
+	},
+	{
+		name: "snyk", secret: "snyk-webhook-secret", other: "snyk-other",
+		sign: bodySigner("X-Hub-Signature", "sha256=", sha256.New, hexEnc),
+	},
+	{
+		name: "discourse", secret: "discourse-secret", other: "discourse-other", idHdr: "X-Discourse-Event-Id",
+		sign: bodySigner("X-Discourse-Event-Signature", "sha256=", sha256.New, hexEnc),
+	},
+	{
+		name: "hookdeck", secret: "hookdeck-signing-secret", other: "hookdeck-other",
+		sign: bodySigner("X-Hookdeck-Signature", "", sha256.New, b64Enc),
+	},
+	{
+		name: "cloudflare", secret: "cf-notification-secret", other: "cf-other", noBody: true,
+		sign: tokenSigner("Cf-Webhook-Auth"),
+	},
+	{
+		name: "elevenlabs", secret: "wsec_elevenlabs", other: "wsec_other", stamped: true,
+		sign: func(s string, ts time.Time, b []byte) http.Header {
+			return http.Header{"Elevenlabs-Signature": {"t=" + unix(ts) + ",v0=" + hexEnc(mac(sha256.New, []byte(s), unix(ts), ".", string(b)))}}
+		},
+	},
+	// More content, forms and CRM.
+	{
+		name: "frameio", secret: "frameio-signing-secret", other: "frameio-other", stamped: true,
+		sign: func(s string, ts time.Time, b []byte) http.Header {
+			return http.Header{
+				"X-Frameio-Request-Timestamp": {unix(ts)},
+				"X-Frameio-Signature":         {"v0=" + hexEnc(mac(sha256.New, []byte(s), "v0:", unix(ts), ":", string(b)))},
+			}
+		},
+	},
+	{
+		name: "storyblok", secret: "storyblok-webhook-secret", other: "storyblok-other",
+		sign: bodySigner("Webhook-Signature", "", sha1.New, hexEnc),
+	},
+	{
+		name: "tally", secret: "tally-signing-secret", other: "tally-other",
+		sign: bodySigner("Tally-Signature", "", sha256.New, b64Enc),
+	},
+	{
+		name: "attio", secret: "attio-webhook-secret", other: "attio-other", idHdr: "Idempotency-Key",
+		sign: bodySigner("Attio-Signature", "", sha256.New, hexEnc),
+	},
+	{
+		name: "persona", secret: "wbhsec_persona_current", other: "wbhsec_persona_other", stamped: true, list: true, listHdr: "Persona-Signature",
+		sign: func(s string, ts time.Time, b []byte) http.Header {
+			sig := hexEnc(mac(sha256.New, []byte(s), unix(ts), ".", string(b)))
+			return http.Header{"Persona-Signature": {"t=" + unix(ts) + ",v1=" + sig}}
+		},
+	},
+	// More payments, billing and logistics.
+	{
+		name: "flutterwave", secret: "flw-secret-hash", other: "flw-other", noBody: true,
+		sign: tokenSigner("Verif-Hash"),
+	},
+	{
+		name: "checkout_com", secret: "cko-webhook-secret", other: "cko-other",
+		sign: bodySigner("Cko-Signature", "", sha256.New, hexEnc),
+	},
+	{
+		name: "maxio", secret: "maxio-site-shared-key", other: "maxio-other", idHdr: "X-Chargify-Webhook-Id",
+		sign: bodySigner("X-Chargify-Webhook-Signature-Hmac-Sha-256", "", sha256.New, hexEnc),
+	},
+	{
+		name: "easypost", secret: "easypost-webhook-secret", other: "easypost-other",
+		sign: bodySigner("X-Hmac-Signature", "hmac-sha256-hex=", sha256.New, hexEnc),
+	},
+	{
+		name: "fourthwall", secret: "e3f93c7c-c92b-4b8f-a9b1-5b70e0891abc", other: "0b1c2d3e-other",
+		sign: bodySigner("X-Fourthwall-Hmac-Sha256", "", sha256.New, b64Enc),
+	},
+}
+
+// TestSanityVectors checks the vectors of Sanity's own toolkit
+// (sanity-io/webhook-toolkit, test/signature.test.ts).
+func TestSanityVectors(t *testing.T) {
+	for _, tc := range []struct {
+		name, secret, body, header string
+		want                       error
+	}{
+		{"valid", "test", `{"_id":"resume"}`, "t=1633519811129,v1=tLa470fx7qkLLEcMOcEUFuBbRSkGujyskxrNXcoh0N0", nil},
+		{"encoded", "try-me", `{"title":"GROQ-Hooks are neat"}`, "t=1633518820676,v1=e7C9h2sfbFfc4V7TEz7PSOp4IoNzl0UdVsBV-1wgdeA", nil},
+		{"space after comma", "test", `{"_id":"resume"}`, "t=1633519811129, v1=tLa470fx7qkLLEcMOcEUFuBbRSkGujyskxrNXcoh0N0", nil},
+		{"other timestamp", "test", `{"_id":"resume"}`, "t=1633519811128,v1=tLa470fx7qkLLEcMOcEUFuBbRSkGujyskxrNXcoh0N0", verify.ErrMismatch},
+		{"other hash", "test", `{"_id":"resume"}`, "t=1633519811129,v1=tLa470fx7qkLLEcMOcEUFuBbRSkGujyskxrNXcoh0N1", verify.ErrMalformed},
+		{"other payload", "test", `{"_id":"structure"}`, "t=1633519811129,v1=tLa470fx7qkLLEcMOcEUFuBbRSkGujyskxrNXcoh0N0", verify.ErrMismatch},
+		{"unknown version", "test", `{"_id":"resume"}`, "t=1633519811129,v5=tLa470fx7qkLLEcMOcEUFuBbRSkGujyskxrNXcoh0N0", verify.ErrMalformed},
+	} {
+		ts, _ := strconv.ParseInt(strings.TrimPrefix(strings.Split(tc.header, ",")[0], "t="), 10, 64)
+		v, err := verify.New(verify.Spec{Method: "sanity", Secrets: []string{tc.secret}, Now: func() time.Time { return time.UnixMilli(ts) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := []byte(tc.body)
+		err = v.Verify(newRequest(http.Header{"Sanity-Webhook-Signature": {tc.header}}, body), body)
+		if tc.want == nil && err != nil {
+			t.Errorf("%s: rejected: %v", tc.name, err)
+		}
+		if tc.want != nil && !errors.Is(err, tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestStandardSenderLibraries signs with the libraries these providers
+// document (Standard Webhooks, Svix) and checks that the libraries accept
+// what the test signers produce, so signer and preset agree with them.
+func TestStandardSenderLibraries(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		svix bool
+	}{{"openai", false}, {"replicate", false}, {"gitlab_signed", false}, {"clerk", true}, {"resend", true}} {
+		v, err := verify.New(verify.Spec{Method: tc.name, Secrets: []string{whsecB, whsecA}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		var sign func(id string, ts time.Time, body []byte) (string, error)
+		var check func(body []byte, h http.Header) error
+		family := "Webhook-"
+		if tc.svix {
+			wh, err := svix.NewWebhook(whsecA)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sign, check, family = wh.Sign, wh.Verify, "Svix-"
+		} else {
+			wh, err := standardwebhooks.NewWebhook(whsecA)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sign, check = wh.Sign, wh.Verify
+		}
+		for _, body := range [][]byte{trapBody, []byte(`{"type":"response.completed","data":{"id":"resp_1"}}`)} {
+			sig, err := sign("msg_lib_1", now, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := http.Header{family + "Id": {"msg_lib_1"}, family + "Timestamp": {strconv.FormatInt(now.Unix(), 10)}, family + "Signature": {sig}}
+			if err := v.Verify(newRequest(h, body), body); err != nil {
+				t.Errorf("%s: library signature rejected: %v", tc.name, err)
+			}
+			tampered := append([]byte(nil), body...)
+			tampered[len(tampered)-2] ^= 1
+			if err := v.Verify(newRequest(h, tampered), tampered); !errors.Is(err, verify.ErrMismatch) {
+				t.Errorf("%s: library signature over another body: %v", tc.name, err)
+			}
+			old := now.Add(-10 * time.Minute)
+			sig, _ = sign("msg_lib_1", old, body)
+			h.Set(family+"Timestamp", strconv.FormatInt(old.Unix(), 10))
+			h.Set(family+"Signature", sig)
+			if err := v.Verify(newRequest(h, body), body); !errors.Is(err, verify.ErrTimestamp) {
+				t.Errorf("%s: stale library signature: %v", tc.name, err)
+			}
+		}
+		// the signer of the case table, checked by the library
+		h := standardSigner(tc.svix)(whsecA, now, trapBody)
+		if err := check(trapBody, h); err != nil {
+			t.Errorf("%s: the library rejects the test signer: %v", tc.name, err)
+		}
+	}
+}
+
+func TestPersonaRotation(t *testing.T) {
+	v := mustNew(t, verify.Spec{Method: "persona", Secrets: []string{"wbhsec_new"}})
+	ts := unix(fixedNow)
+	sig := func(secret string) string { return hexEnc(mac(sha256.New, []byte(secret), ts, ".", string(trapBody))) }
+	for name, tc := range map[string]struct {
+		header string
+		want   error
+	}{
+		"new key second":      {"t=" + ts + ",v1=" + sig("wbhsec_old") + " t=" + ts + ",v1=" + sig("wbhsec_new"), nil},
+		"new key first":       {"t=" + ts + ",v1=" + sig("wbhsec_new") + " t=" + ts + ",v1=" + sig("wbhsec_old"), nil},
+		"only the old key":    {"t=" + ts + ",v1=" + sig("wbhsec_old"), verify.ErrMismatch},
+		"timestamps disagree": {"t=" + ts + ",v1=" + sig("wbhsec_old") + " t=" + unix(fixedNow.Add(time.Second)) + ",v1=" + sig("wbhsec_new"), verify.ErrMalformed},
+		"group without t":     {"t=" + ts + ",v1=" + sig("wbhsec_old") + " v1=" + sig("wbhsec_new"), verify.ErrMalformed},
+	} {
+		err := v.Verify(newRequest(http.Header{"Persona-Signature": {tc.header}}, trapBody), trapBody)
+		if tc.want == nil && err != nil {
+			t.Errorf("%s: rejected: %v", name, err)
+		}
+		if tc.want != nil && !errors.Is(err, tc.want) {
+			t.Errorf("%s: got %v, want %v", name, err, tc.want)
+		}
+	}
+}
+
+func TestAttioLegacyHeader(t *testing.T) {
+	v := mustNew(t, verify.Spec{Method: "attio", Secrets: []string{"attio-secret"}})
+	h := http.Header{"X-Attio-Signature": {hexEnc(mac(sha256.New, []byte("attio-secret"), string(trapBody)))}}
+	if err := v.Verify(newRequest(h, trapBody), trapBody); err != nil {
+		t.Errorf("legacy X-Attio-Signature rejected: %v", err)
+	}
+	h.Set("Attio-Signature", strings.Repeat("0", 64))
+	if err := v.Verify(newRequest(h, trapBody), trapBody); !errors.Is(err, verify.ErrMismatch) {
+		t.Errorf("a wrong Attio-Signature must win over the legacy header: %v", err)
+	}
+}
+
+// TestEasyPostNormalizedSecret: EasyPost NFKD-normalizes the secret, so
+// "café" (precomposed é) keys the HMAC as "cafe" + combining acute.
+func TestEasyPostNormalizedSecret(t *testing.T) {
+	v := mustNew(t, verify.Spec{Method: "easypost", Secrets: []string{"caf\u00e9-secret"}})
+	h := http.Header{"X-Hmac-Signature": {"hmac-sha256-hex=" + hexEnc(mac(sha256.New, []byte("cafe\u0301-secret"), string(trapBody)))}}
+	if err := v.Verify(newRequest(h, trapBody), trapBody); err != nil {
+		t.Errorf("signature under the normalized secret rejected: %v", err)
+	}
+	h = http.Header{"X-Hmac-Signature": {"hmac-sha256-hex=" + hexEnc(mac(sha256.New, []byte("caf\u00e9-secret"), string(trapBody)))}}
+	if err := v.Verify(newRequest(h, trapBody), trapBody); !errors.Is(err, verify.ErrMismatch) {
+		t.Errorf("signature under the unnormalized secret: %v", err)
+	}
+}
