@@ -2,12 +2,14 @@ package caddymodule
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/caddy-webhooks/gateway/queue"
@@ -130,6 +132,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.store = val.(storeDestructor).Store
 	default:
 		return fmt.Errorf("unknown store kind %q (want bolt)", cfg.Kind)
+	}
+	if reg := ctx.GetMetricsRegistry(); reg != nil {
+		if err := reg.Register(newQueueCollector(a.store)); err != nil {
+			var already prometheus.AlreadyRegisteredError
+			if !errors.As(err, &already) {
+				return fmt.Errorf("registering queue metrics: %w", err)
+			}
+		}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package caddymodule_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -174,5 +175,29 @@ http://localhost:9080 {
 	waitFor(t, "the replayed attempt", func() bool { return len(rejecting.requests()) == 2 })
 	if code := adminGet(t, "/webhook_gateway/events?status=bogus", nil); code != http.StatusBadRequest {
 		t.Errorf("bad status filter: %d", code)
+	}
+
+	// queue depth and delivery counters on the admin /metrics endpoint
+	waitFor(t, "the replayed event dead again", func() bool {
+		adminGet(t, "/webhook_gateway/event?hook=dead&id=evt-dead", &ev)
+		return ev.Status == "dead"
+	})
+	resp, err = http.Get("http://localhost:2999/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`caddy_webhook_gateway_queue_events{hook="async",status="delivered"} 1`,
+		`caddy_webhook_gateway_queue_events{hook="dead",status="dead"} 1`,
+		`caddy_webhook_gateway_queue_events{hook="flaky",status="delivered"} 1`,
+		`caddy_webhook_gateway_queue_oldest_due_seconds 0`,
+		`caddy_webhook_gateway_dead_total{hook="dead"} 2`,
+		`caddy_webhook_gateway_rejected_total{hook="async",reason="mapping"} 1`,
+	} {
+		if !strings.Contains(string(metrics), want+"\n") {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }

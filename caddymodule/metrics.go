@@ -1,10 +1,14 @@
 package caddymodule
 
 import (
+	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/caddy-webhooks/gateway/queue"
 )
 
 // Rejection reasons, the "reason" label of the rejected counter.
@@ -107,4 +111,44 @@ func registerMetrics(reg prometheus.Registerer, hook string) (*hookMetrics, erro
 		dead:      c.dead,
 		latency:   c.latency,
 	}, nil
+}
+
+// queueCollector reports the event store's depth at scrape time: events by
+// hook and status, and the age of the oldest due event. Stats is cheap
+// (the bolt store keeps counts per transition), so no cache is needed.
+type queueCollector struct {
+	store  queue.Store
+	events *prometheus.Desc
+	oldest *prometheus.Desc
+}
+
+func newQueueCollector(store queue.Store) *queueCollector {
+	return &queueCollector{
+		store: store,
+		events: prometheus.NewDesc("caddy_webhook_gateway_queue_events",
+			"Stored async events, by hook and status (queued, delivering, delivered, dead).", []string{"hook", "status"}, nil),
+		oldest: prometheus.NewDesc("caddy_webhook_gateway_queue_oldest_due_seconds",
+			"Age of the oldest event due for delivery; 0 when none is waiting.", nil, nil),
+	}
+}
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.events
+	ch <- c.oldest
+}
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.store.Stats(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.events, err)
+		return
+	}
+	for hook, byStatus := range st.Counts {
+		for status, n := range byStatus {
+			ch <- prometheus.MustNewConstMetric(c.events, prometheus.GaugeValue, float64(n), hook, string(status))
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, st.OldestDue.Seconds())
 }

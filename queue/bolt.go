@@ -19,6 +19,7 @@ var (
 	bucketEvents = []byte("events") // hook \x00 id -> JSON Event
 	bucketDue    = []byte("due")    // dueAt (8 bytes, big-endian unix nanos) hook \x00 id -> nothing
 	bucketDedup  = []byte("dedup")  // hook \x00 id -> expiry (8 bytes)
+	bucketCounts = []byte("counts") // hook \x00 status -> count (8 bytes), rebuilt at open
 )
 
 // BoltOptions configure the embedded store.
@@ -55,7 +56,7 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 	}
 	b := &Bolt{db: db, now: opts.Now}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketEvents, bucketDue, bucketDedup} {
+		for _, name := range [][]byte{bucketEvents, bucketDue, bucketDedup, bucketCounts} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -68,10 +69,17 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 	return b, nil
 }
 
-// recover makes every leased event due now: its worker is gone.
+// recover makes every leased event due now (its worker is gone) and
+// rebuilds the counts by hook and status.
 func (b *Bolt) recover(tx *bolt.Tx) error {
 	now := b.now()
 	events := tx.Bucket(bucketEvents)
+	if err := tx.DeleteBucket(bucketCounts); err != nil {
+		return err
+	}
+	if _, err := tx.CreateBucket(bucketCounts); err != nil {
+		return err
+	}
 	var leased []*Event
 	err := events.ForEach(func(k, v []byte) error {
 		var ev Event
@@ -81,7 +89,7 @@ func (b *Bolt) recover(tx *bolt.Tx) error {
 		if ev.Status == StatusDelivering {
 			leased = append(leased, &ev)
 		}
-		return nil
+		return b.count(tx, ev.Hook, "", ev.Status)
 	})
 	if err != nil {
 		return err
@@ -92,6 +100,36 @@ func (b *Bolt) recover(tx *bolt.Tx) error {
 		}
 	}
 	return nil
+}
+
+// count moves one event of hook from one status to another in the counts;
+// an empty status is none (a new event).
+func (b *Bolt) count(tx *bolt.Tx, hook string, from, to Status) error {
+	if from == to {
+		return nil
+	}
+	counts := tx.Bucket(bucketCounts)
+	add := func(st Status, d int64) error {
+		if st == "" {
+			return nil
+		}
+		k := eventKey(hook, string(st))
+		var n int64
+		if v := counts.Get(k); len(v) == 8 {
+			n = int64(binary.BigEndian.Uint64(v))
+		}
+		n += d
+		if n <= 0 {
+			return counts.Delete(k)
+		}
+		v := make([]byte, 8)
+		binary.BigEndian.PutUint64(v, uint64(n))
+		return counts.Put(k, v)
+	}
+	if err := add(from, -1); err != nil {
+		return err
+	}
+	return add(to, 1)
 }
 
 // Close closes the file.
@@ -149,12 +187,20 @@ func (b *Bolt) Enqueue(ctx context.Context, ev *Event, dedupWindow time.Duration
 			}
 		}
 		events := tx.Bucket(bucketEvents)
+		var was Status
 		if old := events.Get(key); old != nil {
 			// The same id again without dedup: deliver it again.
 			var prev Event
-			if json.Unmarshal(old, &prev) == nil {
-				_ = tx.Bucket(bucketDue).Delete(dueKey(prev.DueAt, prev.Hook, prev.ID))
+			if err := json.Unmarshal(old, &prev); err != nil {
+				return err
 			}
+			if err := tx.Bucket(bucketDue).Delete(dueKey(prev.DueAt, prev.Hook, prev.ID)); err != nil {
+				return err
+			}
+			was = prev.Status
+		}
+		if err := b.count(tx, ev.Hook, was, StatusQueued); err != nil {
+			return err
 		}
 		if err := events.Put(key, val); err != nil {
 			return err
@@ -194,6 +240,9 @@ func (b *Bolt) Lease(ctx context.Context, max int, leaseFor time.Duration) ([]*E
 			}
 			var ev Event
 			if err := json.Unmarshal(v, &ev); err != nil {
+				return err
+			}
+			if err := b.count(tx, ev.Hook, ev.Status, StatusDelivering); err != nil {
 				return err
 			}
 			ev.Status, ev.DueAt, ev.UpdatedAt = StatusDelivering, now.Add(leaseFor), now
@@ -238,6 +287,9 @@ func (b *Bolt) get(tx *bolt.Tx, hook, id string) (*Event, error) {
 func (b *Bolt) reschedule(tx *bolt.Tx, ev *Event, status Status, due time.Time) error {
 	dueB := tx.Bucket(bucketDue)
 	if err := dueB.Delete(dueKey(ev.DueAt, ev.Hook, ev.ID)); err != nil {
+		return err
+	}
+	if err := b.count(tx, ev.Hook, ev.Status, status); err != nil {
 		return err
 	}
 	ev.Status, ev.UpdatedAt = status, b.now()
@@ -350,7 +402,7 @@ func (b *Bolt) List(_ context.Context, q ListQuery) (ListPage, error) {
 	return page, err
 }
 
-// Stats counts events by hook and status.
+// Stats reads the counts kept by every transition, so it costs no scan.
 func (b *Bolt) Stats(_ context.Context) (Stats, error) {
 	st := Stats{Counts: map[string]map[Status]int{}}
 	now := b.now()
@@ -360,18 +412,15 @@ func (b *Bolt) Stats(_ context.Context) (Stats, error) {
 				st.OldestDue = now.Sub(at)
 			}
 		}
-		return tx.Bucket(bucketEvents).ForEach(func(_, v []byte) error {
-			var ev struct {
-				Hook   string `json:"hook"`
-				Status Status `json:"status"`
+		return tx.Bucket(bucketCounts).ForEach(func(k, v []byte) error {
+			hook, status, ok := bytes.Cut(k, []byte{0})
+			if !ok || len(v) != 8 {
+				return nil
 			}
-			if err := json.Unmarshal(v, &ev); err != nil {
-				return err
+			if st.Counts[string(hook)] == nil {
+				st.Counts[string(hook)] = map[Status]int{}
 			}
-			if st.Counts[ev.Hook] == nil {
-				st.Counts[ev.Hook] = map[Status]int{}
-			}
-			st.Counts[ev.Hook][ev.Status]++
+			st.Counts[string(hook)][Status(status)] = int(binary.BigEndian.Uint64(v))
 			return nil
 		})
 	})
