@@ -321,11 +321,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	if _, ok := h.methods[r.Method]; !ok {
 		w.Header().Set("Allow", h.allow)
+		closeUnread(w, r)
 		return h.reject(w, r, http.StatusMethodNotAllowed, reasonMethod, "method not allowed", nil)
 	}
 	form, ok := h.acceptContentType(r.Header.Get("Content-Type"))
 	if !ok {
 		w.Header().Set("Accept-Post", h.acceptPost)
+		closeUnread(w, r)
 		return h.reject(w, r, http.StatusUnsupportedMediaType, reasonContentType, "unsupported content type", nil)
 	}
 	body, err := readBody(w, r, h.maxSize)
@@ -413,7 +415,7 @@ func (h *Handler) authenticate(r *http.Request, body []byte) (string, string, er
 		if err == nil {
 			return nv.method, nv.idHeader, nil
 		}
-		errs = append(errs, fmt.Errorf("%s: %w", nv.method, err))
+		errs = append(errs, err) // verify errors start with the method name
 	}
 	return "", "", errors.Join(errs...)
 }
@@ -453,6 +455,16 @@ func newUUIDv7() string {
 		return uuid.NewString()
 	}
 	return id.String()
+}
+
+// closeUnread asks for the connection to be closed when a request is
+// refused before its body is read, so the answer goes out at once instead
+// of after the server has tried to drain the body (or never, to a sender
+// waiting on Expect: 100-continue).
+func closeUnread(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
+	}
 }
 
 // reject answers a refused request. When the server has handle_errors
