@@ -219,3 +219,200 @@ func freePort(t *testing.T) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// TestAsyncReloadUnderLoad reloads the config of a running Caddy several
+// times while events arrive: the store is opened once (a second open of
+// the bolt file would fail after its lock timeout and the reload with it),
+// every reload succeeds, every 202 is delivered, and the process's
+// goroutines come back to where they were (no worker or store goroutine
+// left behind by an old config).
+func TestAsyncReloadUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a whole Caddy binary")
+	}
+	dir := t.TempDir()
+	bin := buildCaddy(t, dir)
+	var (
+		mu        sync.Mutex
+		delivered = map[string]int{}
+	)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		time.Sleep(5 * time.Millisecond) // deliveries are in flight during reloads
+		mu.Lock()
+		delivered[r.Header.Get("Idempotency-Key")]++
+		mu.Unlock()
+	}))
+	defer upstream.Close()
+
+	port, admin := freePort(t), freePort(t)
+	configFor := func(workers int) string {
+		return fmt.Sprintf(`{
+	admin 127.0.0.1:%d
+	auto_https off
+	persist_config off
+	webhook_gateway {
+		store bolt %s
+		workers %d
+	}
+}
+
+http://127.0.0.1:%d {
+	webhook_gateway /hooks {
+		auth api_key k
+		mode async
+		forward %s/in {
+			retries 20
+			backoff 20ms 200ms
+		}
+	}
+}
+`, admin, filepath.Join(dir, "events.db"), workers, port, upstream.URL)
+	}
+	caddyfile := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(caddyfile, []byte(configFor(8)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--config", caddyfile, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("caddy output:\n%s", logs.String())
+		}
+	}()
+	adminURL := fmt.Sprintf("http://127.0.0.1:%d", admin)
+	waitUp := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(adminURL + "/config/")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(waitUp) {
+			t.Fatal("caddy did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	goroutines := func() int {
+		resp, err := http.Get(adminURL + "/debug/pprof/goroutine?debug=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var n int
+		if _, err := fmt.Fscanf(resp.Body, "goroutine profile: total %d", &n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	reload := func(workers int) {
+		t.Helper()
+		resp, err := http.Post(adminURL+"/load", "text/caddyfile", bytes.NewBufferString(configFor(workers)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("reload: %d %s", resp.StatusCode, body)
+		}
+	}
+	// one reload first, so lazily started runtime goroutines exist in the baseline
+	reload(8)
+	time.Sleep(500 * time.Millisecond)
+	before := goroutines()
+
+	url := fmt.Sprintf("http://127.0.0.1:%d/hooks", port)
+	var (
+		accepted, refused atomic.Int64
+		transport         atomic.Int64 // a keep-alive connection closed by the old server as the request went out
+		ids               sync.Map
+		stop              atomic.Bool
+		wg                sync.WaitGroup
+	)
+	client := &http.Client{Timeout: 5 * time.Second}
+	for g := range 8 {
+		wg.Go(func() {
+			for i := 0; !stop.Load(); i++ {
+				req, _ := http.NewRequest(http.MethodPost, url, bytes.NewBufferString(fmt.Sprintf(`{"g":%d,"i":%d}`, g, i)))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("X-API-Key", "k")
+				resp, err := client.Do(req)
+				if err != nil {
+					transport.Add(1)
+					continue
+				}
+				var acc struct{ ID string }
+				_ = json.NewDecoder(resp.Body).Decode(&acc)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusAccepted && acc.ID != "" {
+					ids.Store(acc.ID, true)
+					accepted.Add(1)
+				} else {
+					refused.Add(1)
+					t.Errorf("status %d during reloads", resp.StatusCode)
+				}
+			}
+		})
+	}
+	for i := range 6 {
+		time.Sleep(300 * time.Millisecond)
+		reload([]int{4, 8}[i%2])
+	}
+	time.Sleep(300 * time.Millisecond)
+	stop.Store(true)
+	wg.Wait()
+	if accepted.Load() < 50 {
+		t.Fatalf("only %d events accepted during the reloads", accepted.Load())
+	}
+	if refused.Load() > 0 {
+		t.Errorf("%d requests refused during reloads", refused.Load())
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		missing := 0
+		mu.Lock()
+		ids.Range(func(k, _ any) bool {
+			if delivered[k.(string)] == 0 {
+				missing++
+			}
+			return true
+		})
+		mu.Unlock()
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d accepted events not delivered", missing, accepted.Load())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// same config as the baseline; idle keep-alive connections (ours to
+	// Caddy, Caddy's to the upstream) are closed so only what the configs
+	// started is counted
+	reload(8)
+	client.CloseIdleConnections()
+	upstream.CloseClientConnections()
+	var after int
+	for range 50 {
+		time.Sleep(200 * time.Millisecond)
+		if after = goroutines(); after <= before+4 {
+			break
+		}
+	}
+	if after > before+4 {
+		resp, _ := http.Get(adminURL + "/debug/pprof/goroutine?debug=1")
+		dump, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		t.Fatalf("goroutines: %d before the reloads, %d after\n%s", before, after, dump)
+	}
+	t.Logf("%d events accepted across 7 reloads, all delivered (%d requests lost their keep-alive connection to an old server); goroutines %d before, %d after",
+		accepted.Load(), transport.Load(), before, after)
+}

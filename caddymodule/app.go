@@ -28,7 +28,7 @@ const (
 	pollEvery   = 200 * time.Millisecond
 	// unroutedDelay is how long an event waits when no handler of the
 	// running config delivers its hook (the config changed).
-	unroutedDelay = time.Minute
+	unroutedDelay = 2 * time.Second
 )
 
 // DefaultSchedule is the async retry schedule, like the big senders use:
@@ -71,11 +71,12 @@ type App struct {
 // workers is the running state of the app, behind a pointer so the
 // config struct stays copyable.
 type workers struct {
-	mu     sync.RWMutex
-	hooks  map[string]*Handler
-	wake   chan struct{}
-	cancel context.CancelFunc
-	done   sync.WaitGroup
+	mu             sync.RWMutex
+	hooks          map[string]*Handler
+	wake           chan struct{}
+	cancel         context.CancelFunc // stops leasing
+	cancelAttempts context.CancelFunc // cancels attempts in flight
+	done           sync.WaitGroup
 }
 
 // StoreConfig configures the event store.
@@ -149,32 +150,64 @@ type storeDestructor struct{ queue.Store }
 
 func (s storeDestructor) Destruct() error { return s.Close() }
 
+// stopGrace is how long Stop lets attempts in flight finish before it
+// cancels them; a cancelled or untried event is released, due at once for
+// the next config's workers.
+const stopGrace = 5 * time.Second
+
 // Start starts the delivery workers.
 func (a *App) Start() error {
-	ctx, cancel := context.WithCancel(context.Background())
-	a.cancel = cancel
+	leaseCtx, stopLeasing := context.WithCancel(context.Background())
+	attemptCtx, cancelAttempts := context.WithCancel(context.Background())
+	a.cancel, a.cancelAttempts = stopLeasing, cancelAttempts
 	jobs := make(chan *queue.Event)
 	for range a.Workers {
 		a.done.Go(func() {
 			for ev := range jobs {
-				a.deliver(ctx, ev)
+				if leaseCtx.Err() != nil {
+					a.release(ev) // stopping: not tried here
+					continue
+				}
+				a.deliver(attemptCtx, ev)
 			}
 		})
 	}
 	a.done.Go(func() {
 		defer close(jobs)
-		a.leaseLoop(ctx, jobs)
+		a.leaseLoop(leaseCtx, jobs)
 	})
 	return nil
 }
 
-// Stop stops the workers after their current attempts.
+// Stop stops leasing, lets attempts in flight finish for up to stopGrace,
+// and gives back every leased event it did not try.
 func (a *App) Stop() error {
-	if a.cancel != nil {
-		a.cancel()
+	if a.cancel == nil {
+		return nil
 	}
-	a.done.Wait()
+	a.cancel()
+	done := make(chan struct{})
+	go func() {
+		a.done.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(stopGrace):
+		a.cancelAttempts()
+		<-done
+	}
+	a.cancelAttempts()
 	return nil
+}
+
+// release gives a leased event back to the store, due now.
+func (a *App) release(ev *queue.Event) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.store.Release(ctx, ev.Hook, ev.ID); err != nil {
+		a.logger.Warn("releasing event", zap.String("hook", ev.Hook), zap.String("id", ev.ID), zap.Error(err))
+	}
 }
 
 // Cleanup releases this generation's use of the store.
@@ -231,11 +264,14 @@ func (a *App) leaseLoop(ctx context.Context, jobs chan<- *queue.Event) {
 		if err != nil && ctx.Err() == nil {
 			a.logger.Warn("leasing events", zap.Error(err))
 		}
-		for _, ev := range evs {
+		for i, ev := range evs {
 			select {
 			case jobs <- ev:
 			case <-ctx.Done():
-				return // the lease expires and the event is due again
+				for _, rest := range evs[i:] {
+					a.release(rest)
+				}
+				return
 			}
 		}
 		if len(evs) == a.Workers {

@@ -88,6 +88,11 @@ func flattenHeader(h http.Header) map[string]string {
 	return out
 }
 
+// errUnrouted is the attempt recorded when no handler of the running
+// config delivers an event's hook (a config change, or the short overlap of
+// two configs during a reload).
+const errUnrouted = "no handler for this hook in the running config"
+
 // deliver makes one attempt at a leased event and records its outcome:
 // delivered, retried later on the action's schedule, or dead.
 func (a *App) deliver(ctx context.Context, ev *queue.Event) {
@@ -95,7 +100,7 @@ func (a *App) deliver(ctx context.Context, ev *queue.Event) {
 	idx, _ := strconv.Atoi(ev.Header[metaAction])
 	if h == nil || idx >= len(h.actions) {
 		// No handler of the running config delivers this event: keep it.
-		err := a.store.Retry(ctx, ev.Hook, ev.ID, queue.Attempt{At: a.now(), Error: "no handler for this hook in the running config"}, unroutedDelay)
+		err := a.store.Retry(ctx, ev.Hook, ev.ID, queue.Attempt{At: a.now(), Error: errUnrouted}, unroutedDelay)
 		if err != nil {
 			a.logger.Warn("deferring unrouted event", zap.String("hook", ev.Hook), zap.String("id", ev.ID), zap.Error(err))
 		}
@@ -108,7 +113,12 @@ func (a *App) deliver(ctx context.Context, ev *queue.Event) {
 			header.Set(k, v)
 		}
 	}
-	n := len(ev.Attempts) + 1
+	n := 1 // this attempt's number: deferrals for want of a handler do not count
+	for _, at := range ev.Attempts {
+		if at.Error != errUnrouted {
+			n++
+		}
+	}
 	policy := act.asyncPolicy()
 	single := policy
 	single.Retries = 0
@@ -125,7 +135,8 @@ func (a *App) deliver(ctx context.Context, ev *queue.Event) {
 		FirstAttempt:       n,
 	})
 	if ctx.Err() != nil {
-		return // shutting down: the lease expires and the event is due again
+		a.release(ev) // cancelled by Stop: no outcome to record
+		return
 	}
 	at := queue.Attempt{At: a.now(), Status: res.Status, Latency: res.Duration}
 	if res.Err != nil {
@@ -138,6 +149,9 @@ func (a *App) deliver(ctx context.Context, ev *queue.Event) {
 		h.metrics.retries.WithLabelValues(h.name, act.label).Inc()
 	}
 
+	// the outcome is recorded even if Stop comes now
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	var err error
 	switch {
 	case res.OK():

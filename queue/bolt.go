@@ -324,6 +324,18 @@ func (b *Bolt) Retry(_ context.Context, hook, id string, a Attempt, after time.D
 	return b.finish(hook, id, a, StatusQueued, after)
 }
 
+// Release gives a leased event back, due now, without an attempt.
+func (b *Bolt) Release(_ context.Context, hook, id string) error {
+	err := b.db.Batch(func(tx *bolt.Tx) error {
+		ev, err := b.get(tx, hook, id)
+		if err != nil || ev.Status != StatusDelivering {
+			return err
+		}
+		return b.reschedule(tx, ev, StatusQueued, b.now())
+	})
+	return unavailable(err)
+}
+
 // Dead records the event as dead.
 func (b *Bolt) Dead(_ context.Context, hook, id string, a Attempt) error {
 	return b.finish(hook, id, a, StatusDead, 0)

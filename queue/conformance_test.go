@@ -76,6 +76,33 @@ func runConformance(t *testing.T, open opener) {
 		}
 	})
 
+	t.Run("release", func(t *testing.T) {
+		clock := &fakeClock{now: start}
+		s := open(t, clock)
+		if err := s.Enqueue(ctx, newEvent("pets", "r1"), 0); err != nil {
+			t.Fatal(err)
+		}
+		if evs, err := s.Lease(ctx, 10, time.Hour); err != nil || len(evs) != 1 {
+			t.Fatalf("lease: %v %+v", err, evs)
+		}
+		if err := s.Release(ctx, "pets", "r1"); err != nil {
+			t.Fatal(err)
+		}
+		evs, err := s.Lease(ctx, 10, time.Hour)
+		if err != nil || len(evs) != 1 || evs[0].ID != "r1" || len(evs[0].Attempts) != 0 {
+			t.Fatalf("a released event is due at once, with no attempt: %v %+v", err, evs)
+		}
+		if err := s.Ack(ctx, "pets", "r1", queue.Attempt{At: clock.Now(), Status: 200}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Release(ctx, "pets", "r1"); err != nil {
+			t.Fatal(err)
+		}
+		if ev, err := s.Get(ctx, "pets", "r1"); err != nil || ev.Status != queue.StatusDelivered {
+			t.Fatalf("release changed a delivered event: %v %+v", err, ev)
+		}
+	})
+
 	t.Run("retry, dead and replay", func(t *testing.T) {
 		clock := &fakeClock{now: start}
 		s := open(t, clock)

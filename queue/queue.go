@@ -94,6 +94,10 @@ type Store interface {
 	Ack(ctx context.Context, hook, id string, a Attempt) error
 	// Retry records a failed attempt: queued again, due after the delay.
 	Retry(ctx context.Context, hook, id string, a Attempt, after time.Duration) error
+	// Release gives back a leased event that was not attempted (its worker
+	// is stopping): queued and due now, no attempt recorded. Events in
+	// other statuses are left as they are.
+	Release(ctx context.Context, hook, id string) error
 	// Dead records the last failed attempt: dead.
 	Dead(ctx context.Context, hook, id string, a Attempt) error
 	// Get returns one event with its attempts and payload.

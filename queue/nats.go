@@ -1,0 +1,970 @@
+// The NATS store keeps events in a JetStream cluster shared by several
+// gateway instances. It is built from four JetStream assets named after a
+// prefix (NATSOptions.Stream, default "webhook_gateway"), all replicated
+// (R3 by default; the servers should run with sync_interval: always):
+//
+//   - KV bucket <prefix>_events: key hex(hook).hex(id), value the JSON event
+//     (status, attempts, due time, payload). It is the source of truth for
+//     Get, List, Stats and Replay, and every change is a compare-and-set on
+//     the key's revision, so two instances never both lease one event.
+//   - Work-queue stream <prefix>_work with one durable pull consumer
+//     ("workers", explicit ack, no delivery limit) shared by every instance.
+//     Its messages are tickets: "look at event hook/id at time T". Each
+//     record names the stream sequence of its current ticket; a ticket with
+//     an older sequence is stale and is dropped when it comes up.
+//   - KV bucket <prefix>_dedup with per-key TTL (the dedup window): key as
+//     above, value the end of the window.
+//   - Stream <prefix>_dead: a copy of every event that goes dead, for
+//     operators and for tools that consume dead letters.
+//
+// Enqueue checks the dedup key, publishes the ticket (with a Nats-Msg-Id
+// derived from the key and the dedup key's revision, so two instances
+// racing with the same event store it once), writes the record, and only
+// then records the dedup key: a crash in between gives an extra delivery,
+// never a lost event. Every write waits for JetStream's acknowledgement, that
+// is a quorum of replicas; when that fails or times out the error wraps
+// ErrUnavailable.
+//
+// Lease fetches tickets. A ticket not yet due by the store's clock goes
+// back with NakWithDelay until it is; a due ticket whose record is queued
+// (or delivering with an expired lease) is leased: a new ticket due at the
+// lease's end is published, the record is set delivering with that ticket,
+// and the consumed ticket is acked. No JetStream message is held for the
+// length of a lease, so each Lease call chooses its own lease time, and
+// AckWait only matters when an instance dies in the middle of a Lease.
+// Retry publishes a ticket due after the delay; Ack and Dead leave the
+// lease ticket, which is dropped when it comes up (the record is final).
+// Writes always publish the new ticket before the record names it, so every
+// queued or delivering record has a pending ticket at its due time, across
+// crashes of any instance; a ticket newer than its record (a write in
+// flight, or a writer that died before it) is put back for a grace period,
+// then dropped.
+//
+// Reads are consistent with completed writes: buckets are read through
+// their stream leader (no direct gets from replicas), Lease makes sure the
+// consumer has caught up with the tickets its instance published, and List
+// and Stats read a watch until it reaches the last revision of the bucket.
+//
+// Due times come from the injectable clock (NATSOptions.Now) and are kept
+// in the records and tickets; JetStream delays only decide when a ticket is
+// looked at again, capped by NATSOptions.MaxDelay. With the real clock the
+// delays match the due times; with a settable clock a short MaxDelay makes
+// tickets come back often enough to follow it.
+package queue
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// NATSOptions configure the JetStream store.
+type NATSOptions struct {
+	// URLs of the NATS servers (nats://host:port, tls://...). Required.
+	URLs []string
+	// Stream is the prefix of the streams, buckets and subjects: letters,
+	// digits, '-' and '_'. Default "webhook_gateway".
+	Stream string
+	// Replicas of every stream and bucket. Default 3; 1 for a single node.
+	Replicas int
+	// Now is the clock of due times and leases; nil is time.Now.
+	Now func() time.Time
+	// CredsFile is a NATS credentials file (JWT and nkey seed).
+	CredsFile string
+	// TLS configures TLS to the servers; nil uses the URL scheme's default.
+	TLS *tls.Config
+	// Name is the connection name shown by the servers. Default
+	// "webhook_gateway".
+	Name string
+	// Timeout bounds every operation (and the dial) when the caller's
+	// context has no deadline. Default 5s.
+	Timeout time.Duration
+	// ReconnectWait is the pause between reconnection attempts. Default
+	// 250ms.
+	ReconnectWait time.Duration
+	// LeaseWait is how long Lease waits for tickets when none is
+	// available at once. Default 100ms.
+	LeaseWait time.Duration
+	// MaxDelay caps the JetStream delay of a ticket that is not yet due:
+	// it is looked at again after at most this long. Default 1h.
+	MaxDelay time.Duration
+	// AckWait is how long a ticket fetched by an instance that then dies
+	// stays invisible to the others. Default 30s.
+	AckWait time.Duration
+	// DuplicateWindow is the JetStream duplicate window of tickets
+	// (Nats-Msg-Id), and how long dedup markers are kept. Default 2m.
+	DuplicateWindow time.Duration
+	// MaxPending caps the tickets held by the consumer (waiting or in
+	// flight); -1 is unlimited. Default -1.
+	MaxPending int
+	// DeadMaxAge is how long the dead-letter stream keeps a message.
+	// Default 0: until removed by an operator.
+	DeadMaxAge time.Duration
+}
+
+// NATS is the store on a NATS JetStream cluster; see the package
+// documentation for its layout.
+type NATS struct {
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	events   jetstream.KeyValue
+	dedup    jetstream.Stream
+	cons     jetstream.Consumer
+	now      func() time.Time
+	opts     NATSOptions
+	workSubj string // <prefix>.work.
+	deadSubj string // <prefix>.dead.
+	dedupPre string // $KV.<prefix>_dedup.
+	evStream jetstream.Stream
+	evPre    string // $KV.<prefix>_events.
+	grace    time.Duration
+	// published is the highest ticket sequence this instance published.
+	published atomic.Uint64
+}
+
+var natsPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+const consumerName = "workers"
+
+// OpenNATS connects to the cluster and creates the streams, buckets and
+// consumer if they do not exist yet (or updates them to opts).
+func OpenNATS(ctx context.Context, opts NATSOptions) (*NATS, error) {
+	if len(opts.URLs) == 0 {
+		return nil, errors.New("nats store: no server URL")
+	}
+	if opts.Stream == "" {
+		opts.Stream = "webhook_gateway"
+	}
+	if !natsPrefix.MatchString(opts.Stream) {
+		return nil, fmt.Errorf("nats store: stream prefix %q: only letters, digits, '-' and '_'", opts.Stream)
+	}
+	if opts.Replicas <= 0 {
+		opts.Replicas = 3
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Name == "" {
+		opts.Name = "webhook_gateway"
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 5 * time.Second
+	}
+	if opts.ReconnectWait <= 0 {
+		opts.ReconnectWait = 250 * time.Millisecond
+	}
+	if opts.LeaseWait <= 0 {
+		opts.LeaseWait = 100 * time.Millisecond
+	}
+	if opts.MaxDelay <= 0 {
+		opts.MaxDelay = time.Hour
+	}
+	if opts.AckWait <= 0 {
+		opts.AckWait = 30 * time.Second
+	}
+	if opts.DuplicateWindow < time.Second {
+		opts.DuplicateWindow = 2 * time.Minute
+	}
+	if opts.MaxPending == 0 {
+		opts.MaxPending = -1
+	}
+
+	copts := []nats.Option{
+		nats.Name(opts.Name),
+		nats.Timeout(opts.Timeout),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(opts.ReconnectWait),
+		// Fail writes while disconnected instead of buffering them: the
+		// sender must get 503 now, not a write that lands later.
+		nats.ReconnectBufSize(-1),
+	}
+	if opts.CredsFile != "" {
+		copts = append(copts, nats.UserCredentials(opts.CredsFile))
+	}
+	if opts.TLS != nil {
+		copts = append(copts, nats.Secure(opts.TLS))
+	}
+	nc, err := nats.Connect(strings.Join(opts.URLs, ","), copts...)
+	if err != nil {
+		return nil, fmt.Errorf("nats store: connecting: %w: %w", ErrUnavailable, err)
+	}
+	n := &NATS{
+		nc:       nc,
+		now:      opts.Now,
+		opts:     opts,
+		workSubj: opts.Stream + ".work.",
+		deadSubj: opts.Stream + ".dead.",
+		dedupPre: "$KV." + opts.Stream + "_dedup.",
+		evPre:    "$KV." + opts.Stream + "_events.",
+		grace:    max(time.Minute, 4*opts.Timeout),
+	}
+	if err := n.setup(ctx); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("nats store: %w: %w", ErrUnavailable, err)
+	}
+	return n, nil
+}
+
+func (n *NATS) setup(ctx context.Context) error {
+	ctx, cancel := n.opCtx(ctx)
+	defer cancel()
+	js, err := jetstream.New(n.nc)
+	if err != nil {
+		return err
+	}
+	n.js = js
+	p, r := n.opts.Stream, n.opts.Replicas
+	// Buckets are KV streams created here rather than through
+	// CreateKeyValue so that reads go to the stream leader (no direct
+	// gets from a lagging replica): a record read after a write sees it.
+	bucket := func(name string) jetstream.StreamConfig {
+		return jetstream.StreamConfig{
+			Name:              "KV_" + name,
+			Subjects:          []string{"$KV." + name + ".>"},
+			MaxMsgsPerSubject: 1,
+			MaxMsgs:           -1,
+			MaxBytes:          -1,
+			MaxMsgSize:        -1,
+			MaxConsumers:      -1,
+			Storage:           jetstream.FileStorage,
+			Replicas:          r,
+			AllowRollup:       true,
+			DenyDelete:        true,
+			Discard:           jetstream.DiscardNew,
+			Duplicates:        2 * time.Minute,
+		}
+	}
+	events := bucket(p + "_events")
+	dedup := bucket(p + "_dedup")
+	dedup.AllowMsgTTL = true
+	dedup.SubjectDeleteMarkerTTL = n.opts.DuplicateWindow
+	streams := []jetstream.StreamConfig{events, dedup, {
+		Name:       p + "_work",
+		Subjects:   []string{p + ".work.>"},
+		Retention:  jetstream.WorkQueuePolicy,
+		Storage:    jetstream.FileStorage,
+		Replicas:   r,
+		Duplicates: n.opts.DuplicateWindow,
+	}, {
+		Name:       p + "_dead",
+		Subjects:   []string{p + ".dead.>"},
+		Retention:  jetstream.LimitsPolicy,
+		Storage:    jetstream.FileStorage,
+		Replicas:   r,
+		Duplicates: 2 * time.Minute,
+		MaxAge:     n.opts.DeadMaxAge,
+	}}
+	for _, cfg := range streams {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("stream %s: %w", cfg.Name, err)
+		}
+	}
+	if n.events, err = js.KeyValue(ctx, p+"_events"); err != nil {
+		return err
+	}
+	if n.dedup, err = js.Stream(ctx, "KV_"+p+"_dedup"); err != nil {
+		return err
+	}
+	if n.evStream, err = js.Stream(ctx, "KV_"+p+"_events"); err != nil {
+		return err
+	}
+	n.cons, err = js.CreateOrUpdateConsumer(ctx, p+"_work", jetstream.ConsumerConfig{
+		Durable:       consumerName,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       n.opts.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: n.opts.MaxPending,
+	})
+	if err != nil {
+		return fmt.Errorf("consumer: %w", err)
+	}
+	return nil
+}
+
+// Close closes the connection.
+func (n *NATS) Close() error {
+	n.nc.Close()
+	return nil
+}
+
+// opCtx bounds ctx by the operation timeout unless it has a deadline.
+func (n *NATS) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, n.opts.Timeout)
+}
+
+// natsRecord is the stored form of an event.
+type natsRecord struct {
+	Event
+	// Enq is the ticket sequence of the Enqueue that created the record.
+	Enq uint64 `json:"enq"`
+	// Ticket is the sequence of the current ticket; older ones are stale.
+	Ticket uint64 `json:"ticket"`
+}
+
+// ticket asks a worker to look at an event at a time.
+type ticket struct {
+	Hook string `json:"hook"`
+	ID   string `json:"id"`
+	Due  int64  `json:"due"` // unix nanoseconds
+}
+
+func recordKey(hook, id string) string {
+	return hex.EncodeToString([]byte(hook)) + "." + hex.EncodeToString([]byte(id))
+}
+
+func isConflict(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) ||
+		(errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant))
+}
+
+// errMsgIDInProcess is JetStream's answer to a publish whose Nats-Msg-Id
+// another publish is still writing.
+const errMsgIDInProcess jetstream.ErrorCode = 10158
+
+func isMsgIDInProcess(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errMsgIDInProcess
+}
+
+func (n *NATS) getRecord(ctx context.Context, key string) (*natsRecord, uint64, error) {
+	e, err := n.events.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, ErrNotFound
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	var rec natsRecord
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		return nil, 0, fmt.Errorf("record %s: %w", key, err)
+	}
+	return &rec, e.Revision(), nil
+}
+
+func (n *NATS) publishTicket(ctx context.Context, hook, id string, due time.Time, msgID string) (*jetstream.PubAck, error) {
+	data, err := json.Marshal(ticket{Hook: hook, ID: id, Due: due.UnixNano()})
+	if err != nil {
+		return nil, err
+	}
+	var po []jetstream.PublishOpt
+	if msgID != "" {
+		po = append(po, jetstream.WithMsgID(msgID))
+	}
+	ack, err := n.js.Publish(ctx, n.workSubj+hex.EncodeToString([]byte(hook)), data, po...)
+	if err == nil {
+		for cur := n.published.Load(); cur < ack.Sequence && !n.published.CompareAndSwap(cur, ack.Sequence); cur = n.published.Load() {
+		}
+	}
+	return ack, err
+}
+
+// dedupLookup reports whether key is within its dedup window, and the
+// sequence of the key's last message (a value or a removal marker; 0 if
+// none), which the next write of the key expects.
+func (n *NATS) dedupLookup(ctx context.Context, key string, now time.Time) (bool, uint64, error) {
+	m, err := n.dedup.GetLastMsgForSubject(ctx, n.dedupPre+key)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, 0, nil
+	}
+	if err != nil {
+		return false, 0, err
+	}
+	if m.Header.Get("KV-Operation") != "" || m.Header.Get(jetstream.MarkerReasonHeader) != "" {
+		return false, m.Sequence, nil
+	}
+	until, err := strconv.ParseInt(string(m.Data), 10, 64)
+	return err == nil && until > now.UnixNano(), m.Sequence, nil
+}
+
+// Enqueue stores ev durably: it returns once the ticket and the record are
+// acknowledged by JetStream.
+func (n *NATS) Enqueue(ctx context.Context, ev *Event, dedupWindow time.Duration) error {
+	if ev.ID == "" || ev.Hook == "" {
+		return errors.New("event needs an id and a hook")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ctx, cancel := n.opCtx(ctx)
+	defer cancel()
+	now := n.now()
+	key := recordKey(ev.Hook, ev.ID)
+	var dedupSeq uint64
+	msgID := ""
+	if dedupWindow > 0 {
+		live, seq, err := n.dedupLookup(ctx, key, now)
+		if err != nil {
+			return unavailable(err)
+		}
+		if live {
+			return ErrDuplicate
+		}
+		dedupSeq = seq
+		msgID = key + "." + strconv.FormatUint(seq, 10)
+	}
+	rec := natsRecord{Event: *ev}
+	rec.Status, rec.CreatedAt, rec.UpdatedAt, rec.DueAt, rec.Attempts = StatusQueued, now, now, now, nil
+	ack, err := n.publishTicket(ctx, ev.Hook, ev.ID, now, msgID)
+	for wait := 2 * time.Millisecond; isMsgIDInProcess(err); wait = min(2*wait, 100*time.Millisecond) {
+		// Another instance is publishing the same event right now; asking
+		// again after its write gives its sequence as a duplicate.
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return unavailable(ctx.Err())
+		}
+		ack, err = n.publishTicket(ctx, ev.Hook, ev.ID, now, msgID)
+	}
+	if err != nil {
+		return unavailable(err)
+	}
+	if ack.Duplicate {
+		err = n.settleDuplicate(ctx, key, &rec, ack.Sequence)
+	} else {
+		rec.Enq, rec.Ticket = ack.Sequence, ack.Sequence
+		err = n.writeNew(ctx, key, &rec)
+	}
+	if err != nil {
+		return unavailable(err)
+	}
+	if dedupWindow > 0 {
+		// The event is stored: a failure to record the key only weakens
+		// dedup (one more delivery if the sender retries), so it is not
+		// reported as a failed enqueue.
+		_, _ = n.js.Publish(ctx, n.dedupPre+key, []byte(strconv.FormatInt(now.Add(dedupWindow).UnixNano(), 10)),
+			jetstream.WithExpectLastSequencePerSubject(dedupSeq), jetstream.WithMsgTTL(max(dedupWindow, time.Second)))
+	}
+	ev.Status, ev.CreatedAt, ev.DueAt, ev.UpdatedAt = StatusQueued, now, now, now
+	return nil
+}
+
+// writeNew writes the record of a new enqueue, replacing an older record
+// of the same event (enqueued again without dedup, or after its window).
+func (n *NATS) writeNew(ctx context.Context, key string, rec *natsRecord) error {
+	val, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	_, err = n.events.Create(ctx, key, val)
+	if err == nil || !isConflict(err) {
+		return err
+	}
+	for range 8 {
+		cur, rev, err := n.getRecord(ctx, key)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if cur != nil && cur.Enq >= rec.Enq {
+			return nil // written by an instance that settled our duplicate
+		}
+		// A ticket published after this read is newer than the one cur
+		// names, so it cannot be dropped as stale before cur is replaced.
+		ack, err := n.publishTicket(ctx, rec.Hook, rec.ID, rec.DueAt, "")
+		if err != nil {
+			return err
+		}
+		rec.Ticket = ack.Sequence
+		if val, err = json.Marshal(rec); err != nil {
+			return err
+		}
+		if cur == nil {
+			_, err = n.events.Create(ctx, key, val)
+		} else {
+			_, err = n.events.Update(ctx, key, val, rev)
+		}
+		if err == nil || !isConflict(err) {
+			return err
+		}
+	}
+	return fmt.Errorf("record %s: too many concurrent writes", key)
+}
+
+// settleDuplicate handles a ticket JetStream already had (same Nats-Msg-Id):
+// normally another instance is storing the same event at the same moment,
+// and this one is a duplicate once that record is there. If it does not
+// appear (the other writer died before writing it), this instance stores
+// the event.
+func (n *NATS) settleDuplicate(ctx context.Context, key string, rec *natsRecord, seq uint64) error {
+	wait := 5 * time.Millisecond
+	for deadline := time.Now().Add(n.opts.Timeout / 2); ; {
+		cur, _, err := n.getRecord(ctx, key)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if cur != nil && cur.Enq >= seq {
+			return ErrDuplicate
+		}
+		if time.Now().Add(wait).After(deadline) {
+			break
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		wait = min(2*wait, 200*time.Millisecond)
+	}
+	// The original ticket may be gone by now; writeNew publishes a fresh
+	// one when a record is in the way, so publish one here too.
+	ack, err := n.publishTicket(ctx, rec.Hook, rec.ID, rec.DueAt, "")
+	if err != nil {
+		return err
+	}
+	rec.Enq, rec.Ticket = seq, ack.Sequence
+	return n.writeNew(ctx, key, rec)
+}
+
+// Lease fetches tickets and leases the due events they point at.
+func (n *NATS) Lease(ctx context.Context, limit int, leaseFor time.Duration) ([]*Event, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	ctx, cancel := n.opCtx(ctx)
+	defer cancel()
+	now := n.now()
+	deadline := time.Now().Add(n.opts.LeaseWait)
+	// Every ticket this instance published before now must be seen: the
+	// consumer's leader may be a replica that has not applied it yet.
+	target, seen := n.published.Load(), uint64(0)
+	var out []*Event
+	short := false
+	for len(out) < limit {
+		want := limit - len(out)
+		var batch jetstream.MessageBatch
+		var err error
+		if short {
+			remaining := time.Until(deadline)
+			if remaining < 5*time.Millisecond {
+				break
+			}
+			if seen < target {
+				caughtUp, pending, err := n.consumerHas(ctx, target)
+				if err != nil {
+					if len(out) > 0 {
+						break
+					}
+					return nil, unavailable(err)
+				}
+				if caughtUp {
+					seen = target
+				}
+				if !caughtUp || pending {
+					if !caughtUp {
+						time.Sleep(2 * time.Millisecond)
+					}
+					short = false
+					continue
+				}
+			}
+			if len(out) > 0 {
+				break
+			}
+			// Nothing due yet: wait a little for new tickets and for
+			// delays about to end.
+			batch, err = n.cons.Fetch(want, jetstream.FetchMaxWait(remaining))
+		} else {
+			batch, err = n.cons.FetchNoWait(want)
+		}
+		if err != nil {
+			if len(out) > 0 {
+				break
+			}
+			return nil, unavailable(err)
+		}
+		var msgs []jetstream.Msg
+		for m := range batch.Messages() {
+			msgs = append(msgs, m)
+			if meta, err := m.Metadata(); err == nil {
+				seen = max(seen, meta.Sequence.Stream)
+			}
+		}
+		evs, err := n.handleTickets(ctx, msgs, now, leaseFor)
+		out = append(out, evs...)
+		if err == nil {
+			err = batch.Error()
+		}
+		if err != nil {
+			if len(out) > 0 {
+				break
+			}
+			return nil, unavailable(err)
+		}
+		if len(msgs) < want {
+			short = true
+		}
+	}
+	return out, nil
+}
+
+// consumerHas reports whether the consumer's view of the work stream
+// reaches seq, and whether it has tickets it has not delivered yet.
+func (n *NATS) consumerHas(ctx context.Context, seq uint64) (bool, bool, error) {
+	info, err := n.cons.Info(ctx)
+	if err != nil {
+		return false, false, err
+	}
+	return info.Delivered.Stream+info.NumPending >= seq, info.NumPending > 0, nil
+}
+
+// handleTickets handles a batch concurrently, keeping its order.
+func (n *NATS) handleTickets(ctx context.Context, msgs []jetstream.Msg, now time.Time, leaseFor time.Duration) ([]*Event, error) {
+	res := make([]*Event, len(msgs))
+	errs := make([]error, len(msgs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for i, m := range msgs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			res[i], errs[i] = n.handleTicket(ctx, m, now, leaseFor)
+		})
+	}
+	wg.Wait()
+	var out []*Event
+	for _, ev := range res {
+		if ev != nil {
+			out = append(out, ev)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// later puts a ticket back until d has passed (at most MaxDelay).
+func (n *NATS) later(m jetstream.Msg, d time.Duration) {
+	d = min(d, n.opts.MaxDelay)
+	if d <= 0 {
+		_ = m.Nak()
+		return
+	}
+	_ = m.NakWithDelay(d)
+}
+
+// handleTicket leases the event of a due, current ticket; it acks stale
+// tickets and puts back those not due yet.
+func (n *NATS) handleTicket(ctx context.Context, m jetstream.Msg, now time.Time, leaseFor time.Duration) (*Event, error) {
+	meta, err := m.Metadata()
+	if err != nil {
+		_ = m.Term()
+		return nil, nil
+	}
+	seq := meta.Sequence.Stream
+	var t ticket
+	if err := json.Unmarshal(m.Data(), &t); err != nil || t.Hook == "" || t.ID == "" {
+		_ = m.Term()
+		return nil, nil
+	}
+	if due := time.Unix(0, t.Due); due.After(now) {
+		n.later(m, due.Sub(now))
+		return nil, nil
+	}
+	// A ticket newer than its record belongs to a write still in flight;
+	// after the grace period, to a writer that died before the record.
+	young := time.Since(meta.Timestamp) < n.grace
+	soon := min(250*time.Millisecond, n.opts.MaxDelay)
+	key := recordKey(t.Hook, t.ID)
+	for range 4 {
+		rec, rev, err := n.getRecord(ctx, key)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			if young {
+				n.later(m, soon)
+			} else {
+				_ = m.Ack()
+			}
+			return nil, nil
+		case err != nil:
+			n.later(m, soon)
+			return nil, err
+		case seq < rec.Ticket:
+			_ = m.Ack()
+			return nil, nil
+		case seq > rec.Ticket:
+			if young {
+				n.later(m, soon)
+			} else {
+				_ = m.Ack()
+			}
+			return nil, nil
+		case rec.Status == StatusDelivered || rec.Status == StatusDead:
+			_ = m.Ack()
+			return nil, nil
+		case rec.DueAt.After(now):
+			n.later(m, rec.DueAt.Sub(now))
+			return nil, nil
+		}
+		expiry := now.Add(leaseFor)
+		ack, err := n.publishTicket(ctx, rec.Hook, rec.ID, expiry, "")
+		if err != nil {
+			n.later(m, soon)
+			return nil, err
+		}
+		rec.Status, rec.DueAt, rec.UpdatedAt, rec.Ticket = StatusDelivering, expiry, now, ack.Sequence
+		val, err := json.Marshal(rec)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := n.events.Update(ctx, key, val, rev); err != nil {
+			if isConflict(err) {
+				continue
+			}
+			n.later(m, soon)
+			return nil, err
+		}
+		_ = m.Ack()
+		ev := rec.Event
+		return &ev, nil
+	}
+	n.later(m, soon)
+	return nil, nil
+}
+
+// errUnchanged from a change leaves the record as it is.
+var errUnchanged = errors.New("record unchanged")
+
+// modify applies change to the record under compare-and-set, retrying on
+// concurrent writes. change returns whether the record needs a ticket due
+// at rec.DueAt (queued again).
+func (n *NATS) modify(ctx context.Context, hook, id string, change func(rec *natsRecord, rev uint64) (bool, error)) error {
+	ctx, cancel := n.opCtx(ctx)
+	defer cancel()
+	key := recordKey(hook, id)
+	for range 8 {
+		rec, rev, err := n.getRecord(ctx, key)
+		if err != nil {
+			return unavailable(err)
+		}
+		needTicket, err := change(rec, rev)
+		if errors.Is(err, errUnchanged) {
+			return nil
+		}
+		if err != nil {
+			return unavailable(err)
+		}
+		if needTicket {
+			ack, err := n.publishTicket(ctx, hook, id, rec.DueAt, "")
+			if err != nil {
+				return unavailable(err)
+			}
+			rec.Ticket = ack.Sequence
+		}
+		val, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		_, err = n.events.Update(ctx, key, val, rev)
+		if err == nil {
+			return nil
+		}
+		if !isConflict(err) {
+			return unavailable(err)
+		}
+	}
+	return unavailable(fmt.Errorf("event %s/%s: too many concurrent writes", hook, id))
+}
+
+func (n *NATS) finish(ctx context.Context, hook, id string, a Attempt, status Status, after time.Duration) error {
+	return n.modify(ctx, hook, id, func(rec *natsRecord, rev uint64) (bool, error) {
+		now := n.now()
+		rec.Attempts = append(rec.Attempts, a)
+		rec.Status, rec.UpdatedAt = status, now
+		switch status {
+		case StatusQueued:
+			rec.DueAt = now.Add(after)
+			return true, nil
+		case StatusDead:
+			val, err := json.Marshal(&rec.Event)
+			if err != nil {
+				return false, err
+			}
+			_, err = n.js.Publish(ctx, n.deadSubj+hex.EncodeToString([]byte(hook)), val,
+				jetstream.WithMsgID(recordKey(hook, id)+"."+strconv.FormatUint(rev, 10)))
+			return false, err
+		}
+		return false, nil
+	})
+}
+
+// Ack records a delivered event.
+func (n *NATS) Ack(ctx context.Context, hook, id string, a Attempt) error {
+	return n.finish(ctx, hook, id, a, StatusDelivered, 0)
+}
+
+// Retry queues the event again after the delay.
+func (n *NATS) Retry(ctx context.Context, hook, id string, a Attempt, after time.Duration) error {
+	return n.finish(ctx, hook, id, a, StatusQueued, after)
+}
+
+// Dead records the event as dead and copies it to the dead-letter stream.
+func (n *NATS) Dead(ctx context.Context, hook, id string, a Attempt) error {
+	return n.finish(ctx, hook, id, a, StatusDead, 0)
+}
+
+// Release gives a leased event back, due now, without an attempt.
+func (n *NATS) Release(ctx context.Context, hook, id string) error {
+	return n.modify(ctx, hook, id, func(rec *natsRecord, _ uint64) (bool, error) {
+		if rec.Status != StatusDelivering {
+			return false, errUnchanged
+		}
+		now := n.now()
+		rec.Status, rec.DueAt, rec.UpdatedAt = StatusQueued, now, now
+		return true, nil
+	})
+}
+
+// Replay queues a delivered or dead event again, due now.
+func (n *NATS) Replay(ctx context.Context, hook, id string) error {
+	return n.modify(ctx, hook, id, func(rec *natsRecord, _ uint64) (bool, error) {
+		if rec.Status != StatusDelivered && rec.Status != StatusDead {
+			return false, ErrNotReplayable
+		}
+		now := n.now()
+		rec.Status, rec.DueAt, rec.UpdatedAt = StatusQueued, now, now
+		return true, nil
+	})
+}
+
+// Get returns one event.
+func (n *NATS) Get(ctx context.Context, hook, id string) (*Event, error) {
+	ctx, cancel := n.opCtx(ctx)
+	defer cancel()
+	rec, _, err := n.getRecord(ctx, recordKey(hook, id))
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		return nil, unavailable(err)
+	}
+	return &rec.Event, nil
+}
+
+// scan reads the latest record of every key matching filter. The watch
+// may be served by a replica that lags behind; it is read until it has
+// the last record the stream leader has, so it sees every completed write.
+func (n *NATS) scan(ctx context.Context, filter string) ([]*natsRecord, error) {
+	var last uint64
+	m, err := n.evStream.GetLastMsgForSubject(ctx, n.evPre+filter)
+	switch {
+	case err == nil:
+		last = m.Sequence
+	case !errors.Is(err, jetstream.ErrMsgNotFound):
+		return nil, err
+	}
+	w, err := n.events.Watch(ctx, filter, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	defer w.Stop()
+	recs := map[string]*natsRecord{}
+	var seen uint64
+	initial := true
+	for initial || seen < last {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, errors.New("record listing ended early")
+			}
+			if e == nil {
+				initial = false
+				continue
+			}
+			var rec natsRecord
+			if err := json.Unmarshal(e.Value(), &rec); err != nil {
+				return nil, fmt.Errorf("record %s: %w", e.Key(), err)
+			}
+			recs[e.Key()] = &rec
+			seen = max(seen, e.Revision())
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	out := make([]*natsRecord, 0, len(recs))
+	for _, rec := range recs {
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// List pages through events in (hook, id) order, filtered; the cursor is
+// the key of the last event of the previous page.
+func (n *NATS) List(ctx context.Context, q ListQuery) (ListPage, error) {
+	if q.Limit <= 0 {
+		q.Limit = 50
+	}
+	ctx, cancel := n.opCtx(ctx)
+	defer cancel()
+	filter := ">"
+	if q.Hook != "" {
+		filter = hex.EncodeToString([]byte(q.Hook)) + ".*"
+	}
+	recs, err := n.scan(ctx, filter)
+	if err != nil {
+		return ListPage{}, unavailable(err)
+	}
+	slices.SortFunc(recs, func(a, b *natsRecord) int {
+		return strings.Compare(recordKey(a.Hook, a.ID), recordKey(b.Hook, b.ID))
+	})
+	var page ListPage
+	for _, rec := range recs {
+		key := recordKey(rec.Hook, rec.ID)
+		if q.Cursor != "" && key <= q.Cursor {
+			continue
+		}
+		if q.Status != "" && rec.Status != q.Status {
+			continue
+		}
+		if len(page.Events) == q.Limit {
+			last := page.Events[q.Limit-1]
+			page.Next = recordKey(last.Hook, last.ID)
+			break
+		}
+		ev := rec.Event
+		ev.Payload = nil
+		page.Events = append(page.Events, &ev)
+	}
+	return page, nil
+}
+
+// Stats counts events by hook and status.
+func (n *NATS) Stats(ctx context.Context) (Stats, error) {
+	ctx, cancel := n.opCtx(ctx)
+	defer cancel()
+	recs, err := n.scan(ctx, ">")
+	if err != nil {
+		return Stats{}, unavailable(err)
+	}
+	now := n.now()
+	st := Stats{Counts: map[string]map[Status]int{}}
+	for _, rec := range recs {
+		if st.Counts[rec.Hook] == nil {
+			st.Counts[rec.Hook] = map[Status]int{}
+		}
+		st.Counts[rec.Hook][rec.Status]++
+		if (rec.Status == StatusQueued || rec.Status == StatusDelivering) && rec.DueAt.Before(now) {
+			st.OldestDue = max(st.OldestDue, now.Sub(rec.DueAt))
+		}
+	}
+	return st, nil
+}
+
+var _ Store = (*NATS)(nil)

@@ -1,0 +1,557 @@
+package queue_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/caddy-webhooks/gateway/queue"
+)
+
+// natsCluster is a JetStream cluster run in this process on loopback.
+type natsCluster struct {
+	tb      testing.TB
+	opts    []*server.Options
+	servers []*server.Server // nil while a node is down
+}
+
+func freePort(tb testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startNATSCluster starts n JetStream nodes routed to each other, each with
+// its own store directory, and waits until the cluster has a meta leader
+// that knows every peer.
+func startNATSCluster(tb testing.TB, n int) *natsCluster {
+	tb.Helper()
+	c := &natsCluster{tb: tb}
+	ports := make([]int, n)
+	routes := make([]string, n)
+	for i := range n {
+		ports[i] = freePort(tb)
+		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", ports[i])
+	}
+	for i := range n {
+		c.opts = append(c.opts, &server.Options{
+			ServerName:         fmt.Sprintf("n%d", i),
+			Host:               "127.0.0.1",
+			Port:               server.RANDOM_PORT,
+			NoLog:              true,
+			NoSigs:             true,
+			JetStream:          true,
+			JetStreamMaxMemory: 64 << 20,
+			JetStreamMaxStore:  1 << 30,
+			StoreDir:           tb.TempDir(),
+			SyncAlways:         true,
+			Cluster:            server.ClusterOpts{Name: "gateway", Host: "127.0.0.1", Port: ports[i]},
+			Routes:             server.RoutesFromStr(strings.Join(routes, ",")),
+		})
+	}
+	c.servers = make([]*server.Server, n)
+	tb.Cleanup(c.stopAll)
+	for i := range n {
+		c.start(i)
+	}
+	c.waitMeta(n)
+	return c
+}
+
+func (c *natsCluster) start(i int) {
+	c.tb.Helper()
+	o := *c.opts[i]
+	o.Routes = append(o.Routes[:0:0], o.Routes...)
+	s, err := server.NewServer(&o)
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		s.WaitForShutdown()
+		c.tb.Fatalf("node %d did not start", i)
+	}
+	c.servers[i] = s
+}
+
+func (c *natsCluster) stop(i int) {
+	if s := c.servers[i]; s != nil {
+		s.Shutdown()
+		s.WaitForShutdown()
+		c.servers[i] = nil
+	}
+}
+
+func (c *natsCluster) stopAll() {
+	for i := range c.servers {
+		c.stop(i)
+	}
+}
+
+// waitMeta waits for a meta leader that sees peers servers.
+func (c *natsCluster) waitMeta(peers int) {
+	c.tb.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, s := range c.servers {
+			if s != nil && s.JetStreamIsLeader() && len(s.JetStreamClusterPeers()) >= peers {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.tb.Fatal("no JetStream meta leader")
+}
+
+func (c *natsCluster) urls() []string {
+	var u []string
+	for _, s := range c.servers {
+		if s != nil {
+			u = append(u, s.ClientURL())
+		}
+	}
+	return u
+}
+
+// streams are the JetStream streams of a store with this prefix.
+func natsStreams(prefix string) []string {
+	return []string{"KV_" + prefix + "_events", "KV_" + prefix + "_dedup", prefix + "_work", prefix + "_dead"}
+}
+
+// leads reports whether node i leads the meta group or any asset of prefix.
+func (c *natsCluster) leads(i int, prefix string) bool {
+	s := c.servers[i]
+	if s.JetStreamIsLeader() || s.JetStreamIsConsumerLeader(server.DEFAULT_GLOBAL_ACCOUNT, prefix+"_work", "workers") {
+		return true
+	}
+	for _, st := range natsStreams(prefix) {
+		if s.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, st) {
+			return true
+		}
+	}
+	return false
+}
+
+// streamLeader is the node leading the named stream.
+func (c *natsCluster) streamLeader(stream string) int {
+	c.tb.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		for i, s := range c.servers {
+			if s != nil && s.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream) {
+				return i
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.tb.Fatalf("stream %s has no leader", stream)
+	return -1
+}
+
+// waitCurrent waits until every replica of the store's streams is current.
+func waitCurrent(tb testing.TB, urls []string, prefix string, replicas int) {
+	tb.Helper()
+	nc, err := nats.Connect(strings.Join(urls, ","))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for _, name := range natsStreams(prefix) {
+		for {
+			st, err := js.Stream(context.Background(), name)
+			if err == nil {
+				info, err := st.Info(context.Background())
+				if err == nil && info.Cluster != nil && info.Cluster.Leader != "" && len(info.Cluster.Replicas) == replicas-1 && allCurrent(info.Cluster.Replicas) {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				tb.Fatalf("stream %s: replicas not current", name)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+func allCurrent(peers []*jetstream.PeerInfo) bool {
+	for _, p := range peers {
+		if !p.Current || p.Offline {
+			return false
+		}
+	}
+	return true
+}
+
+func TestNATSConformance(t *testing.T) {
+	c := startNATSCluster(t, 3)
+	var n atomic.Int32
+	runConformance(t, func(t *testing.T, clock *fakeClock) queue.Store {
+		s, err := queue.OpenNATS(context.Background(), queue.NATSOptions{
+			URLs:     c.urls(),
+			Stream:   fmt.Sprintf("conformance%d", n.Add(1)),
+			Replicas: 3,
+			Now:      clock.Now,
+			// The clock jumps; tickets not due come back often to follow it.
+			MaxDelay:  100 * time.Millisecond,
+			LeaseWait: 300 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+
+	t.Run("dedup across instances", func(t *testing.T) {
+		ctx := context.Background()
+		open := func() *queue.NATS {
+			s, err := queue.OpenNATS(ctx, queue.NATSOptions{URLs: c.urls(), Stream: "shared", Replicas: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			return s
+		}
+		a, b := open(), open()
+		ev := func(id string) *queue.Event { return &queue.Event{ID: id, Hook: "pets", Payload: []byte(`{}`)} }
+		if err := a.Enqueue(ctx, ev("first"), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Enqueue(ctx, ev("first"), time.Hour); !errors.Is(err, queue.ErrDuplicate) {
+			t.Fatalf("second instance accepted a duplicate: %v", err)
+		}
+		// Both instances get every id at the same moment: each is stored once.
+		const ids = 40
+		var accepted [ids]atomic.Int32
+		var wg sync.WaitGroup
+		errs := make(chan error, 2*ids)
+		for i := range ids {
+			for _, s := range []*queue.NATS{a, b} {
+				wg.Go(func() {
+					err := s.Enqueue(ctx, ev(fmt.Sprintf("race%d", i)), time.Hour)
+					switch {
+					case err == nil:
+						accepted[i].Add(1)
+					case !errors.Is(err, queue.ErrDuplicate):
+						errs <- err
+					}
+				})
+			}
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		for i := range ids {
+			if got := accepted[i].Load(); got != 1 {
+				t.Errorf("race%d accepted %d times, want once", i, got)
+			}
+		}
+		// Both instances lease together: every event once.
+		var mu sync.Mutex
+		leased := map[string]int{}
+		for _, s := range []*queue.NATS{a, b} {
+			wg.Go(func() {
+				for empty := 0; empty < 2; {
+					evs, err := s.Lease(ctx, 7, time.Hour)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if len(evs) == 0 {
+						empty++
+					}
+					mu.Lock()
+					for _, ev := range evs {
+						leased[ev.ID]++
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if len(leased) != ids+1 {
+			t.Fatalf("leased %d events, want %d", len(leased), ids+1)
+		}
+		for id, k := range leased {
+			if k != 1 {
+				t.Errorf("%s leased %d times", id, k)
+			}
+		}
+	})
+}
+
+// enqueueEventually retries while the store is unavailable (a node just
+// went away), failing after within.
+func enqueueEventually(t *testing.T, s queue.Store, ev *queue.Event, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := s.Enqueue(context.Background(), ev, time.Hour)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, queue.ErrUnavailable) || time.Now().After(deadline) {
+			t.Fatalf("enqueue %s: %v", ev.ID, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// leaseAll leases until nothing more is due and acks what it got.
+func leaseAll(t *testing.T, s queue.Store) map[string]int {
+	t.Helper()
+	ctx := context.Background()
+	got := map[string]int{}
+	deadline := time.Now().Add(20 * time.Second)
+	for empty := 0; empty < 2 && time.Now().Before(deadline); {
+		evs, err := s.Lease(ctx, 50, time.Hour)
+		if err != nil {
+			if errors.Is(err, queue.ErrUnavailable) {
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+			t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			empty++
+		}
+		for _, ev := range evs {
+			got[ev.ID]++
+			if err := s.Ack(ctx, ev.Hook, ev.ID, queue.Attempt{At: time.Now(), Status: 200}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return got
+}
+
+func expectLeased(t *testing.T, got map[string]int, prefix string, n int) {
+	t.Helper()
+	for i := range n {
+		id := fmt.Sprintf("%s-%d", prefix, i)
+		if got[id] != 1 {
+			t.Errorf("%s leased %d times, want once", id, got[id])
+		}
+	}
+}
+
+func TestNATSNodeLoss(t *testing.T) {
+	c := startNATSCluster(t, 3)
+	const prefix = "loss"
+	s, err := queue.OpenNATS(context.Background(), queue.NATSOptions{URLs: c.urls(), Stream: prefix, Replicas: 3, Timeout: 2 * time.Second, ReconnectWait: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ev := func(id string) *queue.Event {
+		return &queue.Event{ID: id, Hook: "pets", Payload: []byte(`{"id":"` + id + `"}`)}
+	}
+	enqueueAll := func(tag string, n int, first time.Duration) {
+		t.Helper()
+		for i := range n {
+			within := time.Duration(0)
+			if i == 0 {
+				within = first
+			}
+			enqueueEventually(t, s, ev(fmt.Sprintf("%s-%d", tag, i)), within)
+		}
+	}
+	enqueueAll("before", 10, 0)
+
+	t.Run("a node that leads nothing goes down", func(t *testing.T) {
+		x := -1
+		deadline := time.Now().Add(15 * time.Second)
+		for x < 0 && time.Now().Before(deadline) {
+			for i := range c.servers {
+				if c.servers[i].JetStreamIsLeader() {
+					continue
+				}
+				for _, st := range natsStreams(prefix) {
+					_ = c.servers[i].JetStreamStepdownStream(server.DEFAULT_GLOBAL_ACCOUNT, st)
+				}
+				_ = c.servers[i].JetStreamStepdownConsumer(server.DEFAULT_GLOBAL_ACCOUNT, prefix+"_work", "workers")
+			}
+			time.Sleep(200 * time.Millisecond)
+			for i := range c.servers {
+				if !c.leads(i, prefix) {
+					x = i
+					break
+				}
+			}
+		}
+		if x < 0 {
+			t.Fatal("every node leads something")
+		}
+		c.stop(x)
+		// The first write may meet a connection to the stopped node; the
+		// client reconnects to another. No election is needed.
+		enqueueAll("follower-down", 10, 5*time.Second)
+		got := leaseAll(t, s)
+		expectLeased(t, got, "before", 10)
+		expectLeased(t, got, "follower-down", 10)
+		if len(got) != 20 {
+			t.Errorf("leased %d events, want 20", len(got))
+		}
+		c.start(x)
+		waitCurrent(t, c.urls(), prefix, 3)
+	})
+
+	t.Run("the leader goes down", func(t *testing.T) {
+		enqueueAll("before-leader", 10, 0)
+		leader := c.streamLeader(prefix + "_work")
+		c.stop(leader)
+		// The two others elect a new leader, then accept writes again.
+		enqueueAll("leader-down", 10, 25*time.Second)
+		got := leaseAll(t, s)
+		expectLeased(t, got, "before-leader", 10)
+		expectLeased(t, got, "leader-down", 10)
+		if len(got) != 20 {
+			t.Errorf("leased %d events, want 20", len(got))
+		}
+	})
+
+	t.Run("every node down", func(t *testing.T) {
+		c.stopAll()
+		start := time.Now()
+		err := s.Enqueue(context.Background(), ev("nowhere"), time.Hour)
+		if !errors.Is(err, queue.ErrUnavailable) {
+			t.Fatalf("enqueue without a cluster: %v", err)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Fatalf("enqueue took %v to fail (timeout 2s)", d)
+		}
+		start = time.Now()
+		if _, err := s.Lease(context.Background(), 10, time.Minute); !errors.Is(err, queue.ErrUnavailable) {
+			t.Fatalf("lease without a cluster: %v", err)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Fatalf("lease took %v to fail", d)
+		}
+	})
+}
+
+// TestNATSRealClock checks the production path: real JetStream delays
+// decide when a retried event is due again, and a dead event is copied to
+// the dead-letter stream.
+func TestNATSRealClock(t *testing.T) {
+	c := startNATSCluster(t, 3)
+	ctx := context.Background()
+	s, err := queue.OpenNATS(ctx, queue.NATSOptions{URLs: c.urls(), Stream: "real", Replicas: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Enqueue(ctx, &queue.Event{ID: "r1", Hook: "pets", Payload: []byte(`{"a":1}`)}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if evs, err := s.Lease(ctx, 1, time.Minute); err != nil || len(evs) != 1 {
+		t.Fatalf("lease: %v %d", err, len(evs))
+	}
+	retried := time.Now()
+	if err := s.Retry(ctx, "pets", "r1", queue.Attempt{At: retried, Status: 502}, 1500*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	var evs []*queue.Event
+	for len(evs) == 0 && time.Since(retried) < 5*time.Second {
+		if evs, err = s.Lease(ctx, 1, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(evs) != 1 {
+		t.Fatal("retried event never due again")
+	}
+	if waited := time.Since(retried); waited < 1500*time.Millisecond {
+		t.Fatalf("retried event due after %v, before its delay", waited)
+	}
+	if err := s.Dead(ctx, "pets", "r1", queue.Attempt{At: time.Now(), Error: "connection refused"}); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(strings.Join(c.urls(), ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	st, err := js.Stream(ctx, "real_dead")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetLastMsgForSubject(ctx, "real.dead.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dead queue.Event
+	if err := json.Unmarshal(m.Data, &dead); err != nil || dead.ID != "r1" || dead.Status != queue.StatusDead || len(dead.Attempts) != 2 || string(dead.Payload) != `{"a":1}` {
+		t.Fatalf("dead letter: %v %+v", err, dead)
+	}
+}
+
+func BenchmarkNATSEnqueue(b *testing.B) {
+	c := startNATSCluster(b, 3)
+	payload := make([]byte, 1024)
+	for i := range payload {
+		payload[i] = 'x'
+	}
+	var k atomic.Int32
+	open := func(b *testing.B) *queue.NATS {
+		s, err := queue.OpenNATS(context.Background(), queue.NATSOptions{URLs: c.urls(), Stream: fmt.Sprintf("bench%d", k.Add(1)), Replicas: 3})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	b.Run("serial", func(b *testing.B) {
+		s := open(b)
+		i := 0
+		for b.Loop() {
+			i++
+			if err := s.Enqueue(context.Background(), &queue.Event{ID: fmt.Sprint(i), Hook: "h", Payload: payload}, 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+	parallel := func(window time.Duration) func(b *testing.B) {
+		return func(b *testing.B) {
+			s := open(b)
+			var n atomic.Int64
+			b.ResetTimer()       // creating the streams is not enqueueing
+			b.SetParallelism(32) // 2 cores × 32 = 64 goroutines
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					id := fmt.Sprint(n.Add(1))
+					if err := s.Enqueue(context.Background(), &queue.Event{ID: id, Hook: "h", Payload: payload}, window); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		}
+	}
+	b.Run("parallel64", parallel(0))
+	// with deduplicate: the dedup key is read before and written after
+	b.Run("parallel64-dedup", parallel(24*time.Hour))
+}
