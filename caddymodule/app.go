@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,6 +52,11 @@ var stores = caddy.NewUsagePool()
 //
 //	webhook_gateway {
 //		store bolt [<path>]
+//		store nats <url...> {
+//			stream   <prefix>
+//			replicas <n>
+//			creds    <file>
+//		}
 //		workers <n>
 //	}
 type App struct {
@@ -81,12 +87,28 @@ type workers struct {
 
 // StoreConfig configures the event store.
 type StoreConfig struct {
-	// Kind is "bolt" (embedded, the default).
+	// Kind is "bolt" (embedded, the default) or "nats" (a NATS JetStream
+	// cluster shared by several gateway instances).
 	Kind string `json:"kind,omitempty"`
 
 	// Path of the bolt file. Default: webhook_gateway/events.db under
 	// Caddy's data directory.
 	Path string `json:"path,omitempty"`
+
+	// URLs of the NATS servers (nats://host:port, tls://host:port).
+	// Placeholders such as {env.NATS_URL} are resolved.
+	URLs []string `json:"urls,omitempty"`
+
+	// Stream is the prefix of the NATS streams, buckets and subjects.
+	// Default: webhook_gateway.
+	Stream string `json:"stream,omitempty"`
+
+	// Replicas of every NATS stream and bucket. Default 3; 1 for a single
+	// server.
+	Replicas int `json:"replicas,omitempty"`
+
+	// CredsFile is a NATS credentials file (JWT and nkey seed).
+	CredsFile string `json:"creds_file,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -131,8 +153,34 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("opening event store %s: %w", path, err)
 		}
 		a.store = val.(storeDestructor).Store
+	case "nats":
+		opts := queue.NATSOptions{Stream: cfg.Stream, Replicas: cfg.Replicas, CredsFile: repl.ReplaceKnown(cfg.CredsFile, "")}
+		for _, u := range cfg.URLs {
+			for _, one := range strings.Split(repl.ReplaceKnown(u, ""), ",") {
+				if one = strings.TrimSpace(one); one != "" {
+					opts.URLs = append(opts.URLs, one)
+				}
+			}
+		}
+		if len(opts.URLs) == 0 {
+			return errors.New("store nats needs at least one server URL")
+		}
+		a.storeKey = fmt.Sprintf("nats:%s/%s/%d", strings.Join(opts.URLs, ","), opts.Stream, opts.Replicas)
+		val, _, err := stores.LoadOrNew(a.storeKey, func() (caddy.Destructor, error) {
+			openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			s, err := queue.OpenNATS(openCtx, opts)
+			if err != nil {
+				return nil, err
+			}
+			return storeDestructor{s}, nil
+		})
+		if err != nil {
+			return fmt.Errorf("opening the NATS event store: %w", err)
+		}
+		a.store = val.(storeDestructor).Store
 	default:
-		return fmt.Errorf("unknown store kind %q (want bolt)", cfg.Kind)
+		return fmt.Errorf("unknown store kind %q (want bolt or nats)", cfg.Kind)
 	}
 	if reg := ctx.GetMetricsRegistry(); reg != nil {
 		if err := reg.Register(newQueueCollector(a.store)); err != nil {

@@ -17,6 +17,11 @@ func init() {
 //
 //	webhook_gateway {
 //		store bolt [<path>]
+//		store nats <url...> {
+//			stream   <prefix>
+//			replicas <n>
+//			creds    <file>
+//		}
 //		workers <n>
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
@@ -40,7 +45,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("store given twice")
 			}
 			if !d.NextArg() {
-				return d.Errf("store needs a kind: bolt")
+				return d.Errf("store needs a kind: bolt or nats")
 			}
 			s := &StoreConfig{Kind: d.Val()}
 			switch s.Kind {
@@ -51,8 +56,37 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				if d.NextArg() {
 					return d.Errf("store bolt takes at most one path")
 				}
+			case "nats":
+				s.URLs = d.RemainingArgs()
+				if len(s.URLs) == 0 {
+					return d.Errf("store nats needs at least one server URL")
+				}
+				for n := d.Nesting(); d.NextBlock(n); {
+					var v string
+					switch opt := d.Val(); opt {
+					case "stream":
+						if err := oneArg(d, &s.Stream); err != nil {
+							return err
+						}
+					case "replicas":
+						if err := oneArg(d, &v); err != nil {
+							return err
+						}
+						r, err := strconv.Atoi(v)
+						if err != nil || r < 1 || r > 5 {
+							return d.Errf("replicas: want 1 to 5, not %q", v)
+						}
+						s.Replicas = r
+					case "creds":
+						if err := oneArg(d, &s.CredsFile); err != nil {
+							return err
+						}
+					default:
+						return d.Errf("unrecognized store nats option %q", opt)
+					}
+				}
 			default:
-				return d.Errf("store: unknown kind %q (want bolt)", s.Kind)
+				return d.Errf("store: unknown kind %q (want bolt or nats)", s.Kind)
 			}
 			a.Store = s
 		case "workers":

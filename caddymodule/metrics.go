@@ -114,13 +114,21 @@ func registerMetrics(reg prometheus.Registerer, hook string) (*hookMetrics, erro
 }
 
 // queueCollector reports the event store's depth at scrape time: events by
-// hook and status, and the age of the oldest due event. Stats is cheap
-// (the bolt store keeps counts per transition), so no cache is needed.
+// hook and status, and the age of the oldest due event. The bolt store
+// keeps its counts per transition; the NATS store reads its records, so a
+// reading is reused for statsEvery.
 type queueCollector struct {
 	store  queue.Store
 	events *prometheus.Desc
 	oldest *prometheus.Desc
+
+	mu    sync.Mutex
+	last  queue.Stats
+	at    time.Time
+	valid bool
 }
+
+const statsEvery = 5 * time.Second
 
 func newQueueCollector(store queue.Store) *queueCollector {
 	return &queueCollector{
@@ -138,13 +146,19 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := c.store.Stats(ctx)
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(c.events, err)
-		return
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.valid || time.Since(c.at) >= statsEvery {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		st, err := c.store.Stats(ctx)
+		cancel()
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(c.events, err)
+			return
+		}
+		c.last, c.at, c.valid = st, time.Now(), true
 	}
+	st := c.last
 	for hook, byStatus := range st.Counts {
 		for status, n := range byStatus {
 			ch <- prometheus.MustNewConstMetric(c.events, prometheus.GaugeValue, float64(n), hook, string(status))

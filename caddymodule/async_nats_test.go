@@ -1,0 +1,77 @@
+package caddymodule_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// TestAsyncDeliveryNATS runs async mode through a real Caddy on the NATS
+// store, against a JetStream server started here on loopback: accepted,
+// delivered, visible in the admin API, and deduplicated.
+func TestAsyncDeliveryNATS(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir(), JetStreamMaxMemory: 64 << 20, JetStreamMaxStore: 1 << 30,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	t.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+
+	up := newUpstream(t, nil)
+	config := strings.Replace(globalOptions, "auto_https off", fmt.Sprintf(
+		"auto_https off\n\twebhook_gateway {\n\t\tstore nats %s {\n\t\t\tstream caddytest\n\t\t\treplicas 1\n\t\t}\n\t\tworkers 4\n\t}", ns.ClientURL()), 1) +
+		fmt.Sprintf(`
+http://localhost:9080 {
+	webhook_gateway /nats {
+		auth api_key k
+		id_from {header.X-Event-Id}
+		deduplicate 1h
+		mode async
+		forward %s/pets
+	}
+}
+`, up.URL)
+	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{TestRequestTimeout: 20 * time.Second})
+	tester.InitServer(config, "caddyfile")
+	// before the NATS server stops, leave Caddy on a config without it
+	t.Cleanup(func() { tester.InitServer(globalOptions, "caddyfile") })
+
+	hdr := http.Header{"X-Api-Key": {"k"}, "X-Event-Id": {"nats-1"}}
+	status, _, body := post(t, tester, "/nats", "application/json", hdr, []byte(`{"petname":"Gromit"}`))
+	var acc struct{ ID, Status string }
+	if status != http.StatusAccepted || json.Unmarshal(body, &acc) != nil || acc.ID != "nats-1" || acc.Status != "queued" {
+		t.Fatalf("accept: %d %s", status, body)
+	}
+	waitFor(t, "delivery through NATS", func() bool { return len(up.requests()) == 1 })
+	if got := up.requests()[0]; string(got.body) != `{"petname":"Gromit"}` || got.header.Get("Idempotency-Key") != "nats-1" {
+		t.Errorf("delivered %s %v", got.body, got.header)
+	}
+	var ev eventView
+	waitFor(t, "delivered status", func() bool {
+		adminGet(t, "/webhook_gateway/event?hook=nats&id=nats-1", &ev)
+		return ev.Status == "delivered"
+	})
+	status, _, body = post(t, tester, "/nats", "application/json", hdr, []byte(`{"petname":"Gromit"}`))
+	if status != http.StatusOK || !strings.Contains(string(body), `"duplicate"`) {
+		t.Fatalf("duplicate: %d %s", status, body)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := len(up.requests()); n != 1 {
+		t.Errorf("duplicate delivered again: %d deliveries", n)
+	}
+}
