@@ -1,11 +1,7 @@
 package verify
 
 import (
-	"encoding/base64"
-	"errors"
 	"strings"
-
-	"golang.org/x/text/unicode/norm"
 )
 
 // Providers whose schemes are rows of data: HMAC over the body, or over a
@@ -55,15 +51,6 @@ func init() {
 			Algorithm: "sha256", Encoding: "hex",
 		},
 		Preset{
-			Name: "vercel", Docs: "https://vercel.com/docs/webhooks/webhooks-api#securing-webhooks",
-			SignatureHeader: "x-vercel-signature", Algorithm: "sha1", Encoding: "hex",
-		},
-		Preset{
-			Name: "heroku", Docs: "https://devcenter.heroku.com/articles/app-webhooks#securing-webhook-requests",
-			IDHeader: "Heroku-Webhook-Id", SignatureHeader: "Heroku-Webhook-Hmac-SHA256",
-			Algorithm: "sha256", Encoding: "base64",
-		},
-		Preset{
 			Name: "terraform", Docs: "https://developer.hashicorp.com/terraform/cloud-docs/api-docs/notification-configurations#notification-authenticity",
 			SignatureHeader: "X-TFE-Notification-Signature", Algorithm: "sha512", Encoding: "hex",
 		},
@@ -74,21 +61,13 @@ func init() {
 			Parse: parseKeyValueList(",", "t", "v1"), Signed: "{timestamp}.{body}",
 		},
 		Preset{
-			Name: "calcom", Docs: "https://cal.com/docs/developing/guides/automation/webhooks",
+			Name: "calcom", Docs: "https://github.com/calcom/cal.com/blob/main/packages/features/webhooks/lib/sendPayload.ts",
 			SignatureHeader: "X-Cal-Signature-256", Algorithm: "sha256", Encoding: "hex",
+			Notes: "Cal.com sends no-secret-provided instead of a signature when the webhook has no secret; such requests are rejected.",
 		},
 		Preset{
 			Name: "clickup", Docs: "https://developer.clickup.com/docs/webhooksignature",
 			SignatureHeader: "X-Signature", Algorithm: "sha256", Encoding: "hex",
-		},
-		Preset{
-			Name: "dropbox", Docs: "https://www.dropbox.com/developers/reference/webhooks",
-			SignatureHeader: "X-Dropbox-Signature", Algorithm: "sha256", Encoding: "hex",
-		},
-		Preset{
-			Name: "docusign", Docs: "https://developers.docusign.com/platform/webhooks/connect/hmac/",
-			SignatureHeader: "X-DocuSign-Signature-1", Algorithm: "sha256", Encoding: "base64",
-			Notes: "Configure the Connect HMAC key whose signature arrives as X-DocuSign-Signature-1.",
 		},
 		// Identity.
 		Preset{
@@ -97,39 +76,23 @@ func init() {
 		},
 		// Payments and commerce.
 		Preset{
-			Name: "razorpay", Docs: "https://razorpay.com/docs/webhooks/validate-test/",
-			IDHeader: "X-Razorpay-Event-Id", SignatureHeader: "X-Razorpay-Signature",
-			Algorithm: "sha256", Encoding: "hex",
+			Name: "razorpay", Docs: "https://github.com/razorpay/razorpay-node/blob/master/lib/utils/razorpay-utils.js",
+			SignatureHeader: "X-Razorpay-Signature",
+			Algorithm:       "sha256", Encoding: "hex",
 		},
 		Preset{
-			Name: "paystack", Docs: "https://paystack.com/docs/payments/webhooks/#verify-event-origin",
+			Name: "paystack", Docs: "https://github.com/PaystackOSS/doc-code-snippets/blob/main/src/doc/payments/webhooks/verifying-transaction/index.js",
 			SignatureHeader: "x-paystack-signature", Algorithm: "sha512", Encoding: "hex",
 		},
 		Preset{
-			Name: "lemonsqueezy", Docs: "https://docs.lemonsqueezy.com/help/webhooks/signing-requests",
-			SignatureHeader: "X-Signature", Algorithm: "sha256", Encoding: "hex",
-		},
-		Preset{
-			Name: "coinbase_commerce", Docs: "https://docs.cdp.coinbase.com/commerce-onchain/docs/webhooks-security",
+			Name: "coinbase_commerce", Docs: "https://docs.cdp.coinbase.com/commerce/api-arcitecture/webhooks-security",
 			SignatureHeader: "X-CC-Webhook-Signature", Algorithm: "sha256", Encoding: "hex",
 		},
 		Preset{
-			Name: "woocommerce", Docs: "https://woocommerce.github.io/woocommerce-rest-api-docs/#webhooks",
+			Name: "woocommerce", Docs: "https://github.com/woocommerce/woocommerce/blob/trunk/plugins/woocommerce/includes/class-wc-webhook.php",
 			IDHeader: "X-WC-Webhook-Delivery-ID", SignatureHeader: "X-WC-Webhook-Signature",
 			Algorithm: "sha256", Encoding: "base64",
-		},
-		Preset{
-			Name: "patreon", Docs: "https://docs.patreon.com/#webhooks",
-			SignatureHeader: "X-Patreon-Signature", Algorithm: "md5", Encoding: "hex",
-		},
-		// Accounting.
-		Preset{
-			Name: "xero", Docs: "https://developer.xero.com/documentation/guides/webhooks/configuring-your-server/",
-			SignatureHeader: "x-xero-signature", Algorithm: "sha256", Encoding: "base64",
-		},
-		Preset{
-			Name: "quickbooks", Docs: "https://developer.intuit.com/app/developer/qbo/docs/develop/webhooks/managing-webhooks-notifications#validating-the-notification",
-			SignatureHeader: "intuit-signature", Algorithm: "sha256", Encoding: "base64",
+			Notes: "The secret as shown in WooCommerce (HTML entities decoded). The creation ping (webhook_id=<id>) is not signed.",
 		},
 		// Messaging and social.
 		Preset{
@@ -148,11 +111,11 @@ func init() {
 			Notes: "Instagram webhooks are Meta webhooks; the secret is the app secret.",
 		},
 		Preset{
-			Name: "line", Docs: "https://developers.line.biz/en/docs/messaging-api/verify-webhook-signature/",
+			Name: "line", Docs: "https://github.com/line/line-bot-sdk-go/blob/master/linebot/webhook/parse.go",
 			SignatureHeader: "x-line-signature", Algorithm: "sha256", Encoding: "base64",
 		},
 		Preset{
-			Name: "pusher", Docs: "https://pusher.com/docs/channels/server_api/webhooks/#authentication",
+			Name: "pusher", Docs: "https://github.com/pusher/pusher-http-go/blob/master/webhook_test.go",
 			SignatureHeader: "X-Pusher-Signature", Algorithm: "sha256", Encoding: "hex",
 			Notes: "The secret is the app secret of the key in X-Pusher-Key.",
 		},
@@ -167,10 +130,10 @@ func init() {
 			TimestampHeader: "X-CIO-Timestamp", Signed: "v0:{timestamp}:{body}",
 		},
 		// Standard Webhooks and Svix senders.
-		standardSender("openai", "https://platform.openai.com/docs/guides/webhooks", ""),
+		standardSender("openai", "https://github.com/openai/openai-python/blob/main/src/openai/resources/webhooks.py", "The secret is the whsec_ signing secret."),
 		standardSender("replicate", "https://replicate.com/docs/topics/webhooks/verify-webhook", ""),
-		standardSender("clerk", "https://clerk.com/docs/webhooks/sync-data", "Clerk delivers through Svix (svix-* headers)."),
-		standardSender("resend", "https://resend.com/docs/dashboard/webhooks/verify-webhooks-requests", "Resend delivers through Svix (svix-* headers)."),
+		standardSender("clerk", "https://github.com/clerk/javascript/blob/main/packages/backend/src/webhooks.ts", "Clerk delivers through Svix (svix-* headers); the secret is the whsec_ signing secret."),
+		standardSender("resend", "https://resend.com/docs/webhooks/verify-webhooks-requests", "Resend delivers through Svix (svix-* headers); the secret is the whsec_ signing secret."),
 		standardSender("gitlab_signed", "https://gitlab.com/gitlab-org/gitlab/-/merge_requests/230944",
 			"GitLab's signing token (whsec_ plus base64), distinct from the X-Gitlab-Token secret token of the gitlab preset."),
 		// Identity and developer platforms.
@@ -181,30 +144,9 @@ func init() {
 			Notes: "Timestamps are in milliseconds.",
 		},
 		Preset{
-			Name: "okta", Docs: "https://developer.okta.com/docs/concepts/event-hooks/",
+			Name: "okta", Docs: "https://developer.okta.com/docs/guides/hooks-best-practices/",
 			SignatureHeader: "Authorization", Algorithm: "token",
-			Notes: "Event hooks: the secret is the authorization header value configured on the hook.",
-		},
-		Preset{
-			Name: "auth0", Docs: "https://auth0.com/docs/customize/log-streams/custom-log-streams",
-			SignatureHeader: "Authorization", Algorithm: "token",
-			Notes: "Custom webhook log streams: the secret is the configured authorization token, as sent.",
-		},
-		Preset{
-			Name: "notion", Docs: "https://developers.notion.com/reference/webhooks",
-			SignatureHeader: "X-Notion-Signature", Algorithm: "sha256", Encoding: "hex", Prefix: "sha256=",
-			Notes: "The secret is the subscription's verification_token.",
-		},
-		Preset{
-			Name: "airtable", Docs: "https://airtable.com/developers/web/api/webhooks-overview",
-			SignatureHeader: "X-Airtable-Content-MAC", Algorithm: "sha256", Encoding: "hex", Prefix: "hmac-sha256=",
-			Secret: decodeBase64Secret,
-			Notes:  "The secret is the webhook's macSecretBase64, as returned (base64).",
-		},
-		Preset{
-			Name: "asana", Docs: "https://developers.asana.com/docs/webhooks-guide",
-			SignatureHeader: "X-Hook-Signature", Algorithm: "sha256", Encoding: "hex",
-			Notes: "The secret is the X-Hook-Secret of the handshake.",
+			Notes: "Event hooks with the Authentication field set to Authorization; the secret is the Authentication secret, scheme included (e.g. Basic <base64>).",
 		},
 		Preset{
 			Name: "webflow", Docs: "https://developers.webflow.com/data/docs/working-with-webhooks",
@@ -213,21 +155,17 @@ func init() {
 			Notes: "Timestamps are in milliseconds.",
 		},
 		Preset{
-			Name: "mux", Docs: "https://docs.mux.com/guides/system/verify-webhook-signatures",
+			Name: "mux", Docs: "https://www.mux.com/docs/core/verify-webhook-signatures",
 			SignatureHeader: "Mux-Signature", Algorithm: "sha256", Encoding: "hex",
 			Parse: parseKeyValueList(",", "t", "v1"), Signed: "{timestamp}.{body}",
 		},
 		Preset{
-			Name: "alchemy", Docs: "https://www.alchemy.com/docs/reference/notify-api-quickstart",
+			Name: "alchemy", Docs: "https://github.com/alchemyplatform/webhook-examples/blob/main/node-express/src/webhooksUtil.ts",
 			SignatureHeader: "X-Alchemy-Signature", Algorithm: "sha256", Encoding: "hex",
 		},
 		// Finance.
 		Preset{
-			Name: "gocardless", Docs: "https://developer.gocardless.com/getting-started/staying-up-to-date-with-webhooks",
-			SignatureHeader: "Webhook-Signature", Algorithm: "sha256", Encoding: "hex",
-		},
-		Preset{
-			Name: "onfido", Docs: "https://documentation.onfido.com/api/latest/#webhooks",
+			Name: "onfido", Docs: "https://documentation.identity.entrust.com/api/manual-webhook-signature-verification/",
 			SignatureHeader: "X-SHA2-Signature", Algorithm: "sha256", Encoding: "hex",
 		},
 		// Content and communication.
@@ -270,48 +208,30 @@ func init() {
 			Notes: "Admin webhooks registered with a secret; app (Connect, OAuth) webhooks are not signed this way.",
 		},
 		Preset{
-			Name: "snyk", Docs: "https://docs.snyk.io/snyk-api/how-to-use-snyk-webhooks-to-integrate-with-external-tools",
+			Name: "snyk", Docs: "https://docs.snyk.io/snyk-api/snyk-webhooks/validation-and-versioning-of-payloads",
 			SignatureHeader: "X-Hub-Signature", Algorithm: "sha256", Encoding: "hex", Prefix: "sha256=",
 		},
 		Preset{
-			Name: "discourse", Docs: "https://meta.discourse.org/t/configure-webhooks-that-trigger-on-discourse-events-to-integrate-with-external-services/49045",
+			Name: "discourse", Docs: "https://github.com/discourse/discourse/blob/main/spec/jobs/emit_web_hook_event_spec.rb",
 			IDHeader: "X-Discourse-Event-Id", SignatureHeader: "X-Discourse-Event-Signature",
 			Algorithm: "sha256", Encoding: "hex", Prefix: "sha256=",
 		},
 		Preset{
-			Name: "hookdeck", Docs: "https://hookdeck.com/docs/authentication",
+			Name: "hookdeck", Docs: "https://github.com/hookdeck/webhook-skills/blob/main/skills/hookdeck-event-gateway-webhooks/SKILL.md",
 			SignatureHeader: "x-hookdeck-signature", Algorithm: "sha256", Encoding: "base64",
 		},
 		Preset{
-			Name: "cloudflare", Docs: "https://developers.cloudflare.com/notifications/get-started/configure-webhooks/",
+			Name: "cloudflare", Docs: "https://developers.cloudflare.com/notifications/get-started/configure-webhooks/#generic-webhooks",
 			SignatureHeader: "cf-webhook-auth", Algorithm: "token",
 			Notes: "Notifications webhooks send the configured secret as is.",
 		},
 		Preset{
-			Name: "elevenlabs", Docs: "https://elevenlabs.io/docs/product-guides/administration/webhooks",
+			Name: "elevenlabs", Docs: "https://elevenlabs.io/docs/product-guides/administration/webhooks#authentication",
 			SignatureHeader: "ElevenLabs-Signature", Algorithm: "sha256", Encoding: "hex",
 			Parse: parseKeyValueList(",", "t", "v0"), Signed: "{timestamp}.{body}",
+			Notes: "ElevenLabs' own examples accept timestamps up to 30 minutes old; set tolerance 30m to match.",
 		},
 		// More content, forms and CRM.
-		Preset{
-			Name: "frameio", Docs: "https://developer.frame.io/docs/automations-webhooks/webhooks-overview",
-			SignatureHeader: "X-Frameio-Signature", Algorithm: "sha256", Encoding: "hex", Prefix: "v0=",
-			TimestampHeader: "X-Frameio-Request-Timestamp", Signed: "v0:{timestamp}:{body}",
-		},
-		Preset{
-			Name: "storyblok", Docs: "https://www.storyblok.com/docs/guide/in-depth/webhooks",
-			SignatureHeader: "webhook-signature", Algorithm: "sha1", Encoding: "hex",
-		},
-		Preset{
-			Name: "tally", Docs: "https://tally.so/help/webhooks",
-			SignatureHeader: "Tally-Signature", Algorithm: "sha256", Encoding: "base64",
-		},
-		Preset{
-			Name: "attio", Docs: "https://docs.attio.com/rest-api/guides/webhooks",
-			IDHeader: "Idempotency-Key", SignatureHeader: "Attio-Signature",
-			Aliases:   map[string]string{"attio-signature": "X-Attio-Signature"},
-			Algorithm: "sha256", Encoding: "hex",
-		},
 		Preset{
 			Name: "persona", Docs: "https://docs.withpersona.com/v2022-09-01/docs/best-practices#checking-signatures",
 			SignatureHeader: "Persona-Signature", Algorithm: "sha256", Encoding: "hex",
@@ -319,27 +239,6 @@ func init() {
 			Notes: "During secret rotation the header holds space-separated t=,v1= groups; their timestamps must agree.",
 		},
 		// More payments, billing and logistics.
-		Preset{
-			Name: "flutterwave", Docs: "https://developer.flutterwave.com/docs/webhooks",
-			SignatureHeader: "verif-hash", Algorithm: "token",
-			Notes: "The secret hash set on the dashboard, sent as is.",
-		},
-		Preset{
-			Name: "checkout_com", Docs: "https://www.checkout.com/docs/developer-resources/webhooks/manage-webhooks",
-			SignatureHeader: "Cko-Signature", Algorithm: "sha256", Encoding: "hex",
-		},
-		Preset{
-			Name: "maxio", Docs: "https://docs.maxio.com/hc/en-us/articles/24266136649869-Webhooks-Reference",
-			IDHeader: "X-Chargify-Webhook-Id", SignatureHeader: "X-Chargify-Webhook-Signature-Hmac-Sha-256",
-			Algorithm: "sha256", Encoding: "hex",
-			Notes: "Maxio Advanced Billing (Chargify); the secret is the site shared key.",
-		},
-		Preset{
-			Name: "easypost", Docs: "https://docs.easypost.com/guides/webhooks-guide#hmac-validation",
-			SignatureHeader: "X-Hmac-Signature", Algorithm: "sha256", Encoding: "hex", Prefix: "hmac-sha256-hex=",
-			Secret: nfkdSecret,
-			Notes:  "The secret is NFKD-normalized before use, as EasyPost does.",
-		},
 		Preset{
 			Name: "fourthwall", Docs: "https://docs.fourthwall.com/webhooks/signature-verification",
 			SignatureHeader: "X-Fourthwall-Hmac-SHA256", Algorithm: "sha256", Encoding: "base64",
@@ -354,15 +253,6 @@ func standardSender(name, docs, notes string) Preset {
 	p := standardPreset(name)
 	p.Docs, p.Notes = docs, notes
 	return p
-}
-
-// decodeBase64Secret decodes a secret handed out base64-encoded.
-func decodeBase64Secret(secret string) ([]byte, error) {
-	key, err := base64.StdEncoding.DecodeString(secret)
-	if err != nil || len(key) == 0 {
-		return nil, errors.New("must be base64")
-	}
-	return key, nil
 }
 
 // parseStampThenSignatures parses "<timestamp>,<sig>,<sig>..." (Recurly).
@@ -401,10 +291,4 @@ func parseSpacedKeyValueGroups(v string) (string, []string, bool) {
 		sigs = append(sigs, s...)
 	}
 	return ts, sigs, ts != ""
-}
-
-// nfkdSecret applies the Unicode NFKD normalization EasyPost applies to
-// webhook secrets.
-func nfkdSecret(secret string) ([]byte, error) {
-	return []byte(norm.NFKD.String(secret)), nil
 }

@@ -60,6 +60,8 @@ func TestProvidersDoc(t *testing.T) {
 			alg = "shared token (constant-time compare)"
 		case "ed25519":
 			alg = "Ed25519 public key"
+		case "ecdsa-p256":
+			alg = "ECDSA P-256 public key"
 		default:
 			alg = "HMAC-" + strings.ToUpper(alg)
 		}

@@ -1,13 +1,15 @@
 package verify
 
 import (
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/hmac"
-	"crypto/md5" //nolint:gosec // Patreon signs with HMAC-MD5; only used when a preset asks for it
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -23,6 +25,9 @@ import (
 const (
 	maxHeaderLen  = 8 << 10
 	maxCandidates = 16
+	// An ASN.1 ECDSA P-256 signature is at most 72 bytes (two 33-byte
+	// integers and their framing); anything longer is not one.
+	maxECDSASigLen = 72
 )
 
 // Preset describes a provider's signature scheme as data. Only where a
@@ -37,9 +42,11 @@ type Preset struct {
 	// when the canonical one is absent (Svix's svix-* for webhook-*).
 	Aliases map[string]string
 
-	// Algorithm is sha1, sha256 or sha512 for HMAC; "ed25519" for a public
-	// key signature (secrets are hex public keys); "token" when the header
-	// simply carries the secret.
+	// Algorithm is sha1, sha256 or sha512 for HMAC; "ed25519" for a
+	// public key signature (secrets are hex public keys unless Secret
+	// decodes them); "ecdsa-p256" for ECDSA P-256 over SHA-256 with an
+	// ASN.1 signature (secrets are base64 DER public keys); "token" when
+	// the header simply carries the secret.
 	Algorithm string
 	Encoding  string // hex, base64, base64url
 	Prefix    string // before each encoded signature, e.g. "sha256="
@@ -55,8 +62,17 @@ type Preset struct {
 	// Signed is the signed-content template: literal text with {body},
 	// {timestamp}, {header.<Name>}, {method}, {url}.
 	Signed string
-	// Secret decodes a configured secret into the HMAC key.
+	// Secret decodes a configured secret into the HMAC key, or into the
+	// raw Ed25519 public key.
 	Secret func(string) ([]byte, error)
+	// Extract, for schemes that are not a signature header over a
+	// template (signatures inside the body, signed form fields, a
+	// canonical request, a JWT), reads the signatures and what they sign
+	// from the request; every Signed returned must match. With Extract,
+	// SignatureHeader, TimestampHeader and Signed only document the
+	// scheme. Its errors wrap the sentinel errors and never carry request
+	// bytes.
+	Extract func(r *http.Request, body []byte) ([]Signed, error)
 	// Check runs after the signature matched (e.g. a timestamp inside the
 	// body).
 	Check func(body []byte, tolerance time.Duration, now time.Time) error
@@ -64,6 +80,22 @@ type Preset struct {
 	// say (a custom Parse or Check, a key format).
 	Notes string
 }
+
+// Signed is one signature found by a Preset's Extract.
+type Signed struct {
+	// Timestamp, when not empty, is checked against the tolerance in the
+	// Preset's TimestampFormat.
+	Timestamp string
+	// Signatures are the candidates, encoded as the Preset's Encoding says.
+	Signatures []string
+	// Messages are the signed contents to try, each written piece by
+	// piece; more than one where a sender is inconsistent (Twilio signs
+	// URLs with and without the default port).
+	Messages []Message
+}
+
+// Message is signed content in pieces, so a body is never copied.
+type Message [][]byte
 
 type partKind uint8
 
@@ -86,6 +118,7 @@ type scheme struct {
 	p         Preset
 	keys      [][]byte
 	pubkeys   []ed25519.PublicKey
+	ecdsaKeys []*ecdsa.PublicKey
 	tokens    [][sha256.Size]byte
 	newHash   func() hash.Hash
 	sigLen    int
@@ -113,13 +146,30 @@ func (p Preset) build(s Spec) (Verifier, error) {
 		}
 	case "ed25519":
 		for i, secret := range s.Secrets {
-			key, err := hex.DecodeString(secret)
+			var key []byte
+			var err error
+			if p.Secret != nil {
+				key, err = p.Secret(secret)
+			} else {
+				key, err = hex.DecodeString(secret)
+			}
 			if err != nil || len(key) != ed25519.PublicKeySize {
+				if p.Secret != nil {
+					return nil, fmt.Errorf("%s: public key #%d must be %d bytes, encoded as the preset documents", p.Name, i+1, ed25519.PublicKeySize)
+				}
 				return nil, fmt.Errorf("%s: public key #%d must be %d hex-encoded bytes", p.Name, i+1, ed25519.PublicKeySize)
 			}
 			sc.pubkeys = append(sc.pubkeys, ed25519.PublicKey(key))
 		}
 		sc.sigLen = ed25519.SignatureSize
+	case "ecdsa-p256":
+		for i, secret := range s.Secrets {
+			key, err := parseECDSAKey(secret)
+			if err != nil {
+				return nil, fmt.Errorf("%s: public key #%d: %w", p.Name, i+1, err)
+			}
+			sc.ecdsaKeys = append(sc.ecdsaKeys, key)
+		}
 	default:
 		var err error
 		sc.newHash, err = hashFunc(p.Algorithm)
@@ -146,8 +196,10 @@ func (p Preset) build(s Spec) (Verifier, error) {
 		if signed == "" {
 			signed = "{body}"
 		}
-		if sc.parts, err = parseSigned(signed); err != nil {
-			return nil, err
+		if p.Extract == nil {
+			if sc.parts, err = parseSigned(signed); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for _, part := range sc.parts {
@@ -161,6 +213,32 @@ func (p Preset) build(s Spec) (Verifier, error) {
 	return sc, nil
 }
 
+// parseECDSAKey decodes a base64 DER (PKIX) P-256 public key.
+func parseECDSAKey(secret string) (*ecdsa.PublicKey, error) {
+	der, err := base64.StdEncoding.DecodeString(strings.TrimSpace(secret))
+	if err != nil {
+		return nil, errors.New("must be a base64 DER public key")
+	}
+	pub, err := x509.ParsePKIXPublicKey(der)
+	if err != nil {
+		return nil, errors.New("must be a base64 DER public key")
+	}
+	key, ok := pub.(*ecdsa.PublicKey)
+	if !ok || key.Curve != elliptic.P256() {
+		return nil, errors.New("must be an ECDSA P-256 public key")
+	}
+	return key, nil
+}
+
+// sigSizeOK says whether a decoded signature has the length the
+// algorithm produces.
+func (sc *scheme) sigSizeOK(n int) bool {
+	if sc.p.Algorithm == "ecdsa-p256" {
+		return n >= 8 && n <= maxECDSASigLen
+	}
+	return n == sc.sigLen
+}
+
 func hashFunc(name string) (func() hash.Hash, error) {
 	switch strings.ToLower(name) {
 	case "", "sha256":
@@ -169,8 +247,6 @@ func hashFunc(name string) (func() hash.Hash, error) {
 		return sha1.New, nil
 	case "sha512":
 		return sha512.New, nil
-	case "md5":
-		return md5.New, nil
 	}
 	return nil, fmt.Errorf("unknown algorithm %q (want sha1, sha256 or sha512)", name)
 }
@@ -247,6 +323,9 @@ func (sc *scheme) get(r *http.Request, name string) string {
 
 func (sc *scheme) Verify(r *http.Request, body []byte) error {
 	name := sc.p.Name
+	if sc.p.Extract != nil {
+		return sc.verifyExtracted(r, body)
+	}
 	value := sc.get(r, sc.p.SignatureHeader)
 	if value == "" {
 		return fmt.Errorf("%s: signature header %s %w", name, sc.p.SignatureHeader, ErrMissing)
@@ -296,7 +375,7 @@ func (sc *scheme) Verify(r *http.Request, body []byte) error {
 	var cands [maxCandidates][]byte
 	n := 0
 	for _, s := range sigs {
-		if b, err := sc.decode(s); err == nil && len(b) == sc.sigLen {
+		if b, err := sc.decode(s); err == nil && sc.sigSizeOK(len(b)) {
 			cands[n] = b
 			n++
 		}
@@ -306,7 +385,8 @@ func (sc *scheme) Verify(r *http.Request, body []byte) error {
 	}
 
 	match := false
-	if sc.p.Algorithm == "ed25519" {
+	switch sc.p.Algorithm {
+	case "ed25519":
 		msg := sc.signedBytes(r, ts, body)
 		for _, key := range sc.pubkeys {
 			for _, c := range cands[:n] {
@@ -315,7 +395,19 @@ func (sc *scheme) Verify(r *http.Request, body []byte) error {
 				}
 			}
 		}
-	} else {
+	case "ecdsa-p256":
+		h := sha256.New()
+		sc.writeSigned(h, r, ts, body)
+		var sum [sha256.Size]byte
+		digest := h.Sum(sum[:0])
+		for _, key := range sc.ecdsaKeys {
+			for _, c := range cands[:n] {
+				if ecdsa.VerifyASN1(key, digest, c) {
+					match = true
+				}
+			}
+		}
+	default:
 		var sum [sha512.Size]byte
 		for _, key := range sc.keys {
 			m := hmac.New(sc.newHash, key)
@@ -337,6 +429,104 @@ func (sc *scheme) Verify(r *http.Request, body []byte) error {
 		}
 	}
 	return nil
+}
+
+// verifyExtracted verifies a scheme whose signatures and signed content
+// its Preset's Extract finds.
+func (sc *scheme) verifyExtracted(r *http.Request, body []byte) error {
+	name := sc.p.Name
+	found, err := sc.p.Extract(r, body)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if len(found) == 0 || len(found) > maxCandidates {
+		return fmt.Errorf("%s: %d signatures: %w", name, len(found), ErrMalformed)
+	}
+	for _, f := range found {
+		if f.Timestamp != "" {
+			if err := sc.checkTime(f.Timestamp); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
+	}
+	for _, f := range found {
+		if len(f.Signatures) == 0 || len(f.Signatures) > maxCandidates || len(f.Messages) == 0 || len(f.Messages) > maxCandidates {
+			return fmt.Errorf("%s: signature %w", name, ErrMalformed)
+		}
+		var cands [maxCandidates][]byte
+		n := 0
+		for _, s := range f.Signatures {
+			if len(s) > maxHeaderLen {
+				continue
+			}
+			if b, err := sc.decode(s); err == nil && sc.sigSizeOK(len(b)) {
+				cands[n] = b
+				n++
+			}
+		}
+		if n == 0 {
+			return fmt.Errorf("%s: no signature of the expected encoding and length: %w", name, ErrMalformed)
+		}
+		if !sc.matchMessages(cands[:n], f.Messages) {
+			return fmt.Errorf("%s: no secret matched: %w", name, ErrMismatch)
+		}
+	}
+	if sc.p.Check != nil {
+		if err := sc.p.Check(body, sc.tolerance, sc.now()); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// matchMessages tries every key on every message against every
+// candidate, without stopping at the first match.
+func (sc *scheme) matchMessages(cands [][]byte, msgs []Message) bool {
+	match := false
+	for _, msg := range msgs {
+		switch sc.p.Algorithm {
+		case "ed25519":
+			var whole []byte
+			for _, piece := range msg {
+				whole = append(whole, piece...)
+			}
+			for _, key := range sc.pubkeys {
+				for _, c := range cands {
+					if ed25519.Verify(key, whole, c) {
+						match = true
+					}
+				}
+			}
+		case "ecdsa-p256":
+			h := sha256.New()
+			for _, piece := range msg {
+				h.Write(piece)
+			}
+			digest := h.Sum(nil)
+			for _, key := range sc.ecdsaKeys {
+				for _, c := range cands {
+					if ecdsa.VerifyASN1(key, digest, c) {
+						match = true
+					}
+				}
+			}
+		default:
+			var sum [sha512.Size]byte
+			for _, key := range sc.keys {
+				m := hmac.New(sc.newHash, key)
+				for _, piece := range msg {
+					m.Write(piece)
+				}
+				mac := m.Sum(sum[:0])
+				for _, c := range cands {
+					if hmac.Equal(mac, c) {
+						match = true
+					}
+				}
+			}
+		}
+	}
+	return match
 }
 
 // checkTime accepts a timestamp within tolerance of now, in either
@@ -456,9 +646,6 @@ func requestURL(r *http.Request) string {
 func newRecipe(s Spec) (Verifier, error) {
 	if s.Header == "" {
 		return nil, errors.New("hmac needs a header")
-	}
-	if strings.EqualFold(s.Algorithm, "md5") {
-		return nil, errors.New("hmac: unknown algorithm \"md5\" (want sha1, sha256 or sha512)")
 	}
 	if strings.Contains(s.Signed, "{timestamp}") && s.TimestampHeader == "" {
 		return nil, errors.New("hmac: a signed template with {timestamp} needs a timestamp_header")

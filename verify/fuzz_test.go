@@ -1,0 +1,79 @@
+package verify_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/caddy-webhooks/gateway/verify"
+)
+
+// FuzzPresetHeaders feeds arbitrary signature, timestamp and other header
+// values and bodies to every preset's verifier, each built with its test
+// case's secret. Nothing may panic, and nothing may be accepted: the
+// seeds are real requests signed with another secret, so an acceptance
+// is a forgery.
+func FuzzPresetHeaders(f *testing.F) {
+	cases := map[string]presetCase{}
+	for _, tc := range append(presetCases[:len(presetCases):len(presetCases)], extraCases...) {
+		cases[tc.name] = tc
+	}
+	type target struct {
+		name   string
+		p      verify.Preset
+		v      verify.Verifier
+		secret string
+	}
+	var targets []target
+	for _, name := range verify.Presets() {
+		tc, ok := cases[name]
+		if !ok {
+			tc = cases["standard"] // svix shares its secrets
+		}
+		p, _ := verify.Lookup(name)
+		v, err := verify.New(verify.Spec{Method: name, Secrets: []string{tc.secret}, Now: clock})
+		if err != nil {
+			f.Fatalf("%s: %v", name, err)
+		}
+		targets = append(targets, target{name, p, v, tc.secret})
+
+		// a seed per case: its request as signed with the wrong secret
+		body := trapBody
+		if tc.body != nil {
+			body = append([]byte(nil), tc.body...)
+		}
+		h := tc.sign(tc.other, fixedNow, body)
+		f.Add(h.Get(p.SignatureHeader), h.Get(p.TimestampHeader), h.Get("Content-Type")+h.Get(p.IDHeader), body)
+	}
+	f.Add("", "", "", []byte(nil))
+	f.Add("t=1795400000,v1="+strings.Repeat("0", 64), "1795400000", "application/json", []byte(`{"signature":{"timestamp":"1795400000","token":"t","signature":"00"}}`))
+	f.Add("Bearer e30.e30.", "2026-11-22T10:00:00Z", "application/x-www-form-urlencoded", []byte("a=1&a=2&b=%zz"))
+	f.Add("sha256=%3A%", "99999999999999999999", "multipart/form-data; boundary=x", []byte(`{"notificationItems":[{"NotificationRequestItem":{"additionalData":{"hmacSignature":"x"}}}]}`))
+
+	f.Fuzz(func(t *testing.T, sig, ts, other string, body []byte) {
+		for _, tg := range targets {
+			h := http.Header{}
+			set := func(name, value string) {
+				if name != "" && value != "" {
+					h.Set(name, value)
+				}
+			}
+			for _, name := range []string{"Content-Type", "Box-Signature-Version", "Box-Signature-Algorithm", "Box-Signature-Secondary", "Webhook-Id", "Svix-Id"} {
+				set(name, other)
+			}
+			set(tg.p.IDHeader, other)
+			for _, alias := range tg.p.Aliases {
+				set(alias, sig)
+			}
+			set(tg.p.TimestampHeader, ts)
+			set(tg.p.SignatureHeader, sig)
+			err := tg.v.Verify(newRequest(h, body), body)
+			if err == nil {
+				t.Fatalf("%s accepted a request not signed with its secret: headers %q, body %q", tg.name, h, body)
+			}
+			if strings.Contains(err.Error(), tg.secret) {
+				t.Fatalf("%s: error carries the secret: %v", tg.name, err)
+			}
+		}
+	})
+}
