@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -121,6 +122,7 @@ type scheme struct {
 	ecdsaKeys []*ecdsa.PublicKey
 	tokens    [][sha256.Size]byte
 	newHash   func() hash.Hash
+	macs      []*sync.Pool // per key: keyed HMAC states, reused across requests
 	sigLen    int
 	decode    func(string) ([]byte, error)
 	parts     []signedPart
@@ -185,6 +187,8 @@ func (p Preset) build(s Spec) (Verifier, error) {
 				}
 			}
 			sc.keys = append(sc.keys, key)
+			newHash := sc.newHash
+			sc.macs = append(sc.macs, &sync.Pool{New: func() any { return hmac.New(newHash, key) }})
 		}
 	}
 	if p.Algorithm != "token" {
@@ -237,6 +241,14 @@ func (sc *scheme) sigSizeOK(n int) bool {
 		return n >= 8 && n <= maxECDSASigLen
 	}
 	return n == sc.sigLen
+}
+
+// mac returns a keyed HMAC state for key i, ready to write. The states are
+// pooled: the key schedule is paid once, not per request.
+func (sc *scheme) mac(i int) hash.Hash {
+	m := sc.macs[i].Get().(hash.Hash)
+	m.Reset()
+	return m
 }
 
 func hashFunc(name string) (func() hash.Hash, error) {
@@ -409,10 +421,11 @@ func (sc *scheme) Verify(r *http.Request, body []byte) error {
 		}
 	default:
 		var sum [sha512.Size]byte
-		for _, key := range sc.keys {
-			m := hmac.New(sc.newHash, key)
+		for i := range sc.keys {
+			m := sc.mac(i)
 			sc.writeSigned(m, r, ts, body)
 			mac := m.Sum(sum[:0])
+			sc.macs[i].Put(m)
 			for _, c := range cands[:n] {
 				if hmac.Equal(mac, c) {
 					match = true
@@ -512,12 +525,13 @@ func (sc *scheme) matchMessages(cands [][]byte, msgs []Message) bool {
 			}
 		default:
 			var sum [sha512.Size]byte
-			for _, key := range sc.keys {
-				m := hmac.New(sc.newHash, key)
+			for i := range sc.keys {
+				m := sc.mac(i)
 				for _, piece := range msg {
 					m.Write(piece)
 				}
 				mac := m.Sum(sum[:0])
+				sc.macs[i].Put(m)
 				for _, c := range cands {
 					if hmac.Equal(mac, c) {
 						match = true
