@@ -16,10 +16,11 @@ import (
 )
 
 var (
-	bucketEvents = []byte("events") // hook \x00 id -> JSON Event
-	bucketDue    = []byte("due")    // dueAt (8 bytes, big-endian unix nanos) hook \x00 id -> nothing
-	bucketDedup  = []byte("dedup")  // hook \x00 id -> expiry (8 bytes)
-	bucketCounts = []byte("counts") // hook \x00 status -> count (8 bytes), rebuilt at open
+	bucketEvents   = []byte("events")   // hook \x00 id -> JSON Event without its payload
+	bucketPayloads = []byte("payloads") // hook \x00 id -> payload bytes, written once per enqueue
+	bucketDue      = []byte("due")      // dueAt (8 bytes, big-endian unix nanos) hook \x00 id -> nothing
+	bucketDedup    = []byte("dedup")    // hook \x00 id -> expiry (8 bytes)
+	bucketCounts   = []byte("counts")   // hook \x00 status -> count (8 bytes), rebuilt at open
 )
 
 // BoltOptions configure the embedded store.
@@ -62,7 +63,7 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 	db.NoFreelistSync = true
 	b := &Bolt{db: db, now: opts.Now}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketEvents, bucketDue, bucketDedup, bucketCounts} {
+		for _, name := range [][]byte{bucketEvents, bucketPayloads, bucketDue, bucketDedup, bucketCounts} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -175,6 +176,7 @@ func (b *Bolt) Enqueue(ctx context.Context, ev *Event, dedupWindow time.Duration
 	now := b.now()
 	rec := *ev
 	rec.Status, rec.CreatedAt, rec.UpdatedAt, rec.DueAt, rec.Attempts = StatusQueued, now, now, now, nil
+	rec.Payload = nil
 	val, err := json.Marshal(&rec)
 	if err != nil {
 		return err
@@ -211,6 +213,9 @@ func (b *Bolt) Enqueue(ctx context.Context, ev *Event, dedupWindow time.Duration
 		if err := events.Put(key, val); err != nil {
 			return err
 		}
+		if err := tx.Bucket(bucketPayloads).Put(key, ev.Payload); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketDue).Put(dueKey(now, ev.Hook, ev.ID), nil)
 	})
 	if err == nil {
@@ -228,7 +233,8 @@ func (b *Bolt) Lease(ctx context.Context, max int, leaseFor time.Duration) ([]*E
 	limit := make([]byte, 8)
 	binary.BigEndian.PutUint64(limit, uint64(now.UnixNano()))
 	var out []*Event
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	// Batch: a lease shares its commit with concurrent enqueues and acks.
+	err := b.db.Batch(func(tx *bolt.Tx) error {
 		out = out[:0]
 		due, events := tx.Bucket(bucketDue), tx.Bucket(bucketEvents)
 		var keys [][]byte
@@ -258,6 +264,7 @@ func (b *Bolt) Lease(ctx context.Context, max int, leaseFor time.Duration) ([]*E
 			if err := due.Put(dueKey(ev.DueAt, ev.Hook, ev.ID), nil); err != nil {
 				return err
 			}
+			ev.Payload = bytes.Clone(tx.Bucket(bucketPayloads).Get(k[8:]))
 			out = append(out, &ev)
 		}
 		return nil
@@ -268,8 +275,11 @@ func (b *Bolt) Lease(ctx context.Context, max int, leaseFor time.Duration) ([]*E
 	return out, nil
 }
 
+// put writes the record of ev; its payload is stored once, at enqueue.
 func (b *Bolt) put(tx *bolt.Tx, ev *Event) error {
-	v, err := json.Marshal(ev)
+	rec := *ev
+	rec.Payload = nil
+	v, err := json.Marshal(&rec)
 	if err != nil {
 		return err
 	}
@@ -352,8 +362,11 @@ func (b *Bolt) Get(_ context.Context, hook, id string) (*Event, error) {
 	var ev *Event
 	err := b.db.View(func(tx *bolt.Tx) error {
 		var err error
-		ev, err = b.get(tx, hook, id)
-		return err
+		if ev, err = b.get(tx, hook, id); err != nil {
+			return err
+		}
+		ev.Payload = bytes.Clone(tx.Bucket(bucketPayloads).Get(eventKey(hook, id)))
+		return nil
 	})
 	return ev, err
 }
