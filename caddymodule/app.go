@@ -30,6 +30,10 @@ const (
 	// unroutedDelay is how long an event waits when no handler of the
 	// running config delivers its hook (the config changed).
 	unroutedDelay = 2 * time.Second
+	// defaultRetain keeps finished events a week; purgeEvery is how often
+	// older ones are removed.
+	defaultRetain = 7 * 24 * time.Hour
+	purgeEvery    = 10 * time.Minute
 )
 
 // DefaultSchedule is the async retry schedule, like the big senders use:
@@ -58,6 +62,7 @@ var stores = caddy.NewUsagePool()
 //			creds    <file>
 //		}
 //		workers <n>
+//		retain <duration>
 //	}
 type App struct {
 	// Store selects and configures the event store. Default: bolt in
@@ -66,6 +71,10 @@ type App struct {
 
 	// Workers is the number of concurrent deliveries. Default: 16.
 	Workers int `json:"workers,omitempty"`
+
+	// Retain is how long delivered and dead events stay in the store (for
+	// the admin API and replay) after their last change. Default: 7 days.
+	Retain caddy.Duration `json:"retain,omitempty"`
 
 	store    queue.Store
 	storeKey string
@@ -129,6 +138,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	if a.Workers <= 0 {
 		a.Workers = defaultWorkers
+	}
+	if a.Retain < 0 {
+		return errors.New("retain must not be negative")
+	}
+	if a.Retain == 0 {
+		a.Retain = caddy.Duration(defaultRetain)
 	}
 	cfg := StoreConfig{Kind: "bolt"}
 	if a.Store != nil {
@@ -224,7 +239,29 @@ func (a *App) Start() error {
 		defer close(jobs)
 		a.leaseLoop(leaseCtx, jobs)
 	})
+	a.done.Go(func() { a.purgeLoop(leaseCtx) })
 	return nil
+}
+
+// purgeLoop removes finished events older than Retain, now and then.
+func (a *App) purgeLoop(ctx context.Context) {
+	t := time.NewTimer(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := a.store.Purge(ctx, a.now().Add(-time.Duration(a.Retain)))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			a.logger.Warn("purging finished events", zap.Error(err))
+		case n > 0:
+			a.logger.Info("purged finished events", zap.Int("events", n), zap.Duration("older_than", time.Duration(a.Retain)))
+		}
+		t.Reset(purgeEvery)
+	}
 }
 
 // Stop stops leasing, lets attempts in flight finish for up to stopGrace,

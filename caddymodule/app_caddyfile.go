@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"strconv"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -23,6 +24,7 @@ func init() {
 //			creds    <file>
 //		}
 //		workers <n>
+//		retain <duration>
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
@@ -99,6 +101,16 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("workers: want 1 to 1024, not %q", v)
 			}
 			a.Workers = n
+		case "retain":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("retain: want a positive duration such as 72h or 30d, not %q", v)
+			}
+			a.Retain = caddy.Duration(dur)
 		default:
 			return d.Errf("unrecognized webhook_gateway global option %q", d.Val())
 		}

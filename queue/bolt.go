@@ -21,6 +21,7 @@ var (
 	bucketDue      = []byte("due")      // dueAt (8 bytes, big-endian unix nanos) hook \x00 id -> nothing
 	bucketDedup    = []byte("dedup")    // hook \x00 id -> expiry (8 bytes)
 	bucketCounts   = []byte("counts")   // hook \x00 status -> count (8 bytes), rebuilt at open
+	bucketDone     = []byte("done")     // updatedAt (8 bytes) hook \x00 id of delivered and dead events -> nothing
 )
 
 // BoltOptions configure the embedded store.
@@ -63,7 +64,7 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 	db.NoFreelistSync = true
 	b := &Bolt{db: db, now: opts.Now}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketEvents, bucketPayloads, bucketDue, bucketDedup, bucketCounts} {
+		for _, name := range [][]byte{bucketEvents, bucketPayloads, bucketDue, bucketDedup, bucketCounts, bucketDone} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -205,6 +206,9 @@ func (b *Bolt) Enqueue(ctx context.Context, ev *Event, dedupWindow time.Duration
 			if err := tx.Bucket(bucketDue).Delete(dueKey(prev.DueAt, prev.Hook, prev.ID)); err != nil {
 				return err
 			}
+			if err := tx.Bucket(bucketDone).Delete(dueKey(prev.UpdatedAt, prev.Hook, prev.ID)); err != nil {
+				return err
+			}
 			was = prev.Status
 		}
 		if err := b.count(tx, ev.Hook, was, StatusQueued); err != nil {
@@ -308,7 +312,18 @@ func (b *Bolt) reschedule(tx *bolt.Tx, ev *Event, status Status, due time.Time) 
 	if err := b.count(tx, ev.Hook, ev.Status, status); err != nil {
 		return err
 	}
+	done := tx.Bucket(bucketDone)
+	if final(ev.Status) {
+		if err := done.Delete(dueKey(ev.UpdatedAt, ev.Hook, ev.ID)); err != nil {
+			return err
+		}
+	}
 	ev.Status, ev.UpdatedAt = status, b.now()
+	if final(status) {
+		if err := done.Put(dueKey(ev.UpdatedAt, ev.Hook, ev.ID), nil); err != nil {
+			return err
+		}
+	}
 	if status == StatusQueued || status == StatusDelivering {
 		ev.DueAt = due
 		if err := dueB.Put(dueKey(due, ev.Hook, ev.ID), nil); err != nil {
@@ -431,6 +446,89 @@ func (b *Bolt) List(_ context.Context, q ListQuery) (ListPage, error) {
 		return nil
 	})
 	return page, err
+}
+
+func final(s Status) bool { return s == StatusDelivered || s == StatusDead }
+
+// Purge removes delivered and dead events last changed before the given
+// time (found through their index, without a scan of the others) and
+// expired deduplication marks.
+func (b *Bolt) Purge(ctx context.Context, before time.Time) (int, error) {
+	limit := make([]byte, 8)
+	binary.BigEndian.PutUint64(limit, uint64(max(before.UnixNano(), 0)))
+	removed := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return removed, err
+		}
+		n := 0
+		// bounded transactions, so enqueues are not held up behind a long purge
+		err := b.db.Update(func(tx *bolt.Tx) error {
+			n = 0
+			done, events := tx.Bucket(bucketDone), tx.Bucket(bucketEvents)
+			var keys [][]byte
+			c := done.Cursor()
+			for k, _ := c.First(); k != nil && len(keys) < 1000 && bytes.Compare(k[:8], limit) < 0; k, _ = c.Next() {
+				keys = append(keys, bytes.Clone(k))
+			}
+			for _, k := range keys {
+				if err := done.Delete(k); err != nil {
+					return err
+				}
+				key := k[8:]
+				v := events.Get(key)
+				if v == nil {
+					continue
+				}
+				var ev Event
+				if err := json.Unmarshal(v, &ev); err != nil {
+					return err
+				}
+				if !final(ev.Status) {
+					continue // stale index entry
+				}
+				if err := b.count(tx, ev.Hook, ev.Status, ""); err != nil {
+					return err
+				}
+				if err := events.Delete(key); err != nil {
+					return err
+				}
+				if err := tx.Bucket(bucketPayloads).Delete(key); err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return removed, unavailable(err)
+		}
+		removed += n
+		if n == 0 {
+			break
+		}
+	}
+	now := uint64(max(b.now().UnixNano(), 0))
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		dd := tx.Bucket(bucketDedup)
+		var expired [][]byte
+		err := dd.ForEach(func(k, v []byte) error {
+			if len(v) != 8 || binary.BigEndian.Uint64(v) <= now {
+				expired = append(expired, bytes.Clone(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range expired {
+			if err := dd.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return removed, unavailable(err)
 }
 
 // Stats reads the counts kept by every transition, so it costs no scan.

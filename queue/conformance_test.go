@@ -76,6 +76,56 @@ func runConformance(t *testing.T, open opener) {
 		}
 	})
 
+	t.Run("purge", func(t *testing.T) {
+		clock := &fakeClock{now: start}
+		s := open(t, clock)
+		for _, id := range []string{"p-delivered", "p-dead", "p-queued", "p-replayed", "p-recent"} {
+			if err := s.Enqueue(ctx, newEvent("purge", id), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		evs, err := s.Lease(ctx, 10, time.Hour)
+		if err != nil || len(evs) != 5 {
+			t.Fatalf("lease: %v %d", err, len(evs))
+		}
+		at := queue.Attempt{At: clock.Now(), Status: 200}
+		for _, step := range []error{
+			s.Ack(ctx, "purge", "p-delivered", at),
+			s.Dead(ctx, "purge", "p-dead", queue.Attempt{At: clock.Now(), Status: 400}),
+			s.Retry(ctx, "purge", "p-queued", queue.Attempt{At: clock.Now(), Status: 503}, 10*time.Hour),
+			s.Ack(ctx, "purge", "p-replayed", at),
+		} {
+			if step != nil {
+				t.Fatal(step)
+			}
+		}
+		clock.Advance(2 * time.Hour)
+		if err := s.Replay(ctx, "purge", "p-replayed"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Ack(ctx, "purge", "p-recent", at); err != nil {
+			t.Fatal(err)
+		}
+		n, err := s.Purge(ctx, clock.Now().Add(-time.Hour))
+		if err != nil || n != 2 {
+			t.Fatalf("purge removed %d (%v), want the delivered and the dead event", n, err)
+		}
+		for id, want := range map[string]bool{"p-delivered": false, "p-dead": false, "p-queued": true, "p-replayed": true, "p-recent": true} {
+			_, err := s.Get(ctx, "purge", id)
+			if want && err != nil || !want && !errors.Is(err, queue.ErrNotFound) {
+				t.Errorf("%s after purge: %v", id, err)
+			}
+		}
+		st, err := s.Stats(ctx)
+		if err != nil || st.Counts["purge"][queue.StatusDelivered] != 1 || st.Counts["purge"][queue.StatusDead] != 0 {
+			t.Errorf("stats after purge: %v %+v", err, st.Counts["purge"])
+		}
+		// the same id can be accepted again once its record is gone
+		if err := s.Enqueue(ctx, newEvent("purge", "p-delivered"), time.Hour); err != nil {
+			t.Fatalf("enqueue after purge: %v", err)
+		}
+	})
+
 	t.Run("release", func(t *testing.T) {
 		clock := &fakeClock{now: start}
 		s := open(t, clock)

@@ -870,7 +870,8 @@ func (n *NATS) scan(ctx context.Context, filter string) ([]*natsRecord, error) {
 	case !errors.Is(err, jetstream.ErrMsgNotFound):
 		return nil, err
 	}
-	w, err := n.events.Watch(ctx, filter, jetstream.IgnoreDeletes())
+	// deletes and purges are watched too: the last revision may be one
+	w, err := n.events.Watch(ctx, filter)
 	if err != nil {
 		return nil, err
 	}
@@ -888,12 +889,16 @@ func (n *NATS) scan(ctx context.Context, filter string) ([]*natsRecord, error) {
 				initial = false
 				continue
 			}
+			seen = max(seen, e.Revision())
+			if e.Operation() != jetstream.KeyValuePut {
+				delete(recs, e.Key())
+				continue
+			}
 			var rec natsRecord
 			if err := json.Unmarshal(e.Value(), &rec); err != nil {
 				return nil, fmt.Errorf("record %s: %w", e.Key(), err)
 			}
 			recs[e.Key()] = &rec
-			seen = max(seen, e.Revision())
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -968,3 +973,44 @@ func (n *NATS) Stats(ctx context.Context) (Stats, error) {
 }
 
 var _ Store = (*NATS)(nil)
+
+// Purge removes delivered and dead events last changed before the given
+// time. Each is re-read and removed only at the revision that was checked,
+// so an event replayed meanwhile stays. Deduplication marks expire by
+// themselves (per-key TTL).
+func (n *NATS) Purge(ctx context.Context, before time.Time) (int, error) {
+	recs, err := n.scan(ctx, ">")
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	removed := 0
+	for _, rec := range recs {
+		if !final(rec.Status) || !rec.UpdatedAt.Before(before) {
+			continue
+		}
+		key := recordKey(rec.Hook, rec.ID)
+		cur, rev, err := n.getRecord(ctx, key)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return removed, unavailable(err)
+		}
+		if !final(cur.Status) || !cur.UpdatedAt.Before(before) {
+			continue
+		}
+		if err := n.events.Purge(ctx, key, jetstream.LastRevision(rev)); err != nil {
+			if isConflict(err) {
+				continue
+			}
+			return removed, unavailable(err)
+		}
+		removed++
+	}
+	if removed > 0 {
+		if err := n.events.PurgeDeletes(ctx); err != nil {
+			return removed, unavailable(err)
+		}
+	}
+	return removed, nil
+}

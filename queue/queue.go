@@ -106,6 +106,10 @@ type Store interface {
 	List(ctx context.Context, q ListQuery) (ListPage, error)
 	// Replay queues a delivered or dead event again, due now.
 	Replay(ctx context.Context, hook, id string) error
+	// Purge removes delivered and dead events last changed before the
+	// given time, with their payloads and expired deduplication marks,
+	// and reports how many events it removed.
+	Purge(ctx context.Context, before time.Time) (int, error)
 	// Stats counts events by hook and status.
 	Stats(ctx context.Context) (Stats, error)
 	// Close releases the store.
