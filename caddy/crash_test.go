@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -91,7 +90,7 @@ http://127.0.0.1:%d {
 		for {
 			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
 			if err == nil {
-				c.Close()
+				_ = c.Close()
 				return cmd
 			}
 			if time.Now().After(deadline) {
@@ -125,7 +124,7 @@ http://127.0.0.1:%d {
 				}
 				var acc struct{ ID, Status string }
 				err = json.NewDecoder(resp.Body).Decode(&acc)
-				resp.Body.Close()
+				_ = resp.Body.Close()
 				if resp.StatusCode == http.StatusAccepted {
 					if err != nil || acc.ID == "" || acc.Status != "queued" {
 						t.Errorf("202 without an id: %v %+v", err, acc)
@@ -196,10 +195,7 @@ http://127.0.0.1:%d {
 // buildCaddy builds this directory's main package into dir.
 func buildCaddy(t *testing.T, dir string) string {
 	t.Helper()
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
-	}
+	goBin := goCommand(t)
 	bin := filepath.Join(dir, "caddy")
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
@@ -292,7 +288,7 @@ http://127.0.0.1:%d {
 	for {
 		resp, err := http.Get(adminURL + "/config/")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			break
 		}
 		if time.Now().After(waitUp) {

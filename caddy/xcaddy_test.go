@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -24,10 +23,7 @@ func TestXcaddyBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
-	}
+	goBin := goCommand(t)
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
@@ -106,4 +102,15 @@ func requiredVersion(t *testing.T, goMod, module string) string {
 	}
 	t.Fatalf("%s not required in %s", module, goMod)
 	return ""
+}
+
+// goCommand is the go command that runs this test: go test puts its own
+// $GOROOT/bin first on the test's PATH.
+func goCommand(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("no go command on PATH: %v", err)
+	}
+	return p
 }

@@ -118,7 +118,7 @@ func TestForwardOutcomes(t *testing.T) {
 				if n == 1 {
 					conn, _, _ := w.(http.Hijacker).Hijack()
 					_ = conn.(*net.TCPConn).SetLinger(0)
-					conn.Close()
+					_ = conn.Close()
 					return
 				}
 				w.WriteHeader(http.StatusAccepted)

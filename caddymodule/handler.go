@@ -168,7 +168,6 @@ type Handler struct {
 	deadline    time.Duration
 	maxSize     int64
 	name        string
-	idFromKnown bool
 }
 
 type namedVerifier struct {

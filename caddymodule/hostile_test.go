@@ -40,8 +40,10 @@ const (
 var hostileStd = "whsec_" + base64.StdEncoding.EncodeToString([]byte("standard hostile secret key 32b!"))
 
 func hostileSecrets() []string {
-	return []string{hostileKey, hostileQueryKey, hostileGHSecret, hostileStripe, hostilePass, hostileStd,
-		strings.TrimPrefix(hostileStd, "whsec_")}
+	return []string{
+		hostileKey, hostileQueryKey, hostileGHSecret, hostileStripe, hostilePass, hostileStd,
+		strings.TrimPrefix(hostileStd, "whsec_"),
+	}
 }
 
 // hostileSite gates every path in front of app, and forwards /fwd to it.

@@ -353,7 +353,7 @@ http://localhost:9080 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(conn, "POST / HTTP/1.1\r\nHost: localhost:9080\r\nContent-Type: application/json\r\nX-Api-Key: k1\r\nContent-Length: 100\r\n\r\n{\"a\":1}")
+	_, _ = fmt.Fprintf(conn, "POST / HTTP/1.1\r\nHost: localhost:9080\r\nContent-Type: application/json\r\nX-Api-Key: k1\r\nContent-Length: 100\r\n\r\n{\"a\":1}")
 	_ = conn.(*net.TCPConn).CloseWrite()
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)

@@ -187,7 +187,7 @@ func (s *scanner) str() bool {
 					return false
 				}
 				for _, h := range doc[i+2 : i+6] {
-					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
+					if (h < '0' || h > '9') && (h < 'a' || h > 'f') && (h < 'A' || h > 'F') {
 						return false
 					}
 				}

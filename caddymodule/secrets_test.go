@@ -174,8 +174,10 @@ func TestNoSecretInLogsOrBodies(t *testing.T) {
 	}
 
 	// sentSecrets are the credentials requests carry; none may be logged.
-	sentSecrets := []string{ghGood, ghBadJSON, hmacGood, strings.TrimPrefix(ghGood, "sha256="), stripeGood,
-		basic("hook", secBasicPass), basic("hook", secWrongPass)}
+	sentSecrets := []string{
+		ghGood, ghBadJSON, hmacGood, strings.TrimPrefix(ghGood, "sha256="), stripeGood,
+		basic("hook", secBasicPass), basic("hook", secWrongPass),
+	}
 
 	type call struct {
 		path, query string

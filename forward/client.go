@@ -186,7 +186,7 @@ func (c *Client) Do(ctx context.Context, req *Request) Result {
 	var res Result
 	for try := 0; ; try++ {
 		n := first + try
-		status, header, body, err, timedOut, took := c.attempt(ctx, hc, method, timeout, n, req)
+		status, header, body, timedOut, took, err := c.attempt(ctx, hc, method, timeout, n, req)
 		res = Result{Status: status, Header: header, Body: body, Attempts: try + 1, Err: err, TimedOut: timedOut}
 		retry := try < req.Policy.Retries && ctx.Err() == nil && req.Policy.Retryable(status, err)
 		at := Attempt{N: n, Status: status, Err: err, Duration: took}
@@ -221,13 +221,13 @@ func (c *Client) Do(ctx context.Context, req *Request) Result {
 }
 
 // attempt sends one try under its own timeout.
-func (c *Client) attempt(ctx context.Context, hc *http.Client, method string, timeout time.Duration, n int, req *Request) (status int, header http.Header, body []byte, err error, timedOut bool, took time.Duration) {
+func (c *Client) attempt(ctx context.Context, hc *http.Client, method string, timeout time.Duration, n int, req *Request) (status int, header http.Header, body []byte, timedOut bool, took time.Duration, err error) {
 	start := c.opts.Now()
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	hr, err := http.NewRequestWithContext(actx, method, req.URL, bytes.NewReader(req.Body))
 	if err != nil {
-		return 0, nil, nil, fmt.Errorf("%w: %v", errNotRetryable, err), false, 0
+		return 0, nil, nil, false, 0, fmt.Errorf("%w: %v", errNotRetryable, err)
 	}
 	for k, v := range req.Header {
 		hr.Header[k] = v
@@ -244,19 +244,23 @@ func (c *Client) attempt(ctx context.Context, hc *http.Client, method string, ti
 	}
 	resp, err := hc.Do(hr)
 	if err != nil {
-		return 0, nil, nil, err, actx.Err() != nil && errors.Is(actx.Err(), context.DeadlineExceeded), c.opts.Now().Sub(start)
+		return 0, nil, nil, actx.Err() != nil && errors.Is(actx.Err(), context.DeadlineExceeded), c.opts.Now().Sub(start), err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, readErr := io.ReadAll(io.LimitReader(resp.Body, c.opts.MaxResponseBytes))
-	// drain a bounded rest so the connection can be reused
-	_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
+	// drain a bounded rest so the connection can be reused, unless the
+	// declared length says the rest is beyond the bound (the connection is
+	// then closed instead)
+	if resp.ContentLength < 0 || resp.ContentLength-int64(len(body)) <= drainLimit {
+		_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
+	}
 	header = resp.Header
 	removeHopByHop(header)
 	if readErr != nil {
 		timedOut = actx.Err() != nil && errors.Is(actx.Err(), context.DeadlineExceeded)
-		return 0, header, nil, readErr, timedOut, c.opts.Now().Sub(start)
+		return 0, header, nil, timedOut, c.opts.Now().Sub(start), readErr
 	}
-	return resp.StatusCode, header, body, nil, false, c.opts.Now().Sub(start)
+	return resp.StatusCode, header, body, false, c.opts.Now().Sub(start), nil
 }
 
 // hopByHop are the headers that belong to one connection (RFC 9110 7.6.1).

@@ -60,10 +60,10 @@ func newRawUpstream(t *testing.T, serve func(c net.Conn)) *rawUpstream {
 		}
 	}()
 	t.Cleanup(func() {
-		l.Close()
+		_ = l.Close()
 		u.mu.Lock()
 		for _, c := range u.conns {
-			c.Close()
+			_ = c.Close()
 		}
 		u.mu.Unlock()
 		u.wg.Wait()
@@ -106,7 +106,7 @@ func TestFaultConnectionRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
-	l.Close()
+	_ = l.Close()
 	var attempts []forward.Attempt
 	start := time.Now()
 	res := newClient(t, nil).Do(context.Background(), &forward.Request{
@@ -138,7 +138,7 @@ func TestFaultResetMidBody(t *testing.T) {
 		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"partial\":")
 		time.Sleep(20 * time.Millisecond)
 		_ = c.(*net.TCPConn).SetLinger(0)
-		c.Close()
+		_ = c.Close()
 	})
 	start := time.Now()
 	res := newClient(t, nil).Do(context.Background(), &forward.Request{
@@ -165,7 +165,7 @@ func TestFaultResetMidBody(t *testing.T) {
 		_, _ = buf.WriteString("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 50\r\n\r\nshort")
 		_ = buf.Flush()
 		_ = conn.(*net.TCPConn).SetLinger(0)
-		conn.Close()
+		_ = conn.Close()
 	}))
 	defer srv.Close()
 	res = newClient(t, nil).Do(context.Background(), &forward.Request{URL: srv.URL, Body: body, Timeout: 2 * time.Second})

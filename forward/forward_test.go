@@ -271,7 +271,7 @@ func TestOutcomes(t *testing.T) {
 			if n == 1 {
 				conn, _, _ := w.(http.Hijacker).Hijack()
 				_ = conn.(*net.TCPConn).SetLinger(0)
-				conn.Close()
+				_ = conn.Close()
 				return
 			}
 			w.WriteHeader(204)
@@ -307,7 +307,7 @@ func TestDownUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
-	l.Close()
+	_ = l.Close()
 	res := newClient(t, nil).Do(context.Background(), &forward.Request{URL: "http://" + addr, Body: body, Policy: forward.Policy{Retries: 2}})
 	if res.Attempts != 3 || res.Err == nil || res.Status != 0 || res.OK() {
 		t.Fatalf("result %+v", res)

@@ -2,7 +2,7 @@ package forward
 
 import (
 	"crypto/hmac"
-	"crypto/sha1"
+	"crypto/sha1" //nolint:gosec // HMAC-SHA1 signatures for receivers that verify them; HMAC does not rely on SHA-1 collision resistance
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"

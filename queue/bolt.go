@@ -71,7 +71,7 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 		}
 		return b.recover(tx)
 	}); err != nil {
-		db.Close()
+		_ = db.Close()
 		return nil, err
 	}
 	return b, nil
@@ -124,7 +124,7 @@ func (b *Bolt) count(tx *bolt.Tx, hook string, from, to Status) error {
 		k := eventKey(hook, string(st))
 		var n int64
 		if v := counts.Get(k); len(v) == 8 {
-			n = int64(binary.BigEndian.Uint64(v))
+			n = readInt(v)
 		}
 		n += d
 		if n <= 0 {
@@ -186,7 +186,7 @@ func (b *Bolt) Enqueue(ctx context.Context, ev *Event, dedupWindow time.Duration
 	err = b.db.Batch(func(tx *bolt.Tx) error {
 		if dedupWindow > 0 {
 			dd := tx.Bucket(bucketDedup)
-			if v := dd.Get(key); len(v) == 8 && int64(binary.BigEndian.Uint64(v)) > now.UnixNano() {
+			if v := dd.Get(key); len(v) == 8 && readInt(v) > now.UnixNano() {
 				return ErrDuplicate
 			}
 			exp := make([]byte, 8)
@@ -448,6 +448,12 @@ func (b *Bolt) List(_ context.Context, q ListQuery) (ListPage, error) {
 	return page, err
 }
 
+// readInt reads the 8-byte big-endian numbers this store writes: times in
+// unix nanoseconds (clamped at 0) and positive counts, so they fit int64.
+func readInt(b []byte) int64 {
+	return int64(binary.BigEndian.Uint64(b)) //nolint:gosec // written from non-negative int64 values, see above
+}
+
 func final(s Status) bool { return s == StatusDelivered || s == StatusDead }
 
 // Purge removes delivered and dead events last changed before the given
@@ -537,7 +543,7 @@ func (b *Bolt) Stats(_ context.Context) (Stats, error) {
 	now := b.now()
 	err := b.db.View(func(tx *bolt.Tx) error {
 		if k, _ := tx.Bucket(bucketDue).Cursor().First(); k != nil {
-			if at := time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))); at.Before(now) {
+			if at := time.Unix(0, readInt(k[:8])); at.Before(now) {
 				st.OldestDue = now.Sub(at)
 			}
 		}
@@ -549,7 +555,7 @@ func (b *Bolt) Stats(_ context.Context) (Stats, error) {
 			if st.Counts[string(hook)] == nil {
 				st.Counts[string(hook)] = map[Status]int{}
 			}
-			st.Counts[string(hook)][Status(status)] = int(binary.BigEndian.Uint64(v))
+			st.Counts[string(hook)][Status(status)] = int(readInt(v))
 			return nil
 		})
 	})

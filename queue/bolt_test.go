@@ -115,7 +115,7 @@ func TestBoltCountsFollowTransitions(t *testing.T) {
 	if s, err = queue.OpenBolt(path, queue.BoltOptions{Now: clock.Now}); err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	check("after restart")
 	st, _ := s.Stats(ctx)
 	for hook, m := range st.Counts {

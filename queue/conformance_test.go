@@ -368,7 +368,7 @@ func TestBoltRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	evs, _ := s.Lease(ctx, 10, time.Hour)
 	if len(evs) != 3 {
 		t.Fatalf("after restart %d events due, want all 3 (2 were leased when it stopped)", len(evs))
@@ -427,7 +427,7 @@ func BenchmarkBoltDrain(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	for g := range 64 {

@@ -875,7 +875,7 @@ func (n *NATS) scan(ctx context.Context, filter string) ([]*natsRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer w.Stop()
+	defer func() { _ = w.Stop() }()
 	recs := map[string]*natsRecord{}
 	var seen uint64
 	initial := true

@@ -75,7 +75,7 @@ func splitPlain(path string) []string {
 	for i := 0; i <= len(path); i++ {
 		if i < len(path) && path[i] != '.' {
 			c := path[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '$') {
+			if !isKeyByte(c) {
 				return nil
 			}
 			continue
@@ -88,6 +88,14 @@ func splitPlain(path string) []string {
 		start = i + 1
 	}
 	return keys
+}
+
+func isKeyByte(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return c == '_' || c == '-' || c == '$'
 }
 
 func isIndex(k string) bool {
@@ -181,7 +189,8 @@ func (d *direct) get(pt *part) gjson.Result {
 }
 
 func (p *Program) applyDirect(body []byte, resolve Resolver) ([]byte, error) {
-	d := direct{p: p, body: unsafe.String(unsafe.SliceData(body), len(body)), resolve: resolve, missing: -1}
+	// a read-only view of body, which Apply never modifies; gjson results point into it
+	d := direct{p: p, body: unsafe.String(unsafe.SliceData(body), len(body)), resolve: resolve, missing: -1} //nolint:gosec // see above
 	d.scanFirsts()
 	out := make([]byte, 0, p.outHint)
 	out, _ = d.object(out, p.tree)
@@ -268,7 +277,8 @@ func (d *direct) leaf(out []byte, i int) ([]byte, bool) {
 		}
 	}
 	d.scratch = text
-	return gjson.AppendJSONString(out, unsafe.String(unsafe.SliceData(text), len(text))), true
+	// text is only read while appended, before the scratch buffer is reused
+	return gjson.AppendJSONString(out, unsafe.String(unsafe.SliceData(text), len(text))), true //nolint:gosec // see above
 }
 
 func (d *direct) fail(o *op, i int) {

@@ -96,11 +96,16 @@ func FuzzDirect(f *testing.F) {
 
 func BenchmarkDirectVsGeneral(b *testing.B) {
 	ops := []Op{
-		{Path: "ref", Value: "{json.petname}"}, {Path: "after", Value: "{json.petstatus}"},
-		{Path: "repo.name", Value: "{json.owner.name}", Required: true}, {Path: "repo.id", Value: "{json.price}"},
-		{Path: "repo.private", Value: "{json.ok}"}, {Path: "owner", Value: "{json.owner}"},
-		{Path: "pusher", Value: "{json.owner.city}"}, {Path: "commit.id", Value: "{json.items.0.id}"},
-		{Path: "commit.message", Value: "{json.text}"}, {Path: "summary", Value: "{json.petname} is {json.petstatus}"},
+		{Path: "ref", Value: "{json.petname}"},
+		{Path: "after", Value: "{json.petstatus}"},
+		{Path: "repo.name", Value: "{json.owner.name}", Required: true},
+		{Path: "repo.id", Value: "{json.price}"},
+		{Path: "repo.private", Value: "{json.ok}"},
+		{Path: "owner", Value: "{json.owner}"},
+		{Path: "pusher", Value: "{json.owner.city}"},
+		{Path: "commit.id", Value: "{json.items.0.id}"},
+		{Path: "commit.message", Value: "{json.text}"},
+		{Path: "summary", Value: "{json.petname} is {json.petstatus}"},
 	}
 	body := []byte(strings.TrimSuffix(string(directBody), "}") + `,"padding":"` + strings.Repeat("x", 700) + `"}`)
 	p, err := Compile(false, ops)

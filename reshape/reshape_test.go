@@ -36,8 +36,12 @@ func TestApply(t *testing.T) {
 			{Path: "Name", Value: "{json.petname}"}, {Path: "Status", Value: "{json.petstatus}"},
 		}, `{"Name":"Gromit","Status":"Sold"}`},
 		{"types copied raw", false, []reshape.Op{
-			{Path: "p", Value: "{json.price}"}, {Path: "b", Value: "{json.big}"}, {Path: "ok", Value: "{json.ok}"},
-			{Path: "n", Value: "{json.none}"}, {Path: "t", Value: "{json.tags}"}, {Path: "o", Value: "{json.owner}"},
+			{Path: "p", Value: "{json.price}"},
+			{Path: "b", Value: "{json.big}"},
+			{Path: "ok", Value: "{json.ok}"},
+			{Path: "n", Value: "{json.none}"},
+			{Path: "t", Value: "{json.tags}"},
+			{Path: "o", Value: "{json.owner}"},
 			{Path: "s", Value: "{json.text}"},
 		}, `{"p":1.50,"b":12345678901234567890,"ok":true,"n":null,"t":["a","b"],"o":{"name":"Wallace","city":"Wigan"},"s":"caf\u00e9 <\"q\">"}`},
 		{"nested destination", false, []reshape.Op{
@@ -55,18 +59,29 @@ func TestApply(t *testing.T) {
 			{Path: "msg", Value: "{json.petname} is {json.petstatus} for {json.price} ({json.color})"},
 		}, `{"msg":"Gromit is Sold for 1.50 ()"}`},
 		{"placeholders typed", false, []reshape.Op{
-			{Path: "tenant", Value: "{http.request.header.X-Tenant}"}, {Path: "at", Value: "{time.now.unix}"},
-			{Path: "r", Value: "{ratio}"}, {Path: "f", Value: "{flag}"}, {Path: "where", Value: "{env.REGION}/{json.owner.city}"},
+			{Path: "tenant", Value: "{http.request.header.X-Tenant}"},
+			{Path: "at", Value: "{time.now.unix}"},
+			{Path: "r", Value: "{ratio}"},
+			{Path: "f", Value: "{flag}"},
+			{Path: "where", Value: "{env.REGION}/{json.owner.city}"},
 		}, `{"tenant":"acme","at":1795400000,"r":0.25,"f":true,"where":"eu-west/Wigan"}`},
 		{"unknown placeholder stays", false, []reshape.Op{{Path: "u", Value: "{nope.key}"}}, `{"u":"{nope.key}"}`},
 		{"literals", false, []reshape.Op{
-			{Path: "n", Value: "5"}, {Path: "s", Value: "hello world"}, {Path: "q", Value: `"5"`},
-			{Path: "o", Value: `{"a":1,"b":[true]}`}, {Path: "e", Value: "{}"}, {Path: "z", Value: "01234"},
-			{Path: "braces", Value: `text {"a":1} more`}, {Path: "esc", Value: `\{json.petname\}`},
+			{Path: "n", Value: "5"},
+			{Path: "s", Value: "hello world"},
+			{Path: "q", Value: `"5"`},
+			{Path: "o", Value: `{"a":1,"b":[true]}`},
+			{Path: "e", Value: "{}"},
+			{Path: "z", Value: "01234"},
+			{Path: "braces", Value: `text {"a":1} more`},
+			{Path: "esc", Value: `\{json.petname\}`},
 		}, `{"n":5,"s":"hello world","q":"5","o":{"a":1,"b":[true]},"e":{},"z":"01234","braces":"text {\"a\":1} more","esc":"{json.petname}"}`},
 		{"keep and delete", true, []reshape.Op{
-			{Delete: true, Path: "items"}, {Delete: true, Path: "owner.city"}, {Delete: true, Path: "absent"},
-			{Path: "Name", Value: "{json.petname}"}, {Delete: true, Path: "petname"},
+			{Delete: true, Path: "items"},
+			{Delete: true, Path: "owner.city"},
+			{Delete: true, Path: "absent"},
+			{Path: "Name", Value: "{json.petname}"},
+			{Delete: true, Path: "petname"},
 		}, `{"petstatus":"Sold","price":1.50,"big":12345678901234567890,"ok":true,"none":null,"tags":["a","b"],"owner":{"name":"Wallace"},"a.b":"dotted","text":"caf\u00e9 <\"q\">","Name":"Gromit"}`},
 		{"delete without keep", false, []reshape.Op{
 			{Path: "o", Value: "{json.owner}"}, {Delete: true, Path: "o.city"},
@@ -167,11 +182,16 @@ func BenchmarkApply(b *testing.B) {
 		`"head_commit":{"id":"0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c","message":"Update README","timestamp":"2026-11-23T10:00:00Z"},"padding":"` +
 		strings.Repeat("x", 500) + `"}`)
 	ops := []reshape.Op{
-		{Path: "ref", Value: "{json.ref}"}, {Path: "after", Value: "{json.after}"},
-		{Path: "repo.name", Value: "{json.repository.full_name}", Required: true}, {Path: "repo.id", Value: "{json.repository.id}"},
-		{Path: "repo.private", Value: "{json.repository.private}"}, {Path: "owner", Value: "{json.repository.owner}"},
-		{Path: "pusher", Value: "{json.pusher.name}"}, {Path: "commit.id", Value: "{json.head_commit.id}"},
-		{Path: "commit.message", Value: "{json.head_commit.message}"}, {Path: "summary", Value: "{json.pusher.name} pushed to {json.ref}"},
+		{Path: "ref", Value: "{json.ref}"},
+		{Path: "after", Value: "{json.after}"},
+		{Path: "repo.name", Value: "{json.repository.full_name}", Required: true},
+		{Path: "repo.id", Value: "{json.repository.id}"},
+		{Path: "repo.private", Value: "{json.repository.private}"},
+		{Path: "owner", Value: "{json.repository.owner}"},
+		{Path: "pusher", Value: "{json.pusher.name}"},
+		{Path: "commit.id", Value: "{json.head_commit.id}"},
+		{Path: "commit.message", Value: "{json.head_commit.message}"},
+		{Path: "summary", Value: "{json.pusher.name} pushed to {json.ref}"},
 	}
 	for _, keep := range []bool{false, true} {
 		name := "1KiB_10mappings"

@@ -38,10 +38,14 @@ func BenchmarkVerify(b *testing.B) {
 			spec verify.Spec
 			h    http.Header
 		}{
-			"github": {verify.Spec{Method: "github", Secrets: []string{"secret"}},
-				http.Header{"X-Hub-Signature-256": {"sha256=" + hex.EncodeToString(mac(sha256.New, []byte("secret"), string(body)))}}},
-			"stripe": {verify.Spec{Method: "stripe", Secrets: []string{"whsec_x"}},
-				http.Header{"Stripe-Signature": {webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: "whsec_x", Timestamp: now}).Header}}},
+			"github": {
+				verify.Spec{Method: "github", Secrets: []string{"secret"}},
+				http.Header{"X-Hub-Signature-256": {"sha256=" + hex.EncodeToString(mac(sha256.New, []byte("secret"), string(body)))}},
+			},
+			"stripe": {
+				verify.Spec{Method: "stripe", Secrets: []string{"whsec_x"}},
+				http.Header{"Stripe-Signature": {webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: "whsec_x", Timestamp: now}).Header}},
+			},
 			"standard": {verify.Spec{Method: "standard", Secrets: []string{std.secret}}, std.sign(std.secret, now, body)},
 		}
 		for name, c := range cases {

@@ -436,10 +436,10 @@ func nodeBinary(b []byte) []byte {
 		b = b[size:]
 		if r >= 0x10000 {
 			hi, lo := utf16.EncodeRune(r)
-			out = append(out, byte(hi), byte(lo))
+			out = append(out, byte(hi), byte(lo)) //nolint:gosec // Node.js "binary" encoding keeps the low byte of each UTF-16 unit, as Trello signs
 			continue
 		}
-		out = append(out, byte(r))
+		out = append(out, byte(r)) //nolint:gosec // as above: the low byte of the UTF-16 unit
 	}
 	return out
 }

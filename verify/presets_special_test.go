@@ -158,8 +158,10 @@ func adyenSign(hexKey string, _ time.Time, b []byte) http.Header {
 		panic(err)
 	}
 	it := n.NotificationItems[0].NotificationRequestItem
-	signed := strings.Join([]string{it.PspReference, it.OriginalReference, it.MerchantAccountCode, it.MerchantReference,
-		it.Amount.Value.String(), it.Amount.Currency, it.EventCode, it.Success}, ":")
+	signed := strings.Join([]string{
+		it.PspReference, it.OriginalReference, it.MerchantAccountCode, it.MerchantReference,
+		it.Amount.Value.String(), it.Amount.Currency, it.EventCode, it.Success,
+	}, ":")
 	i := bytes.Index(b, []byte(`"hmacSignature":"`)) + len(`"hmacSignature":"`)
 	copy(b[i:i+44], spB64(mac(sha256.New, key, signed)))
 	return http.Header{"Content-Type": {"application/json"}}

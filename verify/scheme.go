@@ -5,7 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/hmac"
-	"crypto/sha1"
+	"crypto/sha1" //nolint:gosec // providers sign with HMAC-SHA1 (Intercom, Twilio, Trello...); HMAC does not rely on SHA-1 collision resistance
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/subtle"
