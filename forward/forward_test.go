@@ -323,8 +323,10 @@ func TestContextEndsRetries(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	res := c.Do(ctx, &forward.Request{URL: srv.URL, Body: body, Policy: forward.Policy{Retries: 1000, Base: 50 * time.Millisecond, Max: 50 * time.Millisecond}})
-	if !res.TimedOut || res.OK() || rec.count() >= 1000 || res.Attempts != rec.count() {
-		t.Fatalf("result %+v, upstream saw %d", res, rec.count())
+	// the attempt under way when the deadline came may be cut before the
+	// upstream sees it: every other attempt reached it
+	if seen := rec.count(); !res.TimedOut || res.OK() || seen >= 1000 || res.Attempts != seen && res.Attempts != seen+1 {
+		t.Fatalf("result %+v, upstream saw %d", res, seen)
 	}
 	// a sender that hangs up: cancelled, not timed out
 	ctx, cancel = context.WithCancel(context.Background())
