@@ -246,35 +246,10 @@ func (d *direct) leaf(out []byte, i int) ([]byte, bool) {
 			return typedJSON(out, v), true
 		}
 	}
-	text := d.scratch[:0]
-	for i := range t.parts {
-		pt := &t.parts[i]
-		switch {
-		case pt.key == "":
-			text = append(text, pt.lit...)
-		case pt.jsonPath != "":
-			res := d.get(pt)
-			if !res.Exists() {
-				if o.required {
-					d.fail(o, i)
-					return out, false
-				}
-				continue
-			}
-			if res.Type == gjson.String {
-				text = append(text, res.Str...)
-			} else {
-				text = append(text, res.Raw...)
-			}
-		default:
-			if v, known := lookup(d.resolve, pt.key); known {
-				text = appendText(text, v)
-			} else {
-				text = append(text, '{')
-				text = append(text, pt.key...)
-				text = append(text, '}')
-			}
-		}
+	text, missing := t.render(d.scratch[:0], d.get, d.resolve, o.required)
+	if missing != "" {
+		d.fail(o, i)
+		return out, false
 	}
 	d.scratch = text
 	// text is only read while appended, before the scratch buffer is reused

@@ -55,6 +55,8 @@ func TestDirectMatchesGeneral(t *testing.T) {
 		{{Path: "r1", Value: "{json.nope}", Required: true}, {Path: "r2", Value: "{json.petname}"}},
 		{{Path: "x.y", Value: "{json.nope}", Required: true}, {Path: "a", Value: "{json.gone} and {json.nope2}", Required: true}},
 		{{Path: "b", Value: "{json.gone2} {json.petname}", Required: true}, {Path: "a", Value: "{json.gone}", Required: true}},
+		// the missing source is not the op's first part: the error names the op's path, not another op's
+		{{Path: "a", Value: "{json.petname}"}, {Path: "b", Value: "x {json.petname} {json.gone}", Required: true}},
 	}
 	for _, ops := range cases {
 		p, err := Compile(false, ops)

@@ -313,16 +313,28 @@ func (o *op) value(body []byte, resolve Resolver, buf []byte) (raw, scratch []by
 		}
 	}
 	// mixed text: build the string, then quote it
-	text := buf
-	for _, pt := range t.parts {
+	text, missing := t.render(buf, func(pt *part) gjson.Result { return gjson.GetBytes(body, pt.jsonPath) }, resolve, o.required)
+	if missing != "" {
+		return nil, buf, false, &MissingError{Path: missing}
+	}
+	return gjson.AppendJSONString(nil, string(text)), text, true, nil
+}
+
+// render appends the text of a mixed template: literals, {json.*} sources
+// as text (strings without their quotes, other values as raw JSON), other
+// placeholders resolved or kept as written. A missing optional source adds
+// nothing; a missing required one stops and is returned.
+func (t *template) render(text []byte, get func(*part) gjson.Result, resolve Resolver, required bool) (out []byte, missing string) {
+	for i := range t.parts {
+		pt := &t.parts[i]
 		switch {
 		case pt.key == "":
 			text = append(text, pt.lit...)
 		case pt.jsonPath != "":
-			res := gjson.GetBytes(body, pt.jsonPath)
+			res := get(pt)
 			if !res.Exists() {
-				if o.required {
-					return nil, buf, false, &MissingError{Path: pt.jsonPath}
+				if required {
+					return text, pt.jsonPath
 				}
 				continue
 			}
@@ -341,7 +353,7 @@ func (o *op) value(body []byte, resolve Resolver, buf []byte) (raw, scratch []by
 			}
 		}
 	}
-	return gjson.AppendJSONString(nil, string(text)), text, true, nil
+	return text, ""
 }
 
 // rawOf returns the raw bytes of a gjson result within body without a copy

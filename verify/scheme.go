@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -396,43 +397,7 @@ func (sc *scheme) Verify(r *http.Request, body []byte) error {
 		return fmt.Errorf("%s: no signature of the expected encoding and length: %w", name, ErrMalformed)
 	}
 
-	match := false
-	switch sc.p.Algorithm {
-	case "ed25519":
-		msg := sc.signedBytes(r, ts, body)
-		for _, key := range sc.pubkeys {
-			for _, c := range cands[:n] {
-				if ed25519.Verify(key, msg, c) {
-					match = true
-				}
-			}
-		}
-	case "ecdsa-p256":
-		h := sha256.New()
-		sc.writeSigned(h, r, ts, body)
-		var sum [sha256.Size]byte
-		digest := h.Sum(sum[:0])
-		for _, key := range sc.ecdsaKeys {
-			for _, c := range cands[:n] {
-				if ecdsa.VerifyASN1(key, digest, c) {
-					match = true
-				}
-			}
-		}
-	default:
-		var sum [sha512.Size]byte
-		for i := range sc.keys {
-			m := sc.mac(i)
-			sc.writeSigned(m, r, ts, body)
-			mac := m.Sum(sum[:0])
-			sc.macs[i].Put(m)
-			for _, c := range cands[:n] {
-				if hmac.Equal(mac, c) {
-					match = true
-				}
-			}
-		}
-	}
+	match := sc.matches(cands[:n], func(w io.Writer) { sc.writeSigned(w, r, ts, body) })
 	if !match {
 		return fmt.Errorf("%s: no secret matched: %w", name, ErrMismatch)
 	}
@@ -497,45 +462,55 @@ func (sc *scheme) verifyExtracted(r *http.Request, body []byte) error {
 func (sc *scheme) matchMessages(cands [][]byte, msgs []Message) bool {
 	match := false
 	for _, msg := range msgs {
-		switch sc.p.Algorithm {
-		case "ed25519":
-			var whole []byte
+		if sc.matches(cands, func(w io.Writer) {
 			for _, piece := range msg {
-				whole = append(whole, piece...)
+				_, _ = w.Write(piece)
 			}
-			for _, key := range sc.pubkeys {
-				for _, c := range cands {
-					if ed25519.Verify(key, whole, c) {
-						match = true
-					}
+		}) {
+			match = true
+		}
+	}
+	return match
+}
+
+// matches tries every key against every candidate over the signed content
+// that write produces, without stopping at the first match (equal work
+// whichever secret, if any, matched).
+func (sc *scheme) matches(cands [][]byte, write func(w io.Writer)) bool {
+	match := false
+	switch sc.p.Algorithm {
+	case "ed25519":
+		var msg bytesWriter
+		write(&msg)
+		for _, key := range sc.pubkeys {
+			for _, c := range cands {
+				if ed25519.Verify(key, msg.buf, c) {
+					match = true
 				}
 			}
-		case "ecdsa-p256":
-			h := sha256.New()
-			for _, piece := range msg {
-				h.Write(piece)
-			}
-			digest := h.Sum(nil)
-			for _, key := range sc.ecdsaKeys {
-				for _, c := range cands {
-					if ecdsa.VerifyASN1(key, digest, c) {
-						match = true
-					}
+		}
+	case "ecdsa-p256":
+		h := sha256.New()
+		write(h)
+		var sum [sha256.Size]byte
+		digest := h.Sum(sum[:0])
+		for _, key := range sc.ecdsaKeys {
+			for _, c := range cands {
+				if ecdsa.VerifyASN1(key, digest, c) {
+					match = true
 				}
 			}
-		default:
-			var sum [sha512.Size]byte
-			for i := range sc.keys {
-				m := sc.mac(i)
-				for _, piece := range msg {
-					m.Write(piece)
-				}
-				mac := m.Sum(sum[:0])
-				sc.macs[i].Put(m)
-				for _, c := range cands {
-					if hmac.Equal(mac, c) {
-						match = true
-					}
+		}
+	default:
+		var sum [sha512.Size]byte
+		for i := range sc.keys {
+			m := sc.mac(i)
+			write(m)
+			mac := m.Sum(sum[:0])
+			sc.macs[i].Put(m)
+			for _, c := range cands {
+				if hmac.Equal(mac, c) {
+					match = true
 				}
 			}
 		}
@@ -611,30 +586,24 @@ func within(t, now time.Time, tolerance time.Duration) error {
 }
 
 // writeSigned writes the signed content piece by piece, so the body is
-// never copied.
-func (sc *scheme) writeSigned(w hash.Hash, r *http.Request, ts string, body []byte) {
+// never copied. w is a hash or a bytesWriter, whose writes cannot fail.
+func (sc *scheme) writeSigned(w io.Writer, r *http.Request, ts string, body []byte) {
 	for _, p := range sc.parts {
 		switch p.kind {
 		case partLiteral:
-			w.Write([]byte(p.text))
+			_, _ = w.Write([]byte(p.text))
 		case partBody:
-			w.Write(body)
+			_, _ = w.Write(body)
 		case partTimestamp:
-			w.Write([]byte(ts))
+			_, _ = w.Write([]byte(ts))
 		case partHeader:
-			w.Write([]byte(sc.get(r, p.text)))
+			_, _ = w.Write([]byte(sc.get(r, p.text)))
 		case partMethod:
-			w.Write([]byte(r.Method))
+			_, _ = w.Write([]byte(r.Method))
 		case partURL:
-			w.Write([]byte(requestURL(r)))
+			_, _ = w.Write([]byte(requestURL(r)))
 		}
 	}
-}
-
-func (sc *scheme) signedBytes(r *http.Request, ts string, body []byte) []byte {
-	var b bytesWriter
-	sc.writeSigned(&b, r, ts, body)
-	return b.buf
 }
 
 // bytesWriter collects the signed content for ed25519, which signs whole
@@ -642,10 +611,6 @@ func (sc *scheme) signedBytes(r *http.Request, ts string, body []byte) []byte {
 type bytesWriter struct{ buf []byte }
 
 func (b *bytesWriter) Write(p []byte) (int, error) { b.buf = append(b.buf, p...); return len(p), nil }
-func (b *bytesWriter) Sum(in []byte) []byte        { return append(in, b.buf...) }
-func (b *bytesWriter) Reset()                      { b.buf = b.buf[:0] }
-func (b *bytesWriter) Size() int                   { return len(b.buf) }
-func (b *bytesWriter) BlockSize() int              { return 1 }
 
 // requestURL is the URL the sender called, as it would have signed it.
 func requestURL(r *http.Request) string {

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// caddyProcess is the built binary running from a test.
+type caddyProcess struct {
+	cmd  *exec.Cmd
+	logs bytes.Buffer
+}
+
+// runCaddy starts `bin run --config <config> [--adapter caddyfile]` in dir,
+// with Caddy's data and config directories under it, and waits until addr
+// accepts connections.
+func runCaddy(t *testing.T, bin, dir, config, addr string) *caddyProcess {
+	t.Helper()
+	p := &caddyProcess{cmd: exec.Command(bin, "run", "--config", config, "--adapter", "caddyfile")}
+	p.cmd.Dir = dir
+	p.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
+	p.cmd.Stdout, p.cmd.Stderr = &p.logs, &p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if !waitDial(addr, 30*time.Second) {
+		p.kill()
+		t.Fatalf("caddy did not start:\n%s", p.logs.String())
+	}
+	return p
+}
+
+// kill ends the process with SIGKILL: no shutdown of any kind.
+func (p *caddyProcess) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	_ = p.cmd.Wait()
+}
+
+// stop interrupts the process, kills it after 10s, and shows its output
+// when the test failed.
+func (p *caddyProcess) stop(t *testing.T) {
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+	if t.Failed() {
+		t.Logf("caddy output:\n%s", p.logs.String())
+	}
+}
+
+// waitDial reports whether addr accepts a connection within d.
+func waitDial(addr string, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			_ = c.Close()
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// ledger records the ids answered 202 and the Idempotency-Keys an
+// upstream received.
+type ledger struct {
+	mu        sync.Mutex
+	accepted  map[string]bool
+	delivered map[string]int
+}
+
+func newLedger() *ledger {
+	return &ledger{accepted: map[string]bool{}, delivered: map[string]int{}}
+}
+
+func (l *ledger) accept(id string) {
+	l.mu.Lock()
+	l.accepted[id] = true
+	l.mu.Unlock()
+}
+
+func (l *ledger) deliver(key string) {
+	l.mu.Lock()
+	l.delivered[key]++
+	l.mu.Unlock()
+}
+
+// counts returns the accepted ids and those of them not delivered yet.
+func (l *ledger) counts() (accepted, missing int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for id := range l.accepted {
+		if l.delivered[id] == 0 {
+			missing++
+		}
+	}
+	return len(l.accepted), missing
+}
+
+// waitAllDelivered waits until every accepted id reached the upstream and
+// returns how many reached it more than once.
+func (l *ledger) waitAllDelivered(t *testing.T, within time.Duration) (dupes int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	for {
+		accepted, missing := l.counts()
+		if missing == 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%d of %d accepted events not delivered", missing, accepted)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, n := range l.delivered {
+		if n > 1 {
+			dupes++
+		}
+	}
+	return dupes
+}
