@@ -510,48 +510,13 @@ func TestNATSRealClock(t *testing.T) {
 
 func BenchmarkNATSEnqueue(b *testing.B) {
 	c := startNATSCluster(b, 3)
-	payload := make([]byte, 1024)
-	for i := range payload {
-		payload[i] = 'x'
-	}
 	var k atomic.Int32
-	open := func(b *testing.B) *queue.NATS {
+	benchEnqueue(b, func(b *testing.B) queue.Store {
 		s, err := queue.OpenNATS(context.Background(), queue.NATSOptions{URLs: c.urls(), Stream: fmt.Sprintf("bench%d", k.Add(1)), Replicas: 3})
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { _ = s.Close() })
 		return s
-	}
-	b.Run("serial", func(b *testing.B) {
-		s := open(b)
-		i := 0
-		for b.Loop() {
-			i++
-			if err := s.Enqueue(context.Background(), &queue.Event{ID: fmt.Sprint(i), Hook: "h", Payload: payload}, 0); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	})
-	parallel := func(window time.Duration) func(b *testing.B) {
-		return func(b *testing.B) {
-			s := open(b)
-			var n atomic.Int64
-			b.ResetTimer()       // creating the streams is not enqueueing
-			b.SetParallelism(32) // 2 cores × 32 = 64 goroutines
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					id := fmt.Sprint(n.Add(1))
-					if err := s.Enqueue(context.Background(), &queue.Event{ID: id, Hook: "h", Payload: payload}, window); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-		}
-	}
-	b.Run("parallel64", parallel(0))
-	// with deduplicate: the dedup key is read before and written after
-	b.Run("parallel64-dedup", parallel(24*time.Hour))
 }
