@@ -51,10 +51,18 @@ type senders struct {
 	wg        sync.WaitGroup
 	stop      atomic.Bool
 	transport atomic.Int64
+	// allow503: a store that cannot write answers 503 (never 202); counted
+	// instead of failing when set
+	allow503    bool
+	unavailable atomic.Int64
 }
 
 func startSenders(t *testing.T, url string, n int, l *ledger) *senders {
-	s := &senders{}
+	return startSendersOpts(t, url, n, l, false)
+}
+
+func startSendersOpts(t *testing.T, url string, n int, l *ledger, allow503 bool) *senders {
+	s := &senders{allow503: allow503}
 	client := &http.Client{Timeout: 5 * time.Second}
 	for g := range n {
 		s.wg.Go(func() {
@@ -70,6 +78,10 @@ func startSenders(t *testing.T, url string, n int, l *ledger) *senders {
 				var acc struct{ ID, Status string }
 				err = json.NewDecoder(resp.Body).Decode(&acc)
 				_ = resp.Body.Close()
+				if s.allow503 && resp.StatusCode == http.StatusServiceUnavailable {
+					s.unavailable.Add(1)
+					continue
+				}
 				if resp.StatusCode != http.StatusAccepted || err != nil || acc.ID == "" || acc.Status != "queued" {
 					t.Errorf("answer %d %+v (%v)", resp.StatusCode, acc, err)
 					continue
