@@ -293,6 +293,9 @@ func jsonPlaceholders(doc []byte) caddy.ReplacerFunc {
 		if !ok {
 			return nil, false
 		}
+		if doc := bytes.TrimLeft(doc, " \t\r\n"); len(doc) == 0 || doc[0] != '{' && doc[0] != '[' {
+			return "", true // a scalar document has no fields (gjson would read into a string's text)
+		}
 		res := gjson.GetBytes(doc, path)
 		if res.Type == gjson.String {
 			return res.Str, true

@@ -2,6 +2,7 @@ package reshape
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -27,6 +28,7 @@ func checkSame(t *testing.T, body []byte, ops []Op) {
 	if p.tree == nil {
 		return
 	}
+	body = p.source(body) // as Apply does
 	fast, ferr := p.applyDirect(body, directResolver)
 	slow, serr := p.applySjson(body, directResolver)
 	var fm, sm *MissingError
@@ -92,7 +94,18 @@ func FuzzDirect(f *testing.F) {
 	f.Add(directBody, "a.b", "{json.owner}", "a.c", "{json.petname} x {tenant}", "z", "{json.nope}", false)
 	f.Add([]byte(`{"x":[1,{"y":"z"}]}`), "out", "{json.x.1.y}", "out2.k", "7", "q", "{n}", true)
 	f.Fuzz(func(t *testing.T, body []byte, p1, v1, p2, v2, p3, v3 string, req bool) {
-		checkSame(t, body, []Op{{Path: p1, Value: v1}, {Path: p2, Value: v2, Required: req}, {Path: p3, Value: v3}})
+		// Apply's input is JSON the handler has already validated; what it
+		// makes of anything else is unspecified
+		if !json.Valid(body) {
+			return
+		}
+		ops := []Op{{Path: p1, Value: v1}, {Path: p2, Value: v2, Required: req}, {Path: p3, Value: v3}}
+		checkSame(t, body, ops)
+		if p, err := Compile(false, ops); err == nil {
+			if out, err := p.Apply(body, directResolver); err == nil && !json.Valid(out) {
+				t.Fatalf("valid input %q with %+v gave invalid JSON %q", body, ops, out)
+			}
+		}
 	})
 }
 
@@ -131,12 +144,51 @@ func BenchmarkDirectVsGeneral(b *testing.B) {
 }
 
 func TestHugeIndexRefused(t *testing.T) {
-	for _, path := range []string{"a.1001", "0.00000000002000000000000000000000", "x.99999"} {
+	for _, path := range []string{"a.1001", "0.00000000002000000000000000000000", "x.99999", `0.0000000000400000000000000000000000000000000000000000000000000000\`, `a.9\9999`} {
 		if _, err := Compile(false, []Op{{Path: path, Value: "1"}}); err == nil {
 			t.Errorf("path %q compiled: sjson would pad an array with that many nulls", path)
 		}
 	}
 	if _, err := Compile(false, []Op{{Path: "a.1000", Value: "1"}, {Path: "b.0", Value: "1"}}); err != nil {
 		t.Errorf("small indexes refused: %v", err)
+	}
+}
+
+func TestScalarDocumentHasNoFields(t *testing.T) {
+	for _, body := range []string{`"[0"`, ` "{\"a\":1}"`, `5`, `true`, `null`} {
+		for _, path := range []string{"0", "a"} {
+			for _, name := range []string{"direct", "sjson"} {
+				ops := []Op{{Path: "x", Value: "{json." + path + "}"}, {Path: "y", Value: "t {json." + path + "}"}}
+				if name == "sjson" {
+					ops = append(ops, Op{Path: "z", Delete: true})
+				}
+				p, err := Compile(false, ops)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out, err := p.Apply([]byte(body), nil)
+				if err != nil || string(out) != `{"y":"t "}` {
+					t.Errorf("%s: %s {json.%s}: %s %v", name, body, path, out, err)
+				}
+			}
+		}
+	}
+}
+
+func TestSetBelowScalarRefused(t *testing.T) {
+	p, err := Compile(false, []Op{{Path: "0", Value: "[0"}, {Path: "1", Value: "0"}, {Path: "0.0", Value: "0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := p.Apply([]byte(`{}`), nil); !errors.Is(err, ErrBelowScalar) {
+		t.Fatalf("got %s %v, want ErrBelowScalar", out, err)
+	}
+	// below an object that an earlier op copied: fine
+	p, err = Compile(false, []Op{{Path: "o", Value: "{json.owner}"}, {Path: "o.zip", Value: "1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := p.Apply(directBody, nil); err != nil || string(out) != `{"o":{"name":"Wallace","city":"Wigan","zip":1}}` {
+		t.Fatalf("extending a copied object: %s %v", out, err)
 	}
 }

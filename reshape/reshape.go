@@ -51,6 +51,10 @@ type Op struct {
 // {json.*} one, and reports whether the key is known.
 type Resolver func(key string) (any, bool)
 
+// ErrBelowScalar: an op sets a path below a value that an earlier op made
+// a string, number, bool or null.
+var ErrBelowScalar = errors.New("a mapping sets a field below a value that is not an object or array")
+
 // MissingError reports a required source that the document lacks.
 type MissingError struct {
 	Path string // the gjson path of the missing {json.<path>} source
@@ -135,6 +139,7 @@ func checkPath(path string) error {
 		return fmt.Errorf("path %q has an empty key", path)
 	}
 	for seg := range strings.SplitSeq(path, ".") {
+		seg = strings.ReplaceAll(seg, `\`, "") // sjson reads an escaped digit as the digit
 		if isIndex(seg) && (len(seg) > 4 || seg > "1000" && len(seg) == 4) {
 			return fmt.Errorf("path %q: array index %s is above 1000", path, seg)
 		}
@@ -240,13 +245,41 @@ func (t template) hasJSON() bool {
 	return false
 }
 
-// Apply runs the program over body, which it never modifies. A missing
-// required source returns *MissingError.
+// Apply runs the program over body, which it never modifies and which must
+// be valid JSON (the handler checks it first; the output for anything else
+// is unspecified). A missing required source returns *MissingError.
 func (p *Program) Apply(body []byte, resolve Resolver) ([]byte, error) {
+	body = p.source(body)
 	if p.tree != nil {
 		return p.applyDirect(body, resolve)
 	}
 	return p.applySjson(body, resolve)
+}
+
+// source is the document {json.*} sources are read from: a scalar document
+// has no fields (gjson would read paths into a string's text), so every
+// source is missing.
+func (p *Program) source(body []byte) []byte {
+	if !p.keep && !containerRoot(body) {
+		return emptyObject
+	}
+	return body
+}
+
+var emptyObject = []byte("{}")
+
+// containerRoot reports whether the document is an object or an array.
+func containerRoot(doc []byte) bool {
+	for _, c := range doc {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case '{', '[':
+			return true
+		}
+		return false
+	}
+	return false
 }
 
 // applySjson is the general path: every op through sjson, in order.
@@ -285,6 +318,11 @@ func (p *Program) applySjson(body []byte, resolve Resolver) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("set %s: %w", o.path, err)
 		}
+	}
+	// sjson writes into whatever is at a path; a later op that goes below
+	// a string or number set earlier would leave broken JSON
+	if !gjson.ValidBytes(out) {
+		return nil, ErrBelowScalar
 	}
 	return out, nil
 }
