@@ -145,11 +145,12 @@ func (p *Program) indexSources() {
 
 // direct builds the output of a program with a tree.
 type direct struct {
-	p       *Program
-	body    string
-	resolve Resolver
-	scratch []byte
-	missing int // index of the first required op whose source is missing, or -1
+	p           *Program
+	body        string
+	resolve     Resolver
+	scratch     []byte
+	missing     int    // index of the first required op whose source is missing, or -1
+	missingPath string // that source
 	// values of the top-level keys in Program.firsts, read in one pass
 	values [maxFirsts]gjson.Result
 }
@@ -195,7 +196,7 @@ func (p *Program) applyDirect(body []byte, resolve Resolver) ([]byte, error) {
 	out := make([]byte, 0, p.outHint)
 	out, _ = d.object(out, p.tree)
 	if d.missing >= 0 {
-		return nil, &MissingError{Path: p.ops[d.missing].tmpl.firstJSONPath(&d)}
+		return nil, &MissingError{Path: d.missingPath}
 	}
 	return out, nil
 }
@@ -236,8 +237,8 @@ func (d *direct) leaf(out []byte, i int) ([]byte, bool) {
 		pt := &t.parts[0]
 		if pt.jsonPath != "" {
 			res := d.get(pt)
-			if !res.Exists() {
-				d.fail(o, i)
+			if !res.Exists() || pt.checkRaw && !gjson.Valid(res.Raw) {
+				d.fail(o, i, pt.jsonPath)
 				return out, false
 			}
 			return append(out, res.Raw...), true
@@ -248,7 +249,7 @@ func (d *direct) leaf(out []byte, i int) ([]byte, bool) {
 	}
 	text, missing := t.render(d.scratch[:0], d.get, d.resolve, o.required)
 	if missing != "" {
-		d.fail(o, i)
+		d.fail(o, i, missing)
 		return out, false
 	}
 	d.scratch = text
@@ -256,19 +257,8 @@ func (d *direct) leaf(out []byte, i int) ([]byte, bool) {
 	return gjson.AppendJSONString(out, unsafe.String(unsafe.SliceData(text), len(text))), true //nolint:gosec // see above
 }
 
-func (d *direct) fail(o *op, i int) {
+func (d *direct) fail(o *op, i int, path string) {
 	if o.required && (d.missing < 0 || i < d.missing) {
-		d.missing = i
+		d.missing, d.missingPath = i, path
 	}
-}
-
-// firstJSONPath is the first {json.*} source of the template missing from
-// the body: the one a required op fails on.
-func (t *template) firstJSONPath(d *direct) string {
-	for i := range t.parts {
-		if pt := &t.parts[i]; pt.jsonPath != "" && !d.get(pt).Exists() {
-			return pt.jsonPath
-		}
-	}
-	return ""
 }

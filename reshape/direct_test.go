@@ -192,3 +192,24 @@ func TestSetBelowScalarRefused(t *testing.T) {
 		t.Fatalf("extending a copied object: %s %v", out, err)
 	}
 }
+
+func TestLiteralSourcesAreCheckedJSON(t *testing.T) {
+	for _, extra := range [][]Op{nil, {{Path: "z", Delete: true}}} { // direct, then sjson
+		ops := append([]Op{{Path: "a", Value: "{json.!00}"}, {Path: "b", Value: "{json.!true}"}, {Path: "c", Value: "{json.!00}", Required: true}}, extra...)
+		p, err := Compile(false, ops)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var missing *MissingError
+		if _, err := p.Apply([]byte(`{}`), nil); !errors.As(err, &missing) || missing.Path != "!00" {
+			t.Errorf("required literal that is not JSON: %v", err)
+		}
+		p, err = Compile(false, append([]Op{ops[0], ops[1]}, extra...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := p.Apply([]byte(`{}`), nil); err != nil || string(out) != `{"b":true}` {
+			t.Errorf("literals: %s %v", out, err)
+		}
+	}
+}

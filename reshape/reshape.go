@@ -92,6 +92,8 @@ type part struct {
 	// not a plain key path.
 	first int
 	rest  string
+	// checkRaw: the path can yield a value that is not valid JSON
+	checkRaw bool
 }
 
 type template struct {
@@ -187,6 +189,9 @@ func parseTemplate(s string) template {
 		p := part{key: key}
 		if path, ok := strings.CutPrefix(key, "json."); ok {
 			p.jsonPath = path
+			// gjson literals (!…) and modifiers (@…) make values that are
+			// not read from the body; they are checked before use as JSON
+			p.checkRaw = strings.ContainsAny(path, "!@")
 		}
 		t.parts = append(t.parts, p)
 		i += end + 1
@@ -338,7 +343,7 @@ func (o *op) value(body []byte, resolve Resolver, buf []byte) (raw, scratch []by
 		pt := t.parts[0]
 		if pt.jsonPath != "" {
 			res := gjson.GetBytes(body, pt.jsonPath)
-			if !res.Exists() {
+			if !res.Exists() || pt.checkRaw && !gjson.Valid(res.Raw) {
 				if o.required {
 					return nil, buf, false, &MissingError{Path: pt.jsonPath}
 				}
