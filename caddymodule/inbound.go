@@ -14,6 +14,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/tidwall/gjson"
+
+	"github.com/caddy-webhooks/gateway/reshape"
 )
 
 // Placeholder names.
@@ -288,13 +290,14 @@ func withBody(r *http.Request, body []byte, rewritten bool) *http.Request {
 // string value gives its text, any other value its raw JSON, a missing
 // path an empty string.
 func jsonPlaceholders(doc []byte) caddy.ReplacerFunc {
+	fields := reshape.HasFields(doc)
 	return func(key string) (any, bool) {
 		path, ok := strings.CutPrefix(key, phJSON)
 		if !ok {
 			return nil, false
 		}
-		if doc := bytes.TrimLeft(doc, " \t\r\n"); len(doc) == 0 || doc[0] != '{' && doc[0] != '[' {
-			return "", true // a scalar document has no fields (gjson would read into a string's text)
+		if !fields {
+			return "", true
 		}
 		res := gjson.GetBytes(doc, path)
 		if res.Type == gjson.String {

@@ -219,19 +219,12 @@ func (s *scanner) number() bool {
 	case i < len(doc) && doc[i] == '0':
 		i++
 	case i < len(doc) && doc[i] >= '1' && doc[i] <= '9':
-		for i < len(doc) && doc[i] >= '0' && doc[i] <= '9' {
-			i++
-		}
+		i = digits(doc, i)
 	default:
 		return false
 	}
 	if i < len(doc) && doc[i] == '.' {
-		i++
-		start := i
-		for i < len(doc) && doc[i] >= '0' && doc[i] <= '9' {
-			i++
-		}
-		if i == start {
+		if i = digits(doc, i+1); i < 0 {
 			return false
 		}
 	}
@@ -240,14 +233,23 @@ func (s *scanner) number() bool {
 		if i < len(doc) && (doc[i] == '+' || doc[i] == '-') {
 			i++
 		}
-		start := i
-		for i < len(doc) && doc[i] >= '0' && doc[i] <= '9' {
-			i++
-		}
-		if i == start {
+		if i = digits(doc, i); i < 0 {
 			return false
 		}
 	}
 	s.i = i
 	return true
+}
+
+// digits skips one or more digits from i and returns the index after
+// them, or -1 when there is none.
+func digits(doc []byte, i int) int {
+	start := i
+	for i < len(doc) && doc[i] >= '0' && doc[i] <= '9' {
+		i++
+	}
+	if i == start {
+		return -1
+	}
+	return i
 }

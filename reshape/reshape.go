@@ -265,7 +265,7 @@ func (p *Program) Apply(body []byte, resolve Resolver) ([]byte, error) {
 // has no fields (gjson would read paths into a string's text), so every
 // source is missing.
 func (p *Program) source(body []byte) []byte {
-	if !p.keep && !containerRoot(body) {
+	if !p.keep && !HasFields(body) {
 		return emptyObject
 	}
 	return body
@@ -273,8 +273,10 @@ func (p *Program) source(body []byte) []byte {
 
 var emptyObject = []byte("{}")
 
-// containerRoot reports whether the document is an object or an array.
-func containerRoot(doc []byte) bool {
+// HasFields reports whether the document is an object or an array. Paths
+// into any other document find nothing (gjson would read them into a
+// string's text).
+func HasFields(doc []byte) bool {
 	for _, c := range doc {
 		switch c {
 		case ' ', '\t', '\n', '\r':

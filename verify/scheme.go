@@ -118,12 +118,11 @@ type signedPart struct {
 // scheme is a provisioned Preset.
 type scheme struct {
 	p         Preset
-	keys      [][]byte
 	pubkeys   []ed25519.PublicKey
 	ecdsaKeys []*ecdsa.PublicKey
 	tokens    [][sha256.Size]byte
 	newHash   func() hash.Hash
-	macs      []*sync.Pool // per key: keyed HMAC states, reused across requests
+	macs      []*sync.Pool // per secret: keyed HMAC states, reused across requests
 	sigLen    int
 	decode    func(string) ([]byte, error)
 	parts     []signedPart
@@ -187,7 +186,6 @@ func (p Preset) build(s Spec) (Verifier, error) {
 					return nil, fmt.Errorf("%s: secret #%d: %w", p.Name, i+1, err)
 				}
 			}
-			sc.keys = append(sc.keys, key)
 			newHash := sc.newHash
 			sc.macs = append(sc.macs, &sync.Pool{New: func() any { return hmac.New(newHash, key) }})
 		}
@@ -503,7 +501,7 @@ func (sc *scheme) matches(cands [][]byte, write func(w io.Writer)) bool {
 		}
 	default:
 		var sum [sha512.Size]byte
-		for i := range sc.keys {
+		for i := range sc.macs {
 			m := sc.mac(i)
 			write(m)
 			mac := m.Sum(sum[:0])
