@@ -2,10 +2,16 @@
 // written durably before the sender gets 202, leased by delivery workers,
 // and moved to delivered, back to queued with a delay, or to dead.
 //
-// One interface, Store, has two implementations: Bolt (an embedded bbolt
-// file, the default) and NATS (a JetStream cluster shared by several
-// gateway instances). Delivery is at least once: a lease that is not acked
-// before it expires makes the event due again.
+// One interface, Store, has two implementations: an embedded database (the
+// default) and NATS (a JetStream cluster shared by several gateway
+// instances). Delivery is at least once: a lease that is not acked before
+// it expires makes the event due again.
+//
+// A stored event is typed: it holds what the sender sent and what was
+// decided when it was accepted (the hook, the action index, the body, the
+// per-request placeholder values the action's URL and headers use), never a
+// secret. Signing keys, static headers and TLS settings come from the
+// running config at each attempt.
 package queue
 
 import (
@@ -27,29 +33,69 @@ const (
 
 // Errors.
 var (
-	// ErrDuplicate: the event was enqueued before, within the dedup window.
+	// ErrDuplicate: the event id was enqueued before for the hook, within
+	// the dedup window.
 	ErrDuplicate = errors.New("duplicate event")
 	// ErrNotFound: no such event.
 	ErrNotFound = errors.New("event not found")
 	// ErrNotReplayable: only delivered or dead events are replayed.
 	ErrNotReplayable = errors.New("only delivered or dead events can be replayed")
+	// ErrStaleLease: the lease is no longer the event's current one (it
+	// expired and the event was leased again, replayed, or finished); the
+	// outcome was not recorded.
+	ErrStaleLease = errors.New("lease is no longer current")
 	// ErrUnavailable wraps failures to write durably (disk full, engine
 	// unreachable): the sender must not be told the event was accepted.
 	ErrUnavailable = errors.New("event store unavailable")
 )
 
-// Event is one stored delivery.
+// Event is one stored delivery: one action of one accepted request.
 type Event struct {
-	ID        string            `json:"id"`
-	Hook      string            `json:"hook"`
-	Payload   []byte            `json:"payload"`
-	Header    map[string]string `json:"header,omitempty"`
-	Status    Status            `json:"status"`
-	Attempts  []Attempt         `json:"attempts,omitempty"`
-	CreatedAt time.Time         `json:"created_at"`
-	DueAt     time.Time         `json:"due_at"`
-	UpdatedAt time.Time         `json:"updated_at"`
+	// Key identifies the stored record. The store assigns it at Enqueue;
+	// it is unique per record, ordered by enqueue time, and never derived
+	// from the event id, so no id a sender chooses can collide with
+	// another record's key.
+	Key string `json:"key"`
+	// ID is the event id (the sender's delivery id or a generated one),
+	// sent as Idempotency-Key. Several records may share it: one per
+	// action, and a re-sent id without deduplication is a new event.
+	ID string `json:"id"`
+	// Hook is the name of the handler that accepted the event.
+	Hook string `json:"hook"`
+	// Action is the index of the hook's action that delivers this record.
+	Action int `json:"action"`
+	// Values are the per-request placeholder values that the action's URL
+	// and header templates use, resolved when the event was accepted
+	// (e.g. "http.request.header.X-Tenant" -> "acme").
+	Values map[string]string `json:"values,omitempty"`
+	// Body is what the action sends: the received or the reshaped body.
+	Body []byte `json:"body"`
+	// ReceivedAt is when the request arrived.
+	ReceivedAt time.Time `json:"received_at"`
+
+	Status   Status    `json:"status"`
+	Attempts []Attempt `json:"attempts,omitempty"`
+	// Deferrals counts the times the event was due but no handler of the
+	// running config delivers its hook; they are not attempts.
+	Deferrals int `json:"deferrals,omitempty"`
+	// DueAt is when a queued event is next due; zero once finished.
+	DueAt     time.Time `json:"due_at,omitzero"`
+	UpdatedAt time.Time `json:"updated_at"`
+	// Gen is the generation of the current lease: it grows each time the
+	// event is leased. Set on events returned by Lease (and by Enqueue
+	// with Lease set).
+	Gen uint64 `json:"gen,omitempty"`
 }
+
+// Lease names one lease of one record: outcomes are recorded only while
+// it is the record's current lease.
+type Lease struct {
+	Key string
+	Gen uint64
+}
+
+// LeaseOf is the lease an event was handed out with.
+func LeaseOf(ev *Event) Lease { return Lease{Key: ev.Key, Gen: ev.Gen} }
 
 // Attempt is one delivery try.
 type Attempt struct {
@@ -59,15 +105,28 @@ type Attempt struct {
 	Error   string        `json:"error,omitempty"`
 }
 
+// EnqueueOptions control one Enqueue.
+type EnqueueOptions struct {
+	// Dedup > 0: an id enqueued for the same hook within the window gives
+	// ErrDuplicate and stores nothing.
+	Dedup time.Duration
+	// LeaseFor > 0 asks the store to write the events already leased, in
+	// the same durable write, so the caller can hand them to idle workers
+	// without reading them back. A store that cannot do this leaves them
+	// queued; the caller tells by each event's Status after the call.
+	LeaseFor time.Duration
+}
+
 // ListQuery selects events for the admin listing.
 type ListQuery struct {
 	Hook   string // "" for every hook
 	Status Status // "" for every status
+	ID     string // "" for every event id
 	Cursor string // from the previous page's Next
 	Limit  int    // default 50
 }
 
-// ListPage is one page of events (payloads omitted).
+// ListPage is one page of events (bodies omitted), newest first.
 type ListPage struct {
 	Events []*Event `json:"events"`
 	Next   string   `json:"next,omitempty"` // cursor of the next page, "" at the end
@@ -83,34 +142,44 @@ type Stats struct {
 
 // Store is a durable event store.
 type Store interface {
-	// Enqueue stores ev (queued, due now) and returns once the write is
-	// durable. With dedupWindow > 0, an event with the same hook and id
-	// enqueued within the window gives ErrDuplicate and stores nothing.
-	Enqueue(ctx context.Context, ev *Event, dedupWindow time.Duration) error
-	// Lease returns up to max due events, marked delivering until leaseFor
-	// has passed; then they are due again unless acked, retried or dead.
+	// Enqueue stores the records of one accepted request (one per action,
+	// all with the same ID and Hook) in one durable write, queued and due
+	// now (or leased, see EnqueueOptions), and sets each one's Key. With
+	// opts.Dedup > 0 and the id seen within the window, nothing is stored
+	// and the error is ErrDuplicate.
+	Enqueue(ctx context.Context, evs []*Event, opts EnqueueOptions) error
+	// Lease returns up to max due events, marked delivering with a new
+	// generation until leaseFor has passed; then they are due again unless
+	// acked, retried, deferred or dead.
 	Lease(ctx context.Context, max int, leaseFor time.Duration) ([]*Event, error)
-	// Ack records a successful attempt: delivered.
-	Ack(ctx context.Context, hook, id string, a Attempt) error
+	// Ack records a successful attempt: delivered. ErrStaleLease if l is
+	// not the record's current lease.
+	Ack(ctx context.Context, l Lease, a Attempt) error
 	// Retry records a failed attempt: queued again, due after the delay.
-	Retry(ctx context.Context, hook, id string, a Attempt, after time.Duration) error
+	Retry(ctx context.Context, l Lease, a Attempt, after time.Duration) error
+	// Dead records the last failed attempt (or, for an orphaned event, the
+	// reason it is given up): dead.
+	Dead(ctx context.Context, l Lease, a Attempt) error
+	// Defer puts back an event that could not be attempted (no handler
+	// delivers its hook): queued, due after the delay, Deferrals+1, no
+	// attempt recorded.
+	Defer(ctx context.Context, l Lease, after time.Duration) error
 	// Release gives back a leased event that was not attempted (its worker
-	// is stopping): queued and due now, no attempt recorded. Events in
-	// other statuses are left as they are.
-	Release(ctx context.Context, hook, id string) error
-	// Dead records the last failed attempt: dead.
-	Dead(ctx context.Context, hook, id string, a Attempt) error
-	// Get returns one event with its attempts and payload.
-	Get(ctx context.Context, hook, id string) (*Event, error)
-	// List returns a page of events, without payloads.
+	// is stopping): queued and due now, nothing recorded. A stale lease is
+	// ignored (nil).
+	Release(ctx context.Context, l Lease) error
+	// Get returns one record with its attempts and body.
+	Get(ctx context.Context, key string) (*Event, error)
+	// List returns a page of records, without bodies, newest first.
 	List(ctx context.Context, q ListQuery) (ListPage, error)
-	// Replay queues a delivered or dead event again, due now.
-	Replay(ctx context.Context, hook, id string) error
-	// Purge removes delivered and dead events last changed before the
-	// given time, with their payloads and expired deduplication marks,
-	// and reports how many events it removed.
+	// Replay queues a delivered or dead record again, due now, with its
+	// attempts kept.
+	Replay(ctx context.Context, key string) error
+	// Purge removes delivered and dead records last changed before the
+	// given time, with their bodies and expired deduplication marks, and
+	// reports how many records it removed.
 	Purge(ctx context.Context, before time.Time) (int, error)
-	// Stats counts events by hook and status.
+	// Stats counts records by hook and status.
 	Stats(ctx context.Context) (Stats, error)
 	// Close releases the store.
 	Close() error
