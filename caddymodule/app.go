@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -27,9 +28,9 @@ const (
 	// it again; it must outlast one attempt with its timeout.
 	leaseMargin = 30 * time.Second
 	pollEvery   = 200 * time.Millisecond
-	// unroutedDelay is how long an event waits when no handler of the
-	// running config delivers its hook (the config changed).
-	unroutedDelay = 2 * time.Second
+	// defaultOrphanAfter is how long an event whose hook is gone from the
+	// config waits (deferred, not attempted) before it goes dead.
+	defaultOrphanAfter = 24 * time.Hour
 	// defaultRetain keeps finished events a week; purgeEvery is how often
 	// older ones are removed.
 	defaultRetain = 7 * 24 * time.Hour
@@ -50,12 +51,12 @@ var stores = caddy.NewUsagePool()
 // App is the webhook_gateway app: it owns the durable event store of
 // `mode async` and the workers that deliver stored events. Handlers find
 // it through the Caddy context. Without a global webhook_gateway block it
-// starts with the embedded bbolt store under Caddy's data directory.
+// starts with the embedded Pebble store under Caddy's data directory.
 //
 // Caddyfile (global options):
 //
 //	webhook_gateway {
-//		store bolt [<path>]
+//		store pebble [<dir>] [{ cache_size <size> }]
 //		store nats <url...> {
 //			stream   <prefix>
 //			replicas <n>
@@ -63,9 +64,10 @@ var stores = caddy.NewUsagePool()
 //		}
 //		workers <n>
 //		retain <duration>
+//		orphan_after <duration>
 //	}
 type App struct {
-	// Store selects and configures the event store. Default: bolt in
+	// Store selects and configures the event store. Default: Pebble in
 	// Caddy's data directory.
 	Store *StoreConfig `json:"store,omitempty"`
 
@@ -76,10 +78,17 @@ type App struct {
 	// the admin API and replay) after their last change. Default: 7 days.
 	Retain caddy.Duration `json:"retain,omitempty"`
 
-	store    queue.Store
-	storeKey string
-	logger   *zap.Logger
-	now      func() time.Time
+	// OrphanAfter is how long an event whose hook is no longer in the
+	// config (removed or renamed) is kept waiting, deferred with a growing
+	// delay and without counting attempts, before it goes dead with the
+	// reason. Default: 24h.
+	OrphanAfter caddy.Duration `json:"orphan_after,omitempty"`
+
+	store       queue.Store
+	storeKey    string
+	orphanAfter time.Duration
+	logger      *zap.Logger
+	now         func() time.Time
 	*workers
 }
 
@@ -88,7 +97,10 @@ type App struct {
 type workers struct {
 	mu             sync.RWMutex
 	hooks          map[string]*Handler
+	leaseFor       atomic.Int64 // longest action timeout + margin, as a duration
 	wake           chan struct{}
+	jobs           chan *queue.Event
+	free           atomic.Int64       // idle workers not yet promised an event
 	cancel         context.CancelFunc // stops leasing
 	cancelAttempts context.CancelFunc // cancels attempts in flight
 	done           sync.WaitGroup
@@ -96,13 +108,16 @@ type workers struct {
 
 // StoreConfig configures the event store.
 type StoreConfig struct {
-	// Kind is "bolt" (embedded, the default) or "nats" (a NATS JetStream
-	// cluster shared by several gateway instances).
+	// Kind is "pebble" (embedded, the default) or "nats" (a NATS
+	// JetStream cluster shared by several gateway instances).
 	Kind string `json:"kind,omitempty"`
 
-	// Path of the bolt file. Default: webhook_gateway/events.db under
+	// Path of the Pebble directory. Default: webhook_gateway/events under
 	// Caddy's data directory.
 	Path string `json:"path,omitempty"`
+
+	// CacheSize is Pebble's block cache, in bytes. Default: 16 MiB.
+	CacheSize int64 `json:"cache_size,omitempty"`
 
 	// URLs of the NATS servers (nats://host:port, tls://host:port).
 	// Placeholders such as {env.NATS_URL} are resolved.
@@ -133,6 +148,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.workers = &workers{hooks: map[string]*Handler{}, wake: make(chan struct{}, 1)}
+	a.leaseFor.Store(int64(defaultTimeout + leaseMargin))
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -145,20 +161,28 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.Retain == 0 {
 		a.Retain = caddy.Duration(defaultRetain)
 	}
-	cfg := StoreConfig{Kind: "bolt"}
+	if a.OrphanAfter < 0 {
+		return errors.New("orphan_after must not be negative")
+	}
+	a.orphanAfter = time.Duration(a.OrphanAfter)
+	if a.orphanAfter == 0 {
+		a.orphanAfter = defaultOrphanAfter
+	}
+	cfg := StoreConfig{Kind: "pebble"}
 	if a.Store != nil {
 		cfg = *a.Store
 	}
 	repl := caddy.NewReplacer()
 	switch cfg.Kind {
-	case "", "bolt":
+	case "", "pebble":
 		path := repl.ReplaceKnown(cfg.Path, "")
 		if path == "" {
-			path = filepath.Join(caddy.AppDataDir(), "webhook_gateway", "events.db")
+			path = filepath.Join(caddy.AppDataDir(), "webhook_gateway", "events")
 		}
-		a.storeKey = "bolt:" + path
+		a.storeKey = "pebble:" + path
+		logger := a.logger.Named("pebble")
 		val, _, err := stores.LoadOrNew(a.storeKey, func() (caddy.Destructor, error) {
-			s, err := queue.OpenBolt(path, queue.BoltOptions{})
+			s, err := queue.OpenPebble(path, queue.PebbleOptions{CacheSize: cfg.CacheSize, Logf: logger.Sugar().Infof})
 			if err != nil {
 				return nil, err
 			}
@@ -195,7 +219,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 		a.store = val.(storeDestructor).Store
 	default:
-		return fmt.Errorf("unknown store kind %q (want bolt or nats)", cfg.Kind)
+		return fmt.Errorf("unknown store kind %q (want pebble or nats)", cfg.Kind)
 	}
 	if reg := ctx.GetMetricsRegistry(); reg != nil {
 		if err := reg.Register(newQueueCollector(a.store)); err != nil {
@@ -223,24 +247,74 @@ func (a *App) Start() error {
 	leaseCtx, stopLeasing := context.WithCancel(context.Background())
 	attemptCtx, cancelAttempts := context.WithCancel(context.Background())
 	a.cancel, a.cancelAttempts = stopLeasing, cancelAttempts
-	jobs := make(chan *queue.Event)
+	// Every event sent on jobs was promised to an idle worker first (see
+	// reserve), so with room for one per worker a send never blocks.
+	a.jobs = make(chan *queue.Event, a.Workers)
+	a.free.Store(int64(a.Workers))
 	for range a.Workers {
 		a.done.Go(func() {
-			for ev := range jobs {
-				if leaseCtx.Err() != nil {
-					a.release(ev) // stopping: not tried here
-					continue
+			for {
+				select {
+				case <-leaseCtx.Done():
+					return
+				case ev := <-a.jobs:
+					if leaseCtx.Err() != nil {
+						a.release(ev) // stopping: not tried here
+						continue
+					}
+					a.deliver(attemptCtx, ev)
+					a.free.Add(1)
+					a.notify()
 				}
-				a.deliver(attemptCtx, ev)
 			}
 		})
 	}
-	a.done.Go(func() {
-		defer close(jobs)
-		a.leaseLoop(leaseCtx, jobs)
-	})
+	a.done.Go(func() { a.leaseLoop(leaseCtx) })
 	a.done.Go(func() { a.purgeLoop(leaseCtx) })
 	return nil
+}
+
+// stopped is the free count once Stop began: no reservation succeeds.
+const stopped = -1 << 40
+
+// reserve promises n idle workers to an event about to be stored, so it
+// can be stored already leased and handed over without being read back.
+func (a *App) reserve(n int) bool {
+	for {
+		free := a.free.Load()
+		if free < int64(n) {
+			return false
+		}
+		if a.free.CompareAndSwap(free, free-int64(n)) {
+			return true
+		}
+	}
+}
+
+// handOff gives the workers that reserve promised the events stored
+// leased, and returns the promises not used (the store did not lease an
+// event, or nothing was stored).
+func (a *App) handOff(evs []*queue.Event, reserved, stored bool) {
+	if !reserved {
+		if stored {
+			a.notify()
+		}
+		return
+	}
+	unused := 0
+	for _, ev := range evs {
+		if stored && ev.Status == queue.StatusDelivering {
+			a.jobs <- ev
+			continue
+		}
+		unused++
+	}
+	if unused > 0 {
+		a.free.Add(int64(unused))
+		if stored {
+			a.notify()
+		}
+	}
 }
 
 // purgeLoop removes finished events older than Retain, now and then.
@@ -270,6 +344,7 @@ func (a *App) Stop() error {
 	if a.cancel == nil {
 		return nil
 	}
+	a.free.Add(stopped) // no new hand-offs: events are stored queued
 	a.cancel()
 	done := make(chan struct{})
 	go func() {
@@ -283,14 +358,22 @@ func (a *App) Stop() error {
 		<-done
 	}
 	a.cancelAttempts()
-	return nil
+	// events handed off after the workers left
+	for {
+		select {
+		case ev := <-a.jobs:
+			a.release(ev)
+		default:
+			return nil
+		}
+	}
 }
 
 // release gives a leased event back to the store, due now.
 func (a *App) release(ev *queue.Event) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := a.store.Release(ctx, ev.Hook, ev.ID); err != nil {
+	if err := a.store.Release(ctx, queue.LeaseOf(ev)); err != nil {
 		a.logger.Warn("releasing event", zap.String("hook", ev.Hook), zap.String("id", ev.ID), zap.Error(err))
 	}
 }
@@ -304,11 +387,23 @@ func (a *App) Cleanup() error {
 	return nil
 }
 
-// register makes h deliver the events of its hook.
-func (a *App) register(h *Handler) {
+// register makes h deliver the events of its hook. Two handlers of one
+// config with the same name must have the same config: otherwise one's
+// signer, policy and TLS settings would deliver the other's events.
+func (a *App) register(h *Handler) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if other, ok := a.hooks[h.name]; ok && other != h && other.fingerprint != h.fingerprint {
+		return fmt.Errorf("two webhook_gateway handlers are named %q but are configured differently; "+
+			"events are stored and delivered by name, so give each one its own `name`", h.name)
+	}
 	a.hooks[h.name] = h
+	longest := time.Duration(a.leaseFor.Load())
+	for _, act := range h.actions {
+		longest = max(longest, act.timeout+leaseMargin)
+	}
+	a.leaseFor.Store(int64(longest))
+	return nil
 }
 
 func (a *App) unregister(h *Handler) {
@@ -334,8 +429,8 @@ func (a *App) notify() {
 	}
 }
 
-// leaseLoop hands due events to the workers until ctx ends.
-func (a *App) leaseLoop(ctx context.Context, jobs chan<- *queue.Event) {
+// leaseLoop leases due events for the idle workers until ctx ends.
+func (a *App) leaseLoop(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -345,21 +440,20 @@ func (a *App) leaseLoop(ctx context.Context, jobs chan<- *queue.Event) {
 		case <-timer.C:
 		case <-a.wake:
 		}
-		evs, err := a.store.Lease(ctx, a.Workers, a.leaseDuration())
+		n := int(a.free.Load())
+		if n <= 0 || !a.reserve(n) {
+			timer.Reset(pollEvery)
+			continue
+		}
+		evs, err := a.store.Lease(ctx, n, a.leaseDuration())
 		if err != nil && ctx.Err() == nil {
 			a.logger.Warn("leasing events", zap.Error(err))
 		}
-		for i, ev := range evs {
-			select {
-			case jobs <- ev:
-			case <-ctx.Done():
-				for _, rest := range evs[i:] {
-					a.release(rest)
-				}
-				return
-			}
+		for _, ev := range evs {
+			a.jobs <- ev
 		}
-		if len(evs) == a.Workers {
+		a.free.Add(int64(n - len(evs)))
+		if len(evs) == n {
 			timer.Reset(0) // more may be due
 		} else {
 			timer.Reset(pollEvery)
@@ -367,17 +461,7 @@ func (a *App) leaseLoop(ctx context.Context, jobs chan<- *queue.Event) {
 	}
 }
 
-func (a *App) leaseDuration() time.Duration {
-	longest := defaultTimeout
-	a.mu.RLock()
-	for _, h := range a.hooks {
-		for _, act := range h.actions {
-			longest = max(longest, act.timeout)
-		}
-	}
-	a.mu.RUnlock()
-	return longest + leaseMargin
-}
+func (a *App) leaseDuration() time.Duration { return time.Duration(a.leaseFor.Load()) }
 
 // Interface guards
 var (

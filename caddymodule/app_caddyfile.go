@@ -7,6 +7,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/dustin/go-humanize"
 )
 
 func init() {
@@ -17,7 +18,7 @@ func init() {
 // options block:
 //
 //	webhook_gateway {
-//		store bolt [<path>]
+//		store pebble [<dir>] [{ cache_size <size> }]
 //		store nats <url...> {
 //			stream   <prefix>
 //			replicas <n>
@@ -25,6 +26,7 @@ func init() {
 //		}
 //		workers <n>
 //		retain <duration>
+//		orphan_after <duration>
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
@@ -47,16 +49,32 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("store given twice")
 			}
 			if !d.NextArg() {
-				return d.Errf("store needs a kind: bolt or nats")
+				return d.Errf("store needs a kind: pebble or nats")
 			}
 			s := &StoreConfig{Kind: d.Val()}
 			switch s.Kind {
-			case "bolt":
+			case "pebble":
 				if d.NextArg() {
 					s.Path = d.Val()
 				}
 				if d.NextArg() {
-					return d.Errf("store bolt takes at most one path")
+					return d.Errf("store pebble takes at most one directory")
+				}
+				for n := d.Nesting(); d.NextBlock(n); {
+					switch opt := d.Val(); opt {
+					case "cache_size":
+						var v string
+						if err := oneArg(d, &v); err != nil {
+							return err
+						}
+						size, err := humanize.ParseBytes(v)
+						if err != nil || size < 1<<20 || size > 1<<40 {
+							return d.Errf("cache_size: want a size from 1MB, such as 16MB, not %q", v)
+						}
+						s.CacheSize = int64(size)
+					default:
+						return d.Errf("unrecognized store pebble option %q", opt)
+					}
 				}
 			case "nats":
 				s.URLs = d.RemainingArgs()
@@ -88,7 +106,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					}
 				}
 			default:
-				return d.Errf("store: unknown kind %q (want bolt or nats)", s.Kind)
+				return d.Errf("store: unknown kind %q (want pebble or nats)", s.Kind)
 			}
 			a.Store = s
 		case "workers":
@@ -111,6 +129,16 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("retain: want a positive duration such as 72h or 30d, not %q", v)
 			}
 			a.Retain = caddy.Duration(dur)
+		case "orphan_after":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("orphan_after: want a positive duration such as 24h, not %q", v)
+			}
+			a.OrphanAfter = caddy.Duration(dur)
 		default:
 			return d.Errf("unrecognized webhook_gateway global option %q", d.Val())
 		}

@@ -3,10 +3,8 @@ package caddymodule
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
-	"net/url"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -16,161 +14,162 @@ import (
 	"github.com/caddy-webhooks/gateway/queue"
 )
 
-// Reserved keys of a stored event's Header map: what was resolved when the
-// event was accepted. Real header names cannot start with a colon.
-const (
-	metaURL    = ":url"
-	metaMethod = ":method"
-	metaAction = ":action"
-	metaEvent  = ":event"
-)
-
 // acceptedBody is the answer to an accepted async event.
 type acceptedBody struct {
 	ID     string `json:"id"`
 	Status string `json:"status"`
 }
 
-// enqueue stores one event per action durably, then answers 202 with the
-// event's Location; 200 duplicate when every action was stored before
-// within the dedup window; 503 when the store cannot write.
-func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, id string, doc, reshaped []byte) error {
-	stored := 0
+// enqueue stores one record per action in one durable write, then answers
+// 202; 200 duplicate when the id was stored before within the dedup
+// window; 503 when the store cannot write. When idle workers are free the
+// records are written already leased and handed to them directly, so a
+// queue that keeps up never reads its own writes back.
+func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, id string, received time.Time, doc, reshaped []byte) error {
+	evs := make([]*queue.Event, len(h.actions))
 	for i, a := range h.actions {
-		req := h.request(a, repl, id, doc, reshaped)
-		ev := &queue.Event{
-			ID:      storeID(id, i),
-			Hook:    h.name,
-			Payload: req.Body,
-			Header:  flattenHeader(req.Header),
-		}
-		ev.Header[metaURL] = req.URL
-		ev.Header[metaMethod] = req.Method
-		ev.Header[metaAction] = strconv.Itoa(i)
-		ev.Header[metaEvent] = id
-		err := h.app.store.Enqueue(r.Context(), ev, h.dedupWindow)
-		switch {
-		case errors.Is(err, queue.ErrDuplicate):
-		case err != nil:
-			h.metrics.rejected.WithLabelValues(h.name, reasonStore).Inc()
-			h.logger.Error("event store cannot write", zap.String("hook", h.name), zap.String("id", id), zap.Error(err))
-			w.Header().Set("Retry-After", "5")
-			return h.fail(w, r, http.StatusServiceUnavailable, errors.New("event store unavailable, retry later"))
-		default:
-			stored++
+		evs[i] = &queue.Event{
+			ID:         id,
+			Hook:       h.name,
+			Action:     i,
+			Values:     a.values(repl),
+			Body:       a.body(doc, reshaped),
+			ReceivedAt: received,
 		}
 	}
-	if stored == 0 {
+	opts := queue.EnqueueOptions{Dedup: h.dedupWindow}
+	reserved := h.app.reserve(len(evs))
+	if reserved {
+		opts.LeaseFor = h.app.leaseDuration()
+	}
+	err := h.app.store.Enqueue(r.Context(), evs, opts)
+	h.app.handOff(evs, reserved, err == nil)
+	switch {
+	case errors.Is(err, queue.ErrDuplicate):
 		writeJSON(w, http.StatusOK, acceptedBody{ID: id, Status: "duplicate"})
 		return nil
+	case err != nil:
+		h.metrics.rejected.WithLabelValues(h.name, reasonStore).Inc()
+		h.logger.Error("event store cannot write", zap.String("hook", h.name), zap.String("id", id), zap.Error(err))
+		w.Header().Set("Retry-After", "5")
+		return h.fail(w, r, http.StatusServiceUnavailable, errors.New("event store unavailable, retry later"))
 	}
-	h.app.notify()
-	// The event in the admin API of Caddy's admin endpoint.
-	w.Header().Set("Location", "/webhook_gateway/event?"+url.Values{"hook": {h.name}, "id": {id}}.Encode())
-	writeJSON(w, http.StatusAccepted, acceptedBody{ID: id, Status: "queued"})
+	writeJSON(w, http.StatusAccepted, acceptedBody{ID: id, Status: string(queue.StatusQueued)})
 	return nil
 }
 
-// storeID keys the stored event of action i: the event id for the first
-// action, the id with the action number after it for the others.
-func storeID(id string, action int) string {
-	if action == 0 {
-		return id
-	}
-	return id + "." + strconv.Itoa(action)
-}
-
-func flattenHeader(h http.Header) map[string]string {
-	out := make(map[string]string, len(h)+4)
-	for k, v := range h {
-		out[k] = strings.Join(v, ", ")
-	}
-	return out
-}
-
-// errUnrouted is the attempt recorded when no handler of the running
-// config delivers an event's hook (a config change, or the short overlap of
-// two configs during a reload).
-const errUnrouted = "no handler for this hook in the running config"
-
 // deliver makes one attempt at a leased event and records its outcome:
-// delivered, retried later on the action's schedule, or dead.
+// delivered, retried later on the action's schedule, or dead. The request
+// is built from the running config and the event's stored values.
 func (a *App) deliver(ctx context.Context, ev *queue.Event) {
 	h := a.handler(ev.Hook)
-	idx, _ := strconv.Atoi(ev.Header[metaAction])
-	if h == nil || idx >= len(h.actions) {
-		// No handler of the running config delivers this event: keep it.
-		err := a.store.Retry(ctx, ev.Hook, ev.ID, queue.Attempt{At: a.now(), Error: errUnrouted}, unroutedDelay)
-		if err != nil {
-			a.logger.Warn("deferring unrouted event", zap.String("hook", ev.Hook), zap.String("id", ev.ID), zap.Error(err))
-		}
+	if h == nil || ev.Action < 0 || ev.Action >= len(h.actions) {
+		a.orphaned(ev)
 		return
 	}
-	act := h.actions[idx]
-	header := http.Header{}
-	for k, v := range ev.Header {
-		if !strings.HasPrefix(k, ":") {
-			header.Set(k, v)
-		}
-	}
-	n := 1 // this attempt's number: deferrals for want of a handler do not count
-	for _, at := range ev.Attempts {
-		if at.Error != errUnrouted {
-			n++
-		}
-	}
+	act := h.actions[ev.Action]
+	n := len(ev.Attempts) + 1
 	policy := act.asyncPolicy()
 	single := policy
 	single.Retries = 0
-	res := h.client.Do(ctx, &forward.Request{
-		ID:                 ev.Header[metaEvent],
-		Method:             ev.Header[metaMethod],
-		URL:                ev.Header[metaURL],
-		Header:             header,
-		Body:               ev.Payload,
-		Timeout:            act.timeout,
-		Policy:             single,
-		Signer:             act.signer,
-		InsecureSkipVerify: act.insecure,
-		FirstAttempt:       n,
-	})
+	res := h.send(ctx, act, outbound{id: ev.ID, body: ev.Body, repl: replayReplacer(ev.Values)}, single, n)
 	if ctx.Err() != nil {
 		a.release(ev) // cancelled by Stop: no outcome to record
 		return
 	}
-	at := queue.Attempt{At: a.now(), Status: res.Status, Latency: res.Duration}
-	if res.Err != nil {
-		at.Error = describeErr(res.Err)
-	} else if !res.OK() {
-		at.Error = "upstream answered " + strconv.Itoa(res.Status)
-	}
-	h.metrics.attempts.WithLabelValues(h.name, act.label).Inc()
-	if n > 1 {
-		h.metrics.retries.WithLabelValues(h.name, act.label).Inc()
-	}
+	at := queue.Attempt{At: a.now(), Status: res.Status, Latency: res.Duration, Error: attemptError(res)}
 
 	// the outcome is recorded even if Stop comes now
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	lease := queue.LeaseOf(ev)
 	var err error
 	switch {
 	case res.OK():
-		err = a.store.Ack(ctx, ev.Hook, ev.ID, at)
+		err = a.store.Ack(ctx, lease, at)
 		h.observe(act, res)
-	case n <= policy.Retries && (res.Err != nil || policy.Retryable(res.Status, nil)):
+	case n <= policy.Retries && (res.Status == 0 || policy.Retryable(res.Status, nil)):
 		var retryAfter time.Duration
 		if ra := res.Header.Get("Retry-After"); ra != "" {
 			retryAfter, _ = forward.ParseRetryAfter(ra, a.now())
 		}
-		err = a.store.Retry(ctx, ev.Hook, ev.ID, at, policy.Delay(n, retryAfter))
+		err = a.store.Retry(ctx, lease, at, policy.Delay(n, retryAfter))
 	default:
-		err = a.store.Dead(ctx, ev.Hook, ev.ID, at)
-		h.metrics.dead.WithLabelValues(h.name).Inc()
+		if n <= policy.Retries {
+			at.Error += " (not retried)"
+		} else {
+			at.Error += fmt.Sprintf(" (last of %d attempts)", n)
+		}
+		err = a.store.Dead(ctx, lease, at)
+		if err == nil {
+			h.metrics.dead.WithLabelValues(h.name).Inc()
+		}
 		h.observe(act, res)
 	}
-	if err != nil {
-		a.logger.Error("recording delivery outcome", zap.String("hook", ev.Hook), zap.String("id", ev.ID), zap.Error(err))
+	a.recorded(ev, err)
+}
+
+// recorded logs an outcome the store refused. A stale lease means the
+// event was leased again after this lease expired (the attempt took longer
+// than the lease) or replayed; the newer lease decides its fate.
+func (a *App) recorded(ev *queue.Event, err error) {
+	switch {
+	case err == nil:
+	case errors.Is(err, queue.ErrStaleLease):
+		a.logger.Warn("outcome not recorded: the event's lease is no longer current",
+			zap.String("hook", ev.Hook), zap.String("id", ev.ID), zap.String("key", ev.Key))
+	default:
+		a.logger.Error("recording delivery outcome", zap.String("hook", ev.Hook), zap.String("id", ev.ID), zap.String("key", ev.Key), zap.Error(err))
 	}
+}
+
+// Deferral of events whose hook is not in the running config: the first
+// waits deferFirst, each next one twice as long up to deferMax.
+const (
+	deferFirst = 2 * time.Second
+	deferMax   = 5 * time.Minute
+)
+
+func deferDelay(n int) time.Duration {
+	d := deferFirst
+	for range n {
+		d *= 2
+		if d >= deferMax {
+			return deferMax
+		}
+	}
+	return d
+}
+
+// deferredFor is how long an event has waited over n deferrals.
+func deferredFor(n int) time.Duration {
+	var total time.Duration
+	for i := range n {
+		d := deferDelay(i)
+		if d == deferMax {
+			return total + time.Duration(n-i)*deferMax
+		}
+		total += d
+	}
+	return total
+}
+
+// orphaned handles an event that no handler of the running config
+// delivers (its hook was removed or renamed, or the config is reloading):
+// it is deferred, which is not an attempt, with a growing delay, and goes
+// dead with the reason once it has waited orphan_after.
+func (a *App) orphaned(ev *queue.Event) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	lease := queue.LeaseOf(ev)
+	if deferredFor(ev.Deferrals) >= a.orphanAfter {
+		reason := fmt.Sprintf("no hook %q with action %d in the running config for %s: given up", ev.Hook, ev.Action, a.orphanAfter)
+		a.recorded(ev, a.store.Dead(ctx, lease, queue.Attempt{At: a.now(), Error: reason}))
+		a.logger.Warn("event given up: its hook is not in the running config",
+			zap.String("hook", ev.Hook), zap.String("id", ev.ID), zap.Duration("orphan_after", a.orphanAfter))
+		return
+	}
+	a.recorded(ev, a.store.Defer(ctx, lease, deferDelay(ev.Deferrals)))
 }
 
 // asyncPolicy is the retry policy of an action in async mode: its own

@@ -145,7 +145,7 @@ func BenchmarkPipeline(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, _, err := h.authenticate(req, body); err != nil {
+				if _, err := h.authenticate(req, body); err != nil {
 					b.Fatal(err)
 				}
 				if err := checkJSON(body); err != nil {

@@ -336,6 +336,8 @@ func parseForward(d *caddyfile.Dispenser) (ForwardConfig, error) {
 		seen[opt] = true
 		var err error
 		switch opt {
+		case "name":
+			err = oneArg(d, &f.Name)
 		case "method":
 			err = oneArg(d, &f.Method)
 			f.Method = strings.ToUpper(f.Method)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -132,6 +133,12 @@ func (c *ReshapeConfig) compile() (*reshape.Program, error) {
 
 // ForwardConfig is one upstream action.
 type ForwardConfig struct {
+	// Name labels the action in metrics, logs, fan-out answers and the
+	// admin API. The URL is never shown there, since incoming-webhook URLs
+	// (Slack, Discord) carry their token in the path. Default: the
+	// action's position, "0", "1", ...
+	Name string `json:"name,omitempty"`
+
 	// URL of the action. Scheme and host are fixed ({env.*} allowed);
 	// placeholders in the path and query are resolved per request and
 	// escaped, so a payload value cannot change where the request goes.
@@ -196,8 +203,9 @@ type SignConfig struct {
 
 // action is a provisioned ForwardConfig.
 type action struct {
-	label    string // the configured URL without query, for metrics, logs and summaries
+	name     string // for metrics, logs, summaries; never the URL
 	url      *forward.URLTemplate
+	keys     []string // per-request placeholders of the URL and headers
 	method   string
 	headers  http.Header
 	timeout  time.Duration
@@ -215,7 +223,7 @@ const (
 	defaultTimeout = 30 * time.Second
 )
 
-func (f *ForwardConfig) provision(repl *caddy.Replacer, reshaped bool) (*action, error) {
+func (f *ForwardConfig) provision(repl *caddy.Replacer, reshaped bool, index int) (*action, error) {
 	if f.URL == "" {
 		return nil, errors.New("url is required")
 	}
@@ -224,12 +232,15 @@ func (f *ForwardConfig) provision(repl *caddy.Replacer, reshaped bool) (*action,
 		return nil, err
 	}
 	a := &action{
-		label:    actionLabel(f.URL),
+		name:     f.Name,
 		url:      u,
 		method:   strings.ToUpper(f.Method),
 		headers:  f.Headers.Clone(),
 		timeout:  time.Duration(f.Timeout),
 		insecure: f.TLSInsecureSkipVerify,
+	}
+	if a.name == "" {
+		a.name = strconv.Itoa(index)
 	}
 	if a.method == "" {
 		a.method = http.MethodPost
@@ -246,6 +257,12 @@ func (f *ForwardConfig) provision(repl *caddy.Replacer, reshaped bool) (*action,
 			vals[i] = repl.ReplaceKnown(v, "")
 		}
 		a.headers[name] = vals
+	}
+	a.keys = u.Keys()
+	for _, vals := range a.headers {
+		for _, v := range vals {
+			a.keys = placeholderKeys(v, a.keys)
+		}
 	}
 	if a.headers.Get("Content-Type") == "" {
 		a.headers.Set("Content-Type", "application/json")

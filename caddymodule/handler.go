@@ -5,6 +5,7 @@ package caddymodule
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -67,6 +68,7 @@ const (
 //			delete <path>
 //		}
 //		forward <url> {
+//			name <name>
 //			method <method>
 //			header <name> <value>
 //			timeout <duration>
@@ -168,12 +170,14 @@ type Handler struct {
 	deadline    time.Duration
 	maxSize     int64
 	name        string
+	// fingerprint is the handler's config as loaded: two handlers of one
+	// config may share a name only if it is the same.
+	fingerprint string
 }
 
 type namedVerifier struct {
-	method   string
-	idHeader string
-	v        verify.Verifier
+	method string
+	v      verify.Verifier
 }
 
 // CaddyModule returns the Caddy module information.
@@ -195,6 +199,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.newID = newUUIDv7
 	}
 	repl := caddy.NewReplacer()
+	cfg, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	h.fingerprint = string(cfg)
 
 	h.name = h.Name
 	if h.name == "" {
@@ -223,7 +232,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if len(types) == 0 {
 		types = []string{"application/json", "application/*+json"}
 	}
-	var err error
 	h.accepted, err = parseMediaRanges(types)
 	if err != nil {
 		return err
@@ -244,7 +252,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if a.Method == "basic" {
 			h.hasBasic = true
 		}
-		h.verifiers = append(h.verifiers, namedVerifier{method: a.Method, idHeader: verify.IDHeader(a.Method), v: v})
+		h.verifiers = append(h.verifiers, namedVerifier{method: a.Method, v: v})
 	}
 	if len(h.verifiers) == 0 {
 		h.logger.Warn("webhook_gateway has no auth: every request that is valid JSON passes", zap.String("hook", h.name))
@@ -259,11 +267,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 	h.client = forward.NewClient(forward.ClientOptions{})
 	h.actions = h.actions[:0]
+	names := map[string]bool{}
 	for i := range h.Forward {
-		a, err := h.Forward[i].provision(repl, h.program != nil)
+		a, err := h.Forward[i].provision(repl, h.program != nil, i)
 		if err != nil {
 			return fmt.Errorf("forward #%d: %w", i+1, err)
 		}
+		if names[a.name] {
+			return fmt.Errorf("forward #%d: two actions are named %q; names label metrics and stored events", i+1, a.name)
+		}
+		names[a.name] = true
 		h.actions = append(h.actions, a)
 	}
 
@@ -279,7 +292,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.app = appIface.(*App)
 		h.dedupWindow = time.Duration(h.Deduplicate)
-		h.app.register(h)
+		if err := h.app.register(h); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -338,7 +353,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.reject(w, r, http.StatusBadRequest, reasonBody, "could not read body", err)
 	}
 
-	method, idHeader, err := h.authenticate(r, body)
+	method, err := h.authenticate(r, body)
 	if err != nil {
 		if h.hasBasic {
 			w.Header().Set("WWW-Authenticate", `Basic realm="webhook_gateway"`)
@@ -358,7 +373,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	id := h.eventID(r, repl, idHeader)
+	id := h.eventID(r, repl, method)
 	repl.Set(phID, id)
 	repl.Set(phAuth, method)
 	repl.Set(phReceivedAt, start.UTC().Format(time.RFC3339Nano))
@@ -386,7 +401,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return next.ServeHTTP(w, withBody(r, body, false))
 	}
 	if h.app != nil {
-		return h.enqueue(w, r, repl, id, doc, out)
+		return h.enqueue(w, r, repl, id, start, doc, out)
 	}
 	return h.forwardSync(w, r, repl, id, doc, out)
 }
@@ -403,32 +418,33 @@ func (h *Handler) Cleanup() error {
 	return nil
 }
 
-// authenticate returns the method that passed and its delivery id header.
-func (h *Handler) authenticate(r *http.Request, body []byte) (string, string, error) {
+// authenticate returns the method that passed.
+func (h *Handler) authenticate(r *http.Request, body []byte) (string, error) {
 	if len(h.verifiers) == 0 {
-		return "none", "", nil
+		return "none", nil
 	}
 	var errs []error
 	for _, nv := range h.verifiers {
 		err := nv.v.Verify(r, body)
 		if err == nil {
-			return nv.method, nv.idHeader, nil
+			return nv.method, nil
 		}
 		errs = append(errs, err) // verify errors start with the method name
 	}
-	return "", "", errors.Join(errs...)
+	return "", errors.Join(errs...)
 }
 
-// eventID picks the event id: id_from, the preset's delivery header, or a
-// new UUIDv7. An id that is empty, too long or not printable ASCII is
-// replaced by a UUIDv7, because it is echoed in outbound headers.
-func (h *Handler) eventID(r *http.Request, repl *caddy.Replacer, idHeader string) string {
+// eventID picks the event id: id_from, the delivery id header of the
+// preset that passed (or its alias, as the verifier reads it: svix-id for
+// webhook-id), or a new UUIDv7. An id that is empty, too long or not
+// printable ASCII is replaced by a UUIDv7, because it is echoed in
+// outbound headers.
+func (h *Handler) eventID(r *http.Request, repl *caddy.Replacer, method string) string {
 	var id string
-	switch {
-	case h.IDFrom != "":
+	if h.IDFrom != "" {
 		id = repl.ReplaceAll(h.IDFrom, "")
-	case idHeader != "":
-		id = r.Header.Get(idHeader)
+	} else {
+		id = verify.EventID(method, r.Header)
 	}
 	if !usableID(id) {
 		return h.newID()

@@ -11,14 +11,14 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-webhooks/gateway/forward"
 )
 
-// actionSummary is one action's outcome in a fan-out answer.
+// actionSummary is one action's outcome in a fan-out answer. It names the
+// action, never its URL, which may carry a credential in its path.
 type actionSummary struct {
-	URL      string `json:"url"`
+	Action   string `json:"action"`
 	Status   int    `json:"status,omitempty"`
 	Attempts int    `json:"attempts"`
 	Error    string `json:"error,omitempty"`
@@ -38,12 +38,13 @@ func (h *Handler) forwardSync(w http.ResponseWriter, r *http.Request, repl *cadd
 
 	results := make([]forward.Result, len(h.actions))
 	if len(h.actions) == 1 {
-		results[0] = h.client.Do(ctx, h.request(h.actions[0], repl, id, doc, reshaped))
+		a := h.actions[0]
+		results[0] = h.send(ctx, a, outbound{id: id, body: a.body(doc, reshaped), repl: repl}, a.policy, 1)
 	} else {
 		var wg sync.WaitGroup
 		for i, a := range h.actions {
-			req := h.request(a, repl, id, doc, reshaped)
-			wg.Go(func() { results[i] = h.client.Do(ctx, req) })
+			o := outbound{id: id, body: a.body(doc, reshaped), repl: repl}
+			wg.Go(func() { results[i] = h.send(ctx, a, o, a.policy, 1) })
 		}
 		wg.Wait()
 	}
@@ -62,50 +63,12 @@ func (h *Handler) forwardSync(w http.ResponseWriter, r *http.Request, repl *cadd
 	return h.answerMany(w, id, results)
 }
 
-// request builds the outbound request of one action.
-func (h *Handler) request(a *action, repl *caddy.Replacer, id string, doc, reshaped []byte) *forward.Request {
-	body := reshaped
+// body is what the action sends: the received document or the reshaped one.
+func (a *action) body(doc, reshaped []byte) []byte {
 	if a.original {
-		body = doc
+		return doc
 	}
-	header := make(http.Header, len(a.headers))
-	for name, vals := range a.headers {
-		out := make([]string, len(vals))
-		for i, v := range vals {
-			out[i] = headerSafe(repl.ReplaceKnown(v, ""))
-		}
-		header[name] = out
-	}
-	return &forward.Request{
-		ID:     id,
-		Method: a.method,
-		URL: a.url.Resolve(func(key string) (string, bool) {
-			return repl.GetString(key)
-		}),
-		Header:             header,
-		Body:               body,
-		Timeout:            a.timeout,
-		Policy:             a.policy,
-		Signer:             a.signer,
-		InsecureSkipVerify: a.insecure,
-		Observe: func(at forward.Attempt) {
-			h.metrics.attempts.WithLabelValues(h.name, a.label).Inc()
-			if at.N > 1 {
-				h.metrics.retries.WithLabelValues(h.name, a.label).Inc()
-			}
-			if ce := h.logger.Check(zapcore.DebugLevel, "forward attempt"); ce != nil {
-				fields := []zap.Field{
-					zap.String("hook", h.name), zap.String("id", id), zap.String("action", a.label),
-					zap.Int("attempt", at.N), zap.Int("status", at.Status), zap.Duration("duration", at.Duration),
-					zap.Duration("next_delay", at.Delay),
-				}
-				if at.Err != nil {
-					fields = append(fields, zap.String("error", describeErr(at.Err)))
-				}
-				ce.Write(fields...)
-			}
-		},
-	}
+	return reshaped
 }
 
 // headerSafe drops control characters a placeholder value may carry, so a
@@ -126,11 +89,11 @@ func isControl(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }
 
 // observe records the outcome of one action in metrics and logs.
 func (h *Handler) observe(a *action, res forward.Result) {
-	h.metrics.forwarded.WithLabelValues(h.name, a.label, statusClass(res)).Inc()
-	h.metrics.latency.WithLabelValues(h.name, a.label).Observe(res.Duration.Seconds())
+	h.metrics.forwarded.WithLabelValues(h.name, a.name, statusClass(res)).Inc()
+	h.metrics.latency.WithLabelValues(h.name, a.name).Observe(res.Duration.Seconds())
 	if !res.OK() {
 		fields := []zap.Field{
-			zap.String("hook", h.name), zap.String("action", a.label),
+			zap.String("hook", h.name), zap.String("action", a.name),
 			zap.Int("attempts", res.Attempts), zap.Int("status", res.Status), zap.Bool("timed_out", res.TimedOut),
 		}
 		if res.Err != nil {
@@ -191,7 +154,7 @@ func (h *Handler) answerMany(w http.ResponseWriter, id string, results []forward
 	out := fanOutBody{ID: id, Status: "delivered", Actions: make([]actionSummary, len(results))}
 	status := http.StatusOK
 	for i, res := range results {
-		s := actionSummary{URL: h.actions[i].label, Status: res.Status, Attempts: res.Attempts}
+		s := actionSummary{Action: h.actions[i].name, Status: res.Status, Attempts: res.Attempts}
 		switch {
 		case res.TimedOut:
 			s.Error = "timed out"

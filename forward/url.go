@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -142,3 +143,16 @@ func escapeSegment(v string) string {
 
 // String returns the configured template without userinfo or query.
 func (t *URLTemplate) String() string { return redact(t.raw) }
+
+// Keys lists the placeholders of the path and query, in order, each once.
+func (t *URLTemplate) Keys() []string {
+	var keys []string
+	for _, parts := range [][]tpart{t.path, t.query} {
+		for _, p := range parts {
+			if p.key != "" && !slices.Contains(keys, p.key) {
+				keys = append(keys, p.key)
+			}
+		}
+	}
+	return keys
+}

@@ -1,0 +1,143 @@
+package caddymodule
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-webhooks/gateway/forward"
+)
+
+// outbound is what one action's request is made of that was decided when
+// the event was accepted: the event id, the body, and the per-request
+// placeholder values. Everything else (method, URL template, static
+// headers, signer, TLS settings, timeout) comes from the running config,
+// in sync and async mode alike.
+type outbound struct {
+	id   string
+	body []byte
+	repl *caddy.Replacer // resolves the URL's and headers' placeholders
+}
+
+// send makes the attempts of one action under policy, numbering the first
+// one first. Sync mode passes the action's policy (every retry within the
+// deadline); async mode passes one attempt and records the outcome itself.
+// This is the only place an outbound request is built, so a forward option
+// means the same in both modes.
+func (h *Handler) send(ctx context.Context, a *action, o outbound, policy forward.Policy, first int) forward.Result {
+	lookup := func(key string) (string, bool) { return o.repl.GetString(key) }
+	return h.client.Do(ctx, &forward.Request{
+		ID:                 o.id,
+		Method:             a.method,
+		URL:                a.url.Resolve(lookup),
+		Header:             a.header(o.repl),
+		Body:               o.body,
+		Timeout:            a.timeout,
+		Policy:             policy,
+		Signer:             a.signer,
+		InsecureSkipVerify: a.insecure,
+		FirstAttempt:       first,
+		Observe: func(at forward.Attempt) {
+			h.metrics.attempts.WithLabelValues(h.name, a.name).Inc()
+			if at.N > 1 {
+				h.metrics.retries.WithLabelValues(h.name, a.name).Inc()
+			}
+			if ce := h.logger.Check(zapcore.DebugLevel, "forward attempt"); ce != nil {
+				fields := []zap.Field{
+					zap.String("hook", h.name), zap.String("id", o.id), zap.String("action", a.name),
+					zap.Int("attempt", at.N), zap.Int("status", at.Status), zap.Duration("duration", at.Duration),
+					zap.Duration("next_delay", at.Delay),
+				}
+				if at.Err != nil {
+					fields = append(fields, zap.String("error", describeErr(at.Err)))
+				}
+				ce.Write(fields...)
+			}
+		},
+	})
+}
+
+// header resolves the action's configured headers for one request.
+func (a *action) header(repl *caddy.Replacer) http.Header {
+	header := make(http.Header, len(a.headers))
+	for name, vals := range a.headers {
+		out := make([]string, len(vals))
+		for i, v := range vals {
+			out[i] = headerSafe(repl.ReplaceKnown(v, ""))
+		}
+		header[name] = out
+	}
+	return header
+}
+
+// values are the per-request placeholder values the action's URL and
+// headers use, read from the request's replacer when the event is
+// accepted: what an async event stores so that a later attempt builds the
+// same request. Values that the replacer does not know are left out, and
+// the placeholder stays as written, as in sync mode.
+func (a *action) values(repl *caddy.Replacer) map[string]string {
+	if len(a.keys) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(a.keys))
+	for _, k := range a.keys {
+		if v, ok := repl.GetString(k); ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// replayReplacer resolves exactly the stored values of an event.
+func replayReplacer(values map[string]string) *caddy.Replacer {
+	repl := caddy.NewEmptyReplacer()
+	repl.Map(func(key string) (any, bool) {
+		v, ok := values[key]
+		return v, ok
+	})
+	return repl
+}
+
+// placeholderKeys lists the {placeholder} keys of a template, each once.
+func placeholderKeys(s string, into []string) []string {
+	for {
+		i := strings.IndexByte(s, '{')
+		if i < 0 {
+			return into
+		}
+		if i > 0 && s[i-1] == '\\' {
+			s = s[i+1:]
+			continue
+		}
+		end := strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			return into
+		}
+		key := s[i+1 : i+end]
+		if key != "" && !strings.ContainsAny(key, " \t\n{") && !slices.Contains(into, key) {
+			into = append(into, key)
+		}
+		s = s[i+end+1:]
+	}
+}
+
+// attemptError is what an attempt's record says about a failed outcome.
+func attemptError(res forward.Result) string {
+	switch {
+	case res.TimedOut:
+		return "timed out"
+	case res.Status == 0 && res.Err != nil:
+		return describeErr(res.Err)
+	case res.Status == 0:
+		return "no response"
+	case !res.OK():
+		return "upstream answered " + strconv.Itoa(res.Status)
+	}
+	return ""
+}
