@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,16 +14,26 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
-// eventView is the admin API's view of a stored event.
+// eventView is the admin API's view of a stored record.
 type eventView struct {
-	ID       string `json:"id"`
-	Hook     string `json:"hook"`
-	Status   string `json:"status"`
-	Payload  []byte `json:"payload"`
-	Attempts []struct {
+	Key        string          `json:"key"`
+	ID         string          `json:"id"`
+	Hook       string          `json:"hook"`
+	Action     int             `json:"action"`
+	ActionName string          `json:"action_name"`
+	Status     string          `json:"status"`
+	DueAt      *time.Time      `json:"due_at"`
+	Deferrals  int             `json:"deferrals"`
+	Payload    json.RawMessage `json:"payload"`
+	Attempts   []struct {
 		Status int    `json:"status"`
 		Error  string `json:"error"`
 	} `json:"attempts"`
+}
+
+type eventList struct {
+	Events []eventView `json:"events"`
+	Next   string      `json:"next"`
 }
 
 func adminGet(t *testing.T, path string, into any) int {
@@ -38,16 +49,68 @@ func adminGet(t *testing.T, path string, into any) int {
 	return resp.StatusCode
 }
 
-// waitFor polls cond for up to 15s.
+func adminPost(t *testing.T, path string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Post("http://localhost:2999"+path, "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// eventsOf lists every stored record of an event id, newest first.
+func eventsOf(t *testing.T, hook, id string) []eventView {
+	t.Helper()
+	var l eventList
+	adminGet(t, "/webhook_gateway/event?hook="+hook+"&id="+id, &l)
+	return l.Events
+}
+
+// waitFor polls cond for up to 20s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// asyncCaddy runs Caddy on sites with a Pebble store in a fresh directory
+// and extra global webhook_gateway options. When the test ends it loads a
+// config without the app, so its workers stop before the directory goes
+// and nothing of this test runs on into the next.
+func asyncCaddy(t *testing.T, appOptions, sites string) (*caddytest.Tester, string) {
+	t.Helper()
+	dir := t.TempDir()
+	config := strings.Replace(globalOptions, "auto_https off", fmt.Sprintf("auto_https off\n\twebhook_gateway {\n\t\tstore pebble %s\n%s\n\t}", dir, appOptions), 1) + sites
+	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{TestRequestTimeout: 20 * time.Second})
+	tester.InitServer(config, "caddyfile")
+	t.Cleanup(func() { tester.InitServer(globalOptions, "caddyfile") })
+	return tester, dir
+}
+
+// metricValue reads one sample from the admin /metrics endpoint, 0 when
+// absent. Counters live for the process, so tests compare values before
+// and after.
+func metricValue(t *testing.T, sample string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://localhost:2999/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile("(?m)^" + regexp.QuoteMeta(sample) + " ([0-9.e+-]+)$").FindSubmatch(b)
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	return v
 }
 
 func TestAsyncDelivery(t *testing.T) {
@@ -60,9 +123,9 @@ func TestAsyncDelivery(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	})
 	rejecting := newUpstream(t, func(n int, w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusBadRequest) })
-	store := filepath.Join(t.TempDir(), "events.db")
-	config := strings.Replace(globalOptions, "auto_https off", fmt.Sprintf("auto_https off\n\twebhook_gateway {\n\t\tstore bolt %s\n\t\tworkers 4\n\t}", store), 1) +
-		fmt.Sprintf(`
+	deadBefore := metricValue(t, `caddy_webhook_gateway_dead_total{hook="dead"}`)
+	mappingBefore := metricValue(t, `caddy_webhook_gateway_rejected_total{hook="async",reason="mapping"}`)
+	tester, _ := asyncCaddy(t, "\t\tworkers 4", fmt.Sprintf(`
 http://localhost:9080 {
 	webhook_gateway /async {
 		auth api_key k
@@ -92,9 +155,7 @@ http://localhost:9080 {
 		}
 	}
 }
-`, ok.URL, flaky.URL, rejecting.URL)
-	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{TestRequestTimeout: 20 * time.Second})
-	tester.InitServer(config, "caddyfile")
+`, ok.URL, flaky.URL, rejecting.URL))
 
 	hdr := http.Header{"X-Api-Key": {"k"}, "X-Event-Id": {"evt-1"}}
 	status, rh, body := post(t, tester, "/async", "application/json", hdr, []byte(`{"petname":"Gromit"}`))
@@ -102,7 +163,8 @@ http://localhost:9080 {
 	if status != http.StatusAccepted || json.Unmarshal(body, &acc) != nil || acc.ID != "evt-1" || acc.Status != "queued" {
 		t.Fatalf("accept: %d %s", status, body)
 	}
-	if loc := rh.Get("Location"); loc != "/webhook_gateway/event?hook=async&id=evt-1" {
+	// no Location: the event is on the admin endpoint, not on this site
+	if loc := rh.Get("Location"); loc != "" {
 		t.Errorf("Location %q", loc)
 	}
 	waitFor(t, "the async delivery", func() bool { return len(ok.requests()) == 1 })
@@ -112,10 +174,13 @@ http://localhost:9080 {
 	}
 	var ev eventView
 	waitFor(t, "delivered status", func() bool {
-		adminGet(t, "/webhook_gateway/event?hook=async&id=evt-1", &ev)
+		evs := eventsOf(t, "async", "evt-1")
+		if len(evs) == 1 {
+			ev = evs[0]
+		}
 		return ev.Status == "delivered"
 	})
-	if len(ev.Attempts) != 1 || ev.Attempts[0].Status != 200 || string(ev.Payload) != `{"Name":"Gromit"}` {
+	if len(ev.Attempts) != 1 || ev.Attempts[0].Status != 200 || string(ev.Payload) != `{"Name":"Gromit"}` || ev.DueAt != nil || ev.ActionName != "0" {
 		t.Errorf("event %+v", ev)
 	}
 
@@ -151,26 +216,22 @@ http://localhost:9080 {
 		t.Fatalf("dead accept: %d", status)
 	}
 	waitFor(t, "dead status", func() bool {
-		adminGet(t, "/webhook_gateway/event?hook=dead&id=evt-dead", &ev)
+		evs := eventsOf(t, "dead", "evt-dead")
+		if len(evs) == 1 {
+			ev = evs[0]
+		}
 		return ev.Status == "dead"
 	})
-	if len(ev.Attempts) != 1 || ev.Attempts[0].Status != 400 {
+	if len(ev.Attempts) != 1 || ev.Attempts[0].Status != 400 || ev.Attempts[0].Error != "upstream answered 400 (not retried)" {
 		t.Errorf("dead event %+v", ev)
 	}
-	var page struct {
-		Events []eventView `json:"events"`
-	}
+	var page eventList
 	adminGet(t, "/webhook_gateway/events?hook=dead&status=dead", &page)
-	if len(page.Events) != 1 || page.Events[0].ID != "evt-dead" {
+	if len(page.Events) != 1 || page.Events[0].ID != "evt-dead" || page.Events[0].Key != ev.Key {
 		t.Errorf("dead listing %+v", page)
 	}
-	resp, err := http.Post("http://localhost:2999/webhook_gateway/replay?hook=dead&id=evt-dead", "application/json", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("replay: %d", resp.StatusCode)
+	if code, body := adminPost(t, "/webhook_gateway/replay?key="+ev.Key); code != http.StatusAccepted || !strings.Contains(string(body), ev.Key) {
+		t.Fatalf("replay: %d %s", code, body)
 	}
 	waitFor(t, "the replayed attempt", func() bool { return len(rejecting.requests()) == 2 })
 	if code := adminGet(t, "/webhook_gateway/events?status=bogus", nil); code != http.StatusBadRequest {
@@ -179,25 +240,30 @@ http://localhost:9080 {
 
 	// queue depth and delivery counters on the admin /metrics endpoint
 	waitFor(t, "the replayed event dead again", func() bool {
-		adminGet(t, "/webhook_gateway/event?hook=dead&id=evt-dead", &ev)
-		return ev.Status == "dead"
+		evs := eventsOf(t, "dead", "evt-dead")
+		return len(evs) == 1 && evs[0].Status == "dead" && len(evs[0].Attempts) == 2
 	})
-	resp, err = http.Get("http://localhost:2999/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metrics, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{
-		`caddy_webhook_gateway_queue_events{hook="async",status="delivered"} 1`,
-		`caddy_webhook_gateway_queue_events{hook="dead",status="dead"} 1`,
-		`caddy_webhook_gateway_queue_events{hook="flaky",status="delivered"} 1`,
-		`caddy_webhook_gateway_queue_oldest_due_seconds 0`,
-		`caddy_webhook_gateway_dead_total{hook="dead"} 2`,
-		`caddy_webhook_gateway_rejected_total{hook="async",reason="mapping"} 1`,
+	waitFor(t, "flaky delivered", func() bool {
+		return metricValue(t, `caddy_webhook_gateway_queue_events{hook="flaky",status="delivered"}`) == 1
+	})
+	for sample, want := range map[string]float64{
+		`caddy_webhook_gateway_queue_events{hook="async",status="delivered"}`: 1,
+		`caddy_webhook_gateway_queue_events{hook="dead",status="dead"}`:       1,
+		`caddy_webhook_gateway_queue_oldest_due_seconds`:                      0,
 	} {
-		if !strings.Contains(string(metrics), want+"\n") {
-			t.Errorf("metrics lack %s", want)
+		if got := metricValue(t, sample); got != want {
+			t.Errorf("%s = %v, want %v", sample, got, want)
 		}
+	}
+	if got := metricValue(t, `caddy_webhook_gateway_dead_total{hook="dead"}`) - deadBefore; got != 2 {
+		t.Errorf("dead_total grew by %v, want 2", got)
+	}
+	if got := metricValue(t, `caddy_webhook_gateway_rejected_total{hook="async",reason="mapping"}`) - mappingBefore; got != 1 {
+		t.Errorf("rejected mapping grew by %v, want 1", got)
+	}
+	// an empty result is an empty list
+	var empty eventList
+	if code := adminGet(t, "/webhook_gateway/events?hook=nothing-here", &empty); code != http.StatusOK || empty.Events == nil || len(empty.Events) != 0 {
+		t.Errorf("empty listing: %d %+v", code, empty)
 	}
 }
