@@ -9,19 +9,20 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
 
 var (
-	bucketEvents   = []byte("events")   // hook \x00 id -> JSON Event without its payload
-	bucketPayloads = []byte("payloads") // hook \x00 id -> payload bytes, written once per enqueue
-	bucketDue      = []byte("due")      // dueAt (8 bytes, big-endian unix nanos) hook \x00 id -> nothing
-	bucketDedup    = []byte("dedup")    // hook \x00 id -> expiry (8 bytes)
-	bucketCounts   = []byte("counts")   // hook \x00 status -> count (8 bytes), rebuilt at open
-	bucketDone     = []byte("done")     // updatedAt (8 bytes) hook \x00 id of delivered and dead events -> nothing
+	bucketEvents = []byte("events") // key -> JSON Event without its body
+	bucketBodies = []byte("bodies") // key -> body, written once per enqueue
+	bucketDue    = []byte("due")    // due time (8 bytes, big-endian unix nanos) key -> nothing, for queued and delivering records
+	bucketDone   = []byte("done")   // updatedAt (8 bytes) key of delivered and dead records -> nothing
+	bucketByID   = []byte("byid")   // idHook(id, hook) key -> nothing
+	bucketDedup  = []byte("dedup")  // idHook(id, hook) -> expiry (8 bytes)
+	bucketCounts = []byte("counts") // uvarint length, hook, status -> count (8 bytes), rebuilt at open
 )
 
 // BoltOptions configure the embedded store.
@@ -34,10 +35,11 @@ type BoltOptions struct {
 }
 
 // Bolt is the embedded store: one bbolt file, fsync on every commit,
-// concurrent enqueues grouped into one commit (db.Batch).
+// concurrent writes grouped into one commit (db.Batch).
 type Bolt struct {
-	db  *bolt.DB
-	now func() time.Time
+	db   *bolt.DB
+	now  func() time.Time
+	keys keyGen
 }
 
 // OpenBolt opens (or creates) the store at path. Events that were being
@@ -64,10 +66,13 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 	db.NoFreelistSync = true
 	b := &Bolt{db: db, now: opts.Now}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketEvents, bucketPayloads, bucketDue, bucketDedup, bucketCounts, bucketDone} {
+		for _, name := range [][]byte{bucketEvents, bucketBodies, bucketDue, bucketDone, bucketByID, bucketDedup, bucketCounts} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
+		}
+		if k, _ := tx.Bucket(bucketEvents).Cursor().Last(); k != nil {
+			b.keys.seed(string(k))
 		}
 		return b.recover(tx)
 	}); err != nil {
@@ -77,11 +82,10 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 	return b, nil
 }
 
-// recover makes every leased event due now (its worker is gone) and
+// recover makes every leased record due now (its worker is gone) and
 // rebuilds the counts by hook and status.
 func (b *Bolt) recover(tx *bolt.Tx) error {
 	now := b.now()
-	events := tx.Bucket(bucketEvents)
 	if err := tx.DeleteBucket(bucketCounts); err != nil {
 		return err
 	}
@@ -89,7 +93,7 @@ func (b *Bolt) recover(tx *bolt.Tx) error {
 		return err
 	}
 	var leased []*Event
-	err := events.ForEach(func(k, v []byte) error {
+	err := tx.Bucket(bucketEvents).ForEach(func(_, v []byte) error {
 		var ev Event
 		if err := json.Unmarshal(v, &ev); err != nil {
 			return err
@@ -110,8 +114,14 @@ func (b *Bolt) recover(tx *bolt.Tx) error {
 	return nil
 }
 
-// count moves one event of hook from one status to another in the counts;
-// an empty status is none (a new event).
+func countKey(hook string, st Status) []byte {
+	k := binary.AppendUvarint(nil, uint64(len(hook)))
+	k = append(k, hook...)
+	return append(k, st...)
+}
+
+// count moves one record of hook from one status to another in the
+// counts; an empty status is none (a new or removed record).
 func (b *Bolt) count(tx *bolt.Tx, hook string, from, to Status) error {
 	if from == to {
 		return nil
@@ -121,7 +131,7 @@ func (b *Bolt) count(tx *bolt.Tx, hook string, from, to Status) error {
 		if st == "" {
 			return nil
 		}
-		k := eventKey(hook, string(st))
+		k := countKey(hook, st)
 		var n int64
 		if v := counts.Get(k); len(v) == 8 {
 			n = readInt(v)
@@ -130,9 +140,7 @@ func (b *Bolt) count(tx *bolt.Tx, hook string, from, to Status) error {
 		if n <= 0 {
 			return counts.Delete(k)
 		}
-		v := make([]byte, 8)
-		binary.BigEndian.PutUint64(v, uint64(n))
-		return counts.Put(k, v)
+		return counts.Put(k, binary.BigEndian.AppendUint64(nil, uint64(n)))
 	}
 	if err := add(from, -1); err != nil {
 		return err
@@ -143,133 +151,118 @@ func (b *Bolt) count(tx *bolt.Tx, hook string, from, to Status) error {
 // Close closes the file.
 func (b *Bolt) Close() error { return b.db.Close() }
 
-func eventKey(hook, id string) []byte {
-	k := make([]byte, 0, len(hook)+1+len(id))
-	k = append(k, hook...)
-	k = append(k, 0)
-	return append(k, id...)
+func timeKey(at time.Time, key string) []byte {
+	return append(unixBytes(at), key...)
 }
 
-func dueKey(at time.Time, hook, id string) []byte {
-	k := make([]byte, 8, 8+len(hook)+1+len(id))
-	binary.BigEndian.PutUint64(k, uint64(max(at.UnixNano(), 0)))
-	return append(k, eventKey(hook, id)...)
+func byIDKey(ev *Event) []byte {
+	return append(idHook(ev.ID, ev.Hook), ev.Key...)
 }
 
-func unavailable(err error) error {
-	if err == nil {
-		return nil
-	}
-	if errors.Is(err, ErrDuplicate) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrNotReplayable) {
+// Enqueue stores the records of one request durably; concurrent calls
+// share one commit and fsync. With opts.LeaseFor they are written leased.
+func (b *Bolt) Enqueue(ctx context.Context, evs []*Event, opts EnqueueOptions) error {
+	if err := checkBatch(evs); err != nil {
 		return err
-	}
-	return fmt.Errorf("%w: %v", ErrUnavailable, err)
-}
-
-// Enqueue stores ev durably; concurrent calls share one commit and fsync.
-func (b *Bolt) Enqueue(ctx context.Context, ev *Event, dedupWindow time.Duration) error {
-	if ev.ID == "" || ev.Hook == "" || strings.ContainsRune(ev.Hook, 0) {
-		return errors.New("event needs an id and a hook")
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	now := b.now()
-	rec := *ev
-	rec.Status, rec.CreatedAt, rec.UpdatedAt, rec.DueAt, rec.Attempts = StatusQueued, now, now, now, nil
-	rec.Payload = nil
-	val, err := json.Marshal(&rec)
-	if err != nil {
-		return err
+	keys := b.keys.next(now, len(evs))
+	recs := make([]Event, len(evs))
+	for i, ev := range evs {
+		rec := *ev
+		rec.Key, rec.Status, rec.UpdatedAt, rec.DueAt, rec.Attempts, rec.Deferrals, rec.Gen = keys[i], StatusQueued, now, now, nil, 0, 0
+		if rec.ReceivedAt.IsZero() {
+			rec.ReceivedAt = now
+		}
+		if opts.LeaseFor > 0 {
+			rec.Status, rec.DueAt, rec.Gen = StatusDelivering, now.Add(opts.LeaseFor), 1
+		}
+		recs[i] = rec
 	}
-	key := eventKey(ev.Hook, ev.ID)
-	err = b.db.Batch(func(tx *bolt.Tx) error {
-		if dedupWindow > 0 {
+	dk := idHook(evs[0].ID, evs[0].Hook)
+	err := b.db.Batch(func(tx *bolt.Tx) error {
+		if opts.Dedup > 0 {
 			dd := tx.Bucket(bucketDedup)
-			if v := dd.Get(key); len(v) == 8 && readInt(v) > now.UnixNano() {
+			if v := dd.Get(dk); len(v) == 8 && readInt(v) > now.UnixNano() {
 				return ErrDuplicate
 			}
-			exp := make([]byte, 8)
-			binary.BigEndian.PutUint64(exp, uint64(now.Add(dedupWindow).UnixNano()))
-			if err := dd.Put(key, exp); err != nil {
+			if err := dd.Put(dk, unixBytes(now.Add(opts.Dedup))); err != nil {
 				return err
 			}
 		}
-		events := tx.Bucket(bucketEvents)
-		var was Status
-		if old := events.Get(key); old != nil {
-			// The same id again without dedup: deliver it again.
-			var prev Event
-			if err := json.Unmarshal(old, &prev); err != nil {
+		for i := range recs {
+			rec := &recs[i]
+			if err := b.count(tx, rec.Hook, "", rec.Status); err != nil {
 				return err
 			}
-			if err := tx.Bucket(bucketDue).Delete(dueKey(prev.DueAt, prev.Hook, prev.ID)); err != nil {
+			if err := b.put(tx, rec); err != nil {
 				return err
 			}
-			if err := tx.Bucket(bucketDone).Delete(dueKey(prev.UpdatedAt, prev.Hook, prev.ID)); err != nil {
+			if err := tx.Bucket(bucketBodies).Put([]byte(rec.Key), rec.Body); err != nil {
 				return err
 			}
-			was = prev.Status
+			if err := tx.Bucket(bucketByID).Put(byIDKey(rec), nil); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketDue).Put(timeKey(rec.DueAt, rec.Key), nil); err != nil {
+				return err
+			}
 		}
-		if err := b.count(tx, ev.Hook, was, StatusQueued); err != nil {
-			return err
-		}
-		if err := events.Put(key, val); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketPayloads).Put(key, ev.Payload); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketDue).Put(dueKey(now, ev.Hook, ev.ID), nil)
+		return nil
 	})
-	if err == nil {
-		ev.Status, ev.CreatedAt, ev.DueAt, ev.UpdatedAt = rec.Status, now, now, now
+	if err != nil {
+		return unavailable(err)
 	}
-	return unavailable(err)
+	for i, ev := range evs {
+		rec := recs[i]
+		ev.Key, ev.Status, ev.UpdatedAt, ev.DueAt, ev.ReceivedAt, ev.Attempts, ev.Deferrals, ev.Gen = rec.Key, rec.Status, rec.UpdatedAt, rec.DueAt, rec.ReceivedAt, nil, 0, rec.Gen
+	}
+	return nil
 }
 
-// Lease marks up to max due events delivering and returns them.
+// Lease marks up to max due records delivering and returns them.
 func (b *Bolt) Lease(ctx context.Context, max int, leaseFor time.Duration) ([]*Event, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	now := b.now()
-	limit := make([]byte, 8)
-	binary.BigEndian.PutUint64(limit, uint64(now.UnixNano()))
+	limit := unixBytes(now)
 	var out []*Event
 	// Batch: a lease shares its commit with concurrent enqueues and acks.
 	err := b.db.Batch(func(tx *bolt.Tx) error {
 		out = out[:0]
-		due, events := tx.Bucket(bucketDue), tx.Bucket(bucketEvents)
+		due := tx.Bucket(bucketDue)
 		var keys [][]byte
 		c := due.Cursor()
 		for k, _ := c.First(); k != nil && len(keys) < max && bytes.Compare(k[:8], limit) <= 0; k, _ = c.Next() {
-			keys = append(keys, append([]byte(nil), k...))
+			keys = append(keys, bytes.Clone(k))
 		}
 		for _, k := range keys {
 			if err := due.Delete(k); err != nil {
 				return err
 			}
-			v := events.Get(k[8:])
-			if v == nil {
+			ev, err := b.get(tx, string(k[8:]))
+			if errors.Is(err, ErrNotFound) || err == nil && final(ev.Status) {
 				continue // stale index entry
 			}
-			var ev Event
-			if err := json.Unmarshal(v, &ev); err != nil {
+			if err != nil {
 				return err
 			}
 			if err := b.count(tx, ev.Hook, ev.Status, StatusDelivering); err != nil {
 				return err
 			}
-			ev.Status, ev.DueAt, ev.UpdatedAt = StatusDelivering, now.Add(leaseFor), now
-			if err := b.put(tx, &ev); err != nil {
+			ev.Status, ev.DueAt, ev.UpdatedAt, ev.Gen = StatusDelivering, now.Add(leaseFor), now, ev.Gen+1
+			if err := b.put(tx, ev); err != nil {
 				return err
 			}
-			if err := due.Put(dueKey(ev.DueAt, ev.Hook, ev.ID), nil); err != nil {
+			if err := due.Put(timeKey(ev.DueAt, ev.Key), nil); err != nil {
 				return err
 			}
-			ev.Payload = bytes.Clone(tx.Bucket(bucketPayloads).Get(k[8:]))
-			out = append(out, &ev)
+			ev.Body = bytes.Clone(tx.Bucket(bucketBodies).Get([]byte(ev.Key)))
+			out = append(out, ev)
 		}
 		return nil
 	})
@@ -279,19 +272,19 @@ func (b *Bolt) Lease(ctx context.Context, max int, leaseFor time.Duration) ([]*E
 	return out, nil
 }
 
-// put writes the record of ev; its payload is stored once, at enqueue.
+// put writes the record of ev; its body is stored once, at enqueue.
 func (b *Bolt) put(tx *bolt.Tx, ev *Event) error {
 	rec := *ev
-	rec.Payload = nil
+	rec.Body = nil
 	v, err := json.Marshal(&rec)
 	if err != nil {
 		return err
 	}
-	return tx.Bucket(bucketEvents).Put(eventKey(ev.Hook, ev.ID), v)
+	return tx.Bucket(bucketEvents).Put([]byte(ev.Key), v)
 }
 
-func (b *Bolt) get(tx *bolt.Tx, hook, id string) (*Event, error) {
-	v := tx.Bucket(bucketEvents).Get(eventKey(hook, id))
+func (b *Bolt) get(tx *bolt.Tx, key string) (*Event, error) {
+	v := tx.Bucket(bucketEvents).Get([]byte(key))
 	if v == nil {
 		return nil, ErrNotFound
 	}
@@ -302,98 +295,118 @@ func (b *Bolt) get(tx *bolt.Tx, hook, id string) (*Event, error) {
 	return &ev, nil
 }
 
-// reschedule moves ev to status, due at due (no due entry for final
+// reschedule moves ev to status, due at due (no due time for final
 // statuses).
 func (b *Bolt) reschedule(tx *bolt.Tx, ev *Event, status Status, due time.Time) error {
-	dueB := tx.Bucket(bucketDue)
-	if err := dueB.Delete(dueKey(ev.DueAt, ev.Hook, ev.ID)); err != nil {
-		return err
+	dueB, done := tx.Bucket(bucketDue), tx.Bucket(bucketDone)
+	if !ev.DueAt.IsZero() {
+		if err := dueB.Delete(timeKey(ev.DueAt, ev.Key)); err != nil {
+			return err
+		}
 	}
 	if err := b.count(tx, ev.Hook, ev.Status, status); err != nil {
 		return err
 	}
-	done := tx.Bucket(bucketDone)
 	if final(ev.Status) {
-		if err := done.Delete(dueKey(ev.UpdatedAt, ev.Hook, ev.ID)); err != nil {
+		if err := done.Delete(timeKey(ev.UpdatedAt, ev.Key)); err != nil {
 			return err
 		}
 	}
-	ev.Status, ev.UpdatedAt = status, b.now()
+	ev.Status, ev.UpdatedAt, ev.DueAt = status, b.now(), time.Time{}
 	if final(status) {
-		if err := done.Put(dueKey(ev.UpdatedAt, ev.Hook, ev.ID), nil); err != nil {
+		if err := done.Put(timeKey(ev.UpdatedAt, ev.Key), nil); err != nil {
 			return err
 		}
-	}
-	if status == StatusQueued || status == StatusDelivering {
+	} else {
 		ev.DueAt = due
-		if err := dueB.Put(dueKey(due, ev.Hook, ev.ID), nil); err != nil {
+		if err := dueB.Put(timeKey(due, ev.Key), nil); err != nil {
 			return err
 		}
 	}
 	return b.put(tx, ev)
 }
 
-func (b *Bolt) finish(hook, id string, a Attempt, status Status, after time.Duration) error {
+// leased runs change on the record of l if l is its current lease.
+func (b *Bolt) leased(l Lease, change func(tx *bolt.Tx, ev *Event) error) error {
 	err := b.db.Batch(func(tx *bolt.Tx) error {
-		ev, err := b.get(tx, hook, id)
+		ev, err := b.get(tx, l.Key)
+		if errors.Is(err, ErrNotFound) {
+			return ErrStaleLease
+		}
 		if err != nil {
 			return err
 		}
+		if err := checkLease(ev, l); err != nil {
+			return err
+		}
+		return change(tx, ev)
+	})
+	return unavailable(err)
+}
+
+func (b *Bolt) finish(l Lease, a Attempt, status Status, after time.Duration) error {
+	return b.leased(l, func(tx *bolt.Tx, ev *Event) error {
 		ev.Attempts = append(ev.Attempts, a)
 		return b.reschedule(tx, ev, status, b.now().Add(after))
 	})
-	return unavailable(err)
 }
 
-// Ack records a delivered event.
-func (b *Bolt) Ack(_ context.Context, hook, id string, a Attempt) error {
-	return b.finish(hook, id, a, StatusDelivered, 0)
+// Ack records a delivered record.
+func (b *Bolt) Ack(_ context.Context, l Lease, a Attempt) error {
+	return b.finish(l, a, StatusDelivered, 0)
 }
 
-// Retry queues the event again after the delay.
-func (b *Bolt) Retry(_ context.Context, hook, id string, a Attempt, after time.Duration) error {
-	return b.finish(hook, id, a, StatusQueued, after)
+// Retry queues the record again after the delay.
+func (b *Bolt) Retry(_ context.Context, l Lease, a Attempt, after time.Duration) error {
+	return b.finish(l, a, StatusQueued, after)
 }
 
-// Release gives a leased event back, due now, without an attempt.
-func (b *Bolt) Release(_ context.Context, hook, id string) error {
-	err := b.db.Batch(func(tx *bolt.Tx) error {
-		ev, err := b.get(tx, hook, id)
-		if err != nil || ev.Status != StatusDelivering {
-			return err
-		}
+// Dead records the record as dead.
+func (b *Bolt) Dead(_ context.Context, l Lease, a Attempt) error {
+	return b.finish(l, a, StatusDead, 0)
+}
+
+// Defer queues the record again after the delay, without an attempt.
+func (b *Bolt) Defer(_ context.Context, l Lease, after time.Duration) error {
+	return b.leased(l, func(tx *bolt.Tx, ev *Event) error {
+		ev.Deferrals++
+		return b.reschedule(tx, ev, StatusQueued, b.now().Add(after))
+	})
+}
+
+// Release gives a leased record back, due now, without an attempt.
+func (b *Bolt) Release(_ context.Context, l Lease) error {
+	err := b.leased(l, func(tx *bolt.Tx, ev *Event) error {
 		return b.reschedule(tx, ev, StatusQueued, b.now())
 	})
-	return unavailable(err)
+	if errors.Is(err, ErrStaleLease) {
+		return nil
+	}
+	return err
 }
 
-// Dead records the event as dead.
-func (b *Bolt) Dead(_ context.Context, hook, id string, a Attempt) error {
-	return b.finish(hook, id, a, StatusDead, 0)
-}
-
-// Get returns one event.
-func (b *Bolt) Get(_ context.Context, hook, id string) (*Event, error) {
+// Get returns one record with its body.
+func (b *Bolt) Get(_ context.Context, key string) (*Event, error) {
 	var ev *Event
 	err := b.db.View(func(tx *bolt.Tx) error {
 		var err error
-		if ev, err = b.get(tx, hook, id); err != nil {
+		if ev, err = b.get(tx, key); err != nil {
 			return err
 		}
-		ev.Payload = bytes.Clone(tx.Bucket(bucketPayloads).Get(eventKey(hook, id)))
+		ev.Body = bytes.Clone(tx.Bucket(bucketBodies).Get([]byte(key)))
 		return nil
 	})
 	return ev, err
 }
 
-// Replay queues a delivered or dead event again, due now.
-func (b *Bolt) Replay(_ context.Context, hook, id string) error {
+// Replay queues a delivered or dead record again, due now.
+func (b *Bolt) Replay(_ context.Context, key string) error {
 	err := b.db.Update(func(tx *bolt.Tx) error {
-		ev, err := b.get(tx, hook, id)
+		ev, err := b.get(tx, key)
 		if err != nil {
 			return err
 		}
-		if ev.Status != StatusDelivered && ev.Status != StatusDead {
+		if !final(ev.Status) {
 			return ErrNotReplayable
 		}
 		return b.reschedule(tx, ev, StatusQueued, b.now())
@@ -401,67 +414,87 @@ func (b *Bolt) Replay(_ context.Context, hook, id string) error {
 	return unavailable(err)
 }
 
-// List pages through events in key order (hook, then id), filtered.
+// List pages through records newest first, filtered; an id is looked up
+// in its index.
 func (b *Bolt) List(_ context.Context, q ListQuery) (ListPage, error) {
 	if q.Limit <= 0 {
 		q.Limit = 50
 	}
-	var page ListPage
+	page := ListPage{Events: []*Event{}}
+	keep := func(ev *Event) bool {
+		return (q.Hook == "" || ev.Hook == q.Hook) && (q.Status == "" || ev.Status == q.Status) && (q.ID == "" || ev.ID == q.ID)
+	}
+	// add reports false once the page is full (and sets Next).
+	add := func(ev *Event) bool {
+		if len(page.Events) == q.Limit {
+			page.Next = page.Events[q.Limit-1].Key
+			return false
+		}
+		ev.Body = nil
+		page.Events = append(page.Events, ev)
+		return true
+	}
 	err := b.db.View(func(tx *bolt.Tx) error {
+		if q.ID != "" {
+			var keys []string
+			prefix := idHook(q.ID, q.Hook)
+			c := tx.Bucket(bucketByID).Cursor()
+			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+				if len(k) >= 16 {
+					keys = append(keys, string(k[len(k)-16:]))
+				}
+			}
+			slices.Sort(keys)
+			slices.Reverse(keys)
+			for _, key := range keys {
+				if q.Cursor != "" && key >= q.Cursor {
+					continue
+				}
+				ev, err := b.get(tx, key)
+				if errors.Is(err, ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				if keep(ev) && !add(ev) {
+					return nil
+				}
+			}
+			return nil
+		}
 		c := tx.Bucket(bucketEvents).Cursor()
-		prefix := []byte(nil)
-		if q.Hook != "" {
-			prefix = append([]byte(q.Hook), 0)
-		}
 		var k, v []byte
-		switch {
-		case q.Cursor != "":
+		if q.Cursor != "" {
 			k, v = c.Seek([]byte(q.Cursor))
-			if k != nil && string(k) == q.Cursor {
-				k, v = c.Next()
+			if k == nil {
+				k, v = c.Last()
 			}
-		case prefix != nil:
-			k, v = c.Seek(prefix)
-		default:
-			k, v = c.First()
+			if k != nil && string(k) >= q.Cursor {
+				k, v = c.Prev()
+			}
+		} else {
+			k, v = c.Last()
 		}
-		for ; k != nil; k, v = c.Next() {
-			if prefix != nil && !bytes.HasPrefix(k, prefix) {
-				break
-			}
+		for ; k != nil; k, v = c.Prev() {
 			var ev Event
 			if err := json.Unmarshal(v, &ev); err != nil {
 				return err
 			}
-			if q.Status != "" && ev.Status != q.Status {
-				continue
-			}
-			if len(page.Events) == q.Limit {
-				page.Next = string(eventKey(page.Events[q.Limit-1].Hook, page.Events[q.Limit-1].ID))
+			if keep(&ev) && !add(&ev) {
 				return nil
 			}
-			ev.Payload = nil
-			page.Events = append(page.Events, &ev)
 		}
 		return nil
 	})
 	return page, err
 }
 
-// readInt reads the 8-byte big-endian numbers this store writes: times in
-// unix nanoseconds (clamped at 0) and positive counts, so they fit int64.
-func readInt(b []byte) int64 {
-	return int64(binary.BigEndian.Uint64(b)) //nolint:gosec // written from non-negative int64 values, see above
-}
-
-func final(s Status) bool { return s == StatusDelivered || s == StatusDead }
-
-// Purge removes delivered and dead events last changed before the given
+// Purge removes delivered and dead records last changed before the given
 // time (found through their index, without a scan of the others) and
 // expired deduplication marks.
 func (b *Bolt) Purge(ctx context.Context, before time.Time) (int, error) {
-	limit := make([]byte, 8)
-	binary.BigEndian.PutUint64(limit, uint64(max(before.UnixNano(), 0)))
+	limit := unixBytes(before)
 	removed := 0
 	for {
 		if err := ctx.Err(); err != nil {
@@ -471,7 +504,7 @@ func (b *Bolt) Purge(ctx context.Context, before time.Time) (int, error) {
 		// bounded transactions, so enqueues are not held up behind a long purge
 		err := b.db.Update(func(tx *bolt.Tx) error {
 			n = 0
-			done, events := tx.Bucket(bucketDone), tx.Bucket(bucketEvents)
+			done := tx.Bucket(bucketDone)
 			var keys [][]byte
 			c := done.Cursor()
 			for k, _ := c.First(); k != nil && len(keys) < 1000 && bytes.Compare(k[:8], limit) < 0; k, _ = c.Next() {
@@ -481,26 +514,22 @@ func (b *Bolt) Purge(ctx context.Context, before time.Time) (int, error) {
 				if err := done.Delete(k); err != nil {
 					return err
 				}
-				key := k[8:]
-				v := events.Get(key)
-				if v == nil {
-					continue
-				}
-				var ev Event
-				if err := json.Unmarshal(v, &ev); err != nil {
-					return err
-				}
-				if !final(ev.Status) {
+				ev, err := b.get(tx, string(k[8:]))
+				if errors.Is(err, ErrNotFound) || err == nil && !final(ev.Status) {
 					continue // stale index entry
+				}
+				if err != nil {
+					return err
 				}
 				if err := b.count(tx, ev.Hook, ev.Status, ""); err != nil {
 					return err
 				}
-				if err := events.Delete(key); err != nil {
-					return err
-				}
-				if err := tx.Bucket(bucketPayloads).Delete(key); err != nil {
-					return err
+				for _, del := range []struct {
+					bucket, key []byte
+				}{{bucketEvents, []byte(ev.Key)}, {bucketBodies, []byte(ev.Key)}, {bucketByID, byIDKey(ev)}} {
+					if err := tx.Bucket(del.bucket).Delete(del.key); err != nil {
+						return err
+					}
 				}
 				n++
 			}
@@ -514,12 +543,12 @@ func (b *Bolt) Purge(ctx context.Context, before time.Time) (int, error) {
 			break
 		}
 	}
-	now := uint64(max(b.now().UnixNano(), 0))
+	now := b.now().UnixNano()
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		dd := tx.Bucket(bucketDedup)
 		var expired [][]byte
 		err := dd.ForEach(func(k, v []byte) error {
-			if len(v) != 8 || binary.BigEndian.Uint64(v) <= now {
+			if len(v) != 8 || readInt(v) <= now {
 				expired = append(expired, bytes.Clone(k))
 			}
 			return nil
@@ -548,14 +577,15 @@ func (b *Bolt) Stats(_ context.Context) (Stats, error) {
 			}
 		}
 		return tx.Bucket(bucketCounts).ForEach(func(k, v []byte) error {
-			hook, status, ok := bytes.Cut(k, []byte{0})
-			if !ok || len(v) != 8 {
+			n, w := binary.Uvarint(k)
+			if w <= 0 || uint64(len(k)-w) < n || len(v) != 8 {
 				return nil
 			}
-			if st.Counts[string(hook)] == nil {
-				st.Counts[string(hook)] = map[Status]int{}
+			hook, status := string(k[w:w+int(n)]), Status(k[w+int(n):])
+			if st.Counts[hook] == nil {
+				st.Counts[hook] = map[Status]int{}
 			}
-			st.Counts[string(hook)][Status(status)] = int(readInt(v))
+			st.Counts[hook][status] = int(readInt(v))
 			return nil
 		})
 	})

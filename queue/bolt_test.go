@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -51,14 +52,20 @@ func sameCounts(a, b map[string]map[queue.Status]int) bool {
 	return true
 }
 
-// TestBoltCountsFollowTransitions: Stats reads counts kept by each
-// transition; after a random history, a restart (leased events due
-// again) and re-enqueues of known ids, they equal a full listing.
 func TestBoltCountsFollowTransitions(t *testing.T) {
+	testCountsFollowTransitions(t, func(clock *fakeClock, path string) (queue.Store, error) {
+		return queue.OpenBolt(filepath.Join(path, "events.db"), queue.BoltOptions{Now: clock.Now})
+	})
+}
+
+// testCountsFollowTransitions: Stats reads counts kept by each
+// transition; after a random history, a restart (leased records due
+// again) and re-sent ids, they equal a full listing.
+func testCountsFollowTransitions(t *testing.T, open func(clock *fakeClock, dir string) (queue.Store, error)) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "events.db")
+	path := t.TempDir()
 	clock := &fakeClock{now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
-	s, err := queue.OpenBolt(path, queue.BoltOptions{Now: clock.Now})
+	s, err := open(clock, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,8 +83,20 @@ func TestBoltCountsFollowTransitions(t *testing.T) {
 	for round := range 40 {
 		for range 5 {
 			hook := []string{"pets", "orders"}[rng.IntN(2)]
-			ev := &queue.Event{ID: fmt.Sprintf("e%d", rng.IntN(60)), Hook: hook, Payload: []byte(`{}`)}
-			_ = s.Enqueue(ctx, ev, 0)
+			evs := []*queue.Event{newEvent(hook, fmt.Sprintf("e%d", rng.IntN(60)))}
+			if rng.IntN(3) == 0 {
+				evs = append(evs, newEvent(hook, evs[0].ID))
+			}
+			opts := queue.EnqueueOptions{}
+			if rng.IntN(2) == 0 {
+				opts.Dedup = time.Minute
+			}
+			if rng.IntN(3) == 0 {
+				opts.LeaseFor = 30 * time.Second
+			}
+			if err := s.Enqueue(ctx, evs, opts); err != nil && !errors.Is(err, queue.ErrDuplicate) {
+				t.Fatal(err)
+			}
 		}
 		evs, err := s.Lease(ctx, 4, time.Minute)
 		if err != nil {
@@ -85,13 +104,18 @@ func TestBoltCountsFollowTransitions(t *testing.T) {
 		}
 		for _, ev := range evs {
 			a := queue.Attempt{At: clock.Now(), Status: 500}
-			switch rng.IntN(4) {
+			l := queue.LeaseOf(ev)
+			switch rng.IntN(6) {
 			case 0:
-				err = s.Ack(ctx, ev.Hook, ev.ID, queue.Attempt{At: clock.Now(), Status: 200})
+				err = s.Ack(ctx, l, queue.Attempt{At: clock.Now(), Status: 200})
 			case 1:
-				err = s.Retry(ctx, ev.Hook, ev.ID, a, time.Second)
+				err = s.Retry(ctx, l, a, time.Second)
 			case 2:
-				err = s.Dead(ctx, ev.Hook, ev.ID, a)
+				err = s.Dead(ctx, l, a)
+			case 3:
+				err = s.Defer(ctx, l, 5*time.Second)
+			case 4:
+				err = s.Release(ctx, l)
 			default: // left leased
 			}
 			if err != nil {
@@ -101,18 +125,24 @@ func TestBoltCountsFollowTransitions(t *testing.T) {
 		if round%7 == 0 {
 			page, _ := s.List(ctx, queue.ListQuery{Status: queue.StatusDead, Limit: 2})
 			for _, ev := range page.Events {
-				if err := s.Replay(ctx, ev.Hook, ev.ID); err != nil {
+				if err := s.Replay(ctx, ev.Key); err != nil {
 					t.Fatal(err)
 				}
 			}
 		}
 		clock.Advance(10 * time.Second)
 		check(fmt.Sprintf("round %d", round))
+		if round%10 == 9 {
+			if _, err := s.Purge(ctx, clock.Now().Add(-time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			check(fmt.Sprintf("purge after round %d", round))
+		}
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if s, err = queue.OpenBolt(path, queue.BoltOptions{Now: clock.Now}); err != nil {
+	if s, err = open(clock, path); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = s.Close() }()

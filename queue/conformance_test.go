@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -41,202 +42,428 @@ func (c *fakeClock) Advance(d time.Duration) {
 // opener makes a fresh store using the clock.
 type opener func(t *testing.T, clock *fakeClock) queue.Store
 
-// runConformance is the behaviour every Store must have.
-func runConformance(t *testing.T, open opener) {
-	ctx := context.Background()
-	newEvent := func(hook, id string) *queue.Event {
-		return &queue.Event{ID: id, Hook: hook, Payload: []byte(`{"id":"` + id + `"}`), Header: map[string]string{"Content-Type": "application/json"}}
+func newEvent(hook, id string) *queue.Event {
+	return &queue.Event{
+		ID: id, Hook: hook, Body: []byte(`{"id":"` + id + `"}`),
+		Values: map[string]string{"http.request.header.X-Tenant": "acme"},
 	}
+}
+
+// enqueue stores one record and returns it with its key.
+func enqueue(t *testing.T, s queue.Store, hook, id string, opts queue.EnqueueOptions) *queue.Event {
+	t.Helper()
+	ev := newEvent(hook, id)
+	if err := s.Enqueue(context.Background(), []*queue.Event{ev}, opts); err != nil {
+		t.Fatalf("enqueue %s/%s: %v", hook, id, err)
+	}
+	if ev.Key == "" {
+		t.Fatalf("enqueue %s/%s set no key", hook, id)
+	}
+	return ev
+}
+
+// leaseN leases and fails unless exactly n records come back.
+func leaseN(t *testing.T, s queue.Store, n int, leaseFor time.Duration) []*queue.Event {
+	t.Helper()
+	evs, err := s.Lease(context.Background(), 100, leaseFor)
+	if err != nil || len(evs) != n {
+		t.Fatalf("lease: %v, got %d records, want %d: %+v", err, len(evs), n, evs)
+	}
+	return evs
+}
+
+func get(t *testing.T, s queue.Store, key string) *queue.Event {
+	t.Helper()
+	ev, err := s.Get(context.Background(), key)
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	return ev
+}
+
+// runConformance is the behaviour every Store must have. leaseAtEnqueue
+// says whether the store writes records leased when EnqueueOptions.LeaseFor
+// asks for it.
+func runConformance(t *testing.T, open opener, leaseAtEnqueue bool) {
+	ctx := context.Background()
 	start := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
 	t.Run("lifecycle", func(t *testing.T) {
 		clock := &fakeClock{now: start}
 		s := open(t, clock)
-		if err := s.Enqueue(ctx, newEvent("pets", "e1"), 0); err != nil {
+		received := start.Add(-time.Second)
+		ev := newEvent("pets", "e1")
+		ev.Action, ev.ReceivedAt = 2, received
+		if err := s.Enqueue(ctx, []*queue.Event{ev}, queue.EnqueueOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		evs, err := s.Lease(ctx, 10, time.Minute)
-		if err != nil || len(evs) != 1 || evs[0].ID != "e1" || evs[0].Status != queue.StatusDelivering || string(evs[0].Payload) != `{"id":"e1"}` || evs[0].Header["Content-Type"] != "application/json" {
-			t.Fatalf("lease: %v %+v", err, evs)
+		if ev.Key == "" || ev.Status != queue.StatusQueued || ev.Gen != 0 {
+			t.Fatalf("enqueued: %+v", ev)
 		}
-		if again, _ := s.Lease(ctx, 10, time.Minute); len(again) != 0 {
-			t.Fatalf("leased twice: %+v", again)
+		evs := leaseN(t, s, 1, time.Minute)
+		got := evs[0]
+		if got.Key != ev.Key || got.ID != "e1" || got.Hook != "pets" || got.Action != 2 || got.Status != queue.StatusDelivering ||
+			got.Gen == 0 || string(got.Body) != `{"id":"e1"}` || got.Values["http.request.header.X-Tenant"] != "acme" || !got.ReceivedAt.Equal(received) {
+			t.Fatalf("leased %+v", got)
 		}
-		if err := s.Ack(ctx, "pets", "e1", queue.Attempt{At: clock.Now(), Status: 200, Latency: 3 * time.Millisecond}); err != nil {
+		leaseN(t, s, 0, time.Minute)
+		if err := s.Ack(ctx, queue.LeaseOf(got), queue.Attempt{At: clock.Now(), Status: 200, Latency: 3 * time.Millisecond}); err != nil {
 			t.Fatal(err)
 		}
-		ev, err := s.Get(ctx, "pets", "e1")
-		if err != nil || ev.Status != queue.StatusDelivered || len(ev.Attempts) != 1 || ev.Attempts[0].Status != 200 || ev.Attempts[0].Latency != 3*time.Millisecond {
-			t.Fatalf("after ack: %v %+v", err, ev)
+		done := get(t, s, ev.Key)
+		if done.Status != queue.StatusDelivered || len(done.Attempts) != 1 || done.Attempts[0].Status != 200 ||
+			done.Attempts[0].Latency != 3*time.Millisecond || !done.DueAt.IsZero() || string(done.Body) != `{"id":"e1"}` {
+			t.Fatalf("after ack: %+v", done)
 		}
 		clock.Advance(2 * time.Minute)
-		if again, _ := s.Lease(ctx, 10, time.Minute); len(again) != 0 {
-			t.Fatalf("delivered event leased again: %+v", again)
+		leaseN(t, s, 0, time.Minute)
+		if _, err := s.Get(ctx, "nope"); !errors.Is(err, queue.ErrNotFound) {
+			t.Fatalf("missing record: %v", err)
 		}
-		if _, err := s.Get(ctx, "pets", "nope"); !errors.Is(err, queue.ErrNotFound) {
-			t.Fatalf("missing event: %v", err)
+		if err := s.Enqueue(ctx, nil, queue.EnqueueOptions{}); err == nil {
+			t.Fatal("enqueue of no record accepted")
+		}
+		mixed := []*queue.Event{newEvent("pets", "a"), newEvent("pets", "b")}
+		if err := s.Enqueue(ctx, mixed, queue.EnqueueOptions{}); err == nil {
+			t.Fatal("enqueue of records with different ids accepted")
+		}
+	})
+
+	t.Run("stale leases are refused", func(t *testing.T) {
+		clock := &fakeClock{now: start}
+		s := open(t, clock)
+		ev := enqueue(t, s, "pets", "s1", queue.EnqueueOptions{})
+		first := leaseN(t, s, 1, 30*time.Second)[0]
+		clock.Advance(31 * time.Second)
+		second := leaseN(t, s, 1, 30*time.Second)[0]
+		if second.Key != ev.Key || second.Gen <= first.Gen {
+			t.Fatalf("re-lease: first %+v, second %+v", first, second)
+		}
+		old := queue.LeaseOf(first)
+		a := queue.Attempt{At: clock.Now(), Status: 500}
+		for name, err := range map[string]error{
+			"ack":   s.Ack(ctx, old, queue.Attempt{At: clock.Now(), Status: 200}),
+			"retry": s.Retry(ctx, old, a, time.Second),
+			"dead":  s.Dead(ctx, old, a),
+			"defer": s.Defer(ctx, old, time.Second),
+		} {
+			if !errors.Is(err, queue.ErrStaleLease) {
+				t.Errorf("%s with the expired lease: %v, want ErrStaleLease", name, err)
+			}
+		}
+		if err := s.Release(ctx, old); err != nil {
+			t.Errorf("release with the expired lease: %v, want nil", err)
+		}
+		if err := s.Ack(ctx, queue.Lease{Key: "nope", Gen: second.Gen}, a); !errors.Is(err, queue.ErrStaleLease) {
+			t.Errorf("ack of an unknown key: %v", err)
+		}
+		cur := get(t, s, ev.Key)
+		if cur.Status != queue.StatusDelivering || cur.Gen != second.Gen || len(cur.Attempts) != 0 || cur.Deferrals != 0 {
+			t.Fatalf("the stale outcomes changed the record: %+v", cur)
+		}
+		leaseN(t, s, 0, time.Minute) // the release did not put it back either
+		if err := s.Ack(ctx, queue.LeaseOf(second), queue.Attempt{At: clock.Now(), Status: 200}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Ack(ctx, queue.LeaseOf(second), queue.Attempt{At: clock.Now(), Status: 200}); !errors.Is(err, queue.ErrStaleLease) {
+			t.Fatalf("second ack of one lease: %v", err)
+		}
+		if err := s.Replay(ctx, ev.Key); err != nil {
+			t.Fatal(err)
+		}
+		third := leaseN(t, s, 1, time.Minute)[0]
+		if err := s.Dead(ctx, queue.LeaseOf(second), a); !errors.Is(err, queue.ErrStaleLease) {
+			t.Fatalf("dead with the lease before the replay: %v", err)
+		}
+		if cur := get(t, s, ev.Key); cur.Status != queue.StatusDelivering || cur.Gen != third.Gen || len(cur.Attempts) != 1 {
+			t.Fatalf("after a refused dead: %+v", cur)
+		}
+	})
+
+	t.Run("a re-sent id without dedup is a new record", func(t *testing.T) {
+		clock := &fakeClock{now: start}
+		s := open(t, clock)
+		v1 := newEvent("orders", "order-1")
+		v1.Body = []byte(`{"v":1}`)
+		if err := s.Enqueue(ctx, []*queue.Event{v1}, queue.EnqueueOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		first := leaseN(t, s, 1, time.Minute)[0]
+		clock.Advance(time.Millisecond)
+		v2 := newEvent("orders", "order-1")
+		v2.Body = []byte(`{"v":2}`)
+		if err := s.Enqueue(ctx, []*queue.Event{v2}, queue.EnqueueOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if v2.Key == v1.Key {
+			t.Fatalf("both records have key %s", v1.Key)
+		}
+		second := leaseN(t, s, 1, time.Minute)[0]
+		if second.Key != v2.Key || string(second.Body) != `{"v":2}` {
+			t.Fatalf("second lease: %+v", second)
+		}
+		for _, ev := range []*queue.Event{first, second} {
+			if err := s.Ack(ctx, queue.LeaseOf(ev), queue.Attempt{At: clock.Now(), Status: 200}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for key, body := range map[string]string{v1.Key: `{"v":1}`, v2.Key: `{"v":2}`} {
+			if ev := get(t, s, key); ev.Status != queue.StatusDelivered || string(ev.Body) != body || len(ev.Attempts) != 1 {
+				t.Errorf("%s: %+v", key, ev)
+			}
+		}
+		page, err := s.List(ctx, queue.ListQuery{ID: "order-1"})
+		if err != nil || len(page.Events) != 2 || page.Events[0].Key != v2.Key || page.Events[1].Key != v1.Key {
+			t.Fatalf("listing by id, newest first: %v %+v", err, page.Events)
+		}
+	})
+
+	t.Run("dedup is per request, over all its actions", func(t *testing.T) {
+		clock := &fakeClock{now: start}
+		s := open(t, clock)
+		batch := func(id string, n int) []*queue.Event {
+			evs := make([]*queue.Event, n)
+			for i := range evs {
+				evs[i] = newEvent("pets", id)
+				evs[i].Action = i
+			}
+			return evs
+		}
+		opts := queue.EnqueueOptions{Dedup: time.Hour}
+		three := batch("m1", 3)
+		if err := s.Enqueue(ctx, three, opts); err != nil {
+			t.Fatal(err)
+		}
+		keys := map[string]bool{}
+		for _, ev := range three {
+			keys[ev.Key] = true
+		}
+		if len(keys) != 3 || keys[""] {
+			t.Fatalf("the actions of one request share keys: %v", keys)
+		}
+		if err := s.Enqueue(ctx, batch("m1", 3), opts); !errors.Is(err, queue.ErrDuplicate) {
+			t.Fatalf("same id again: %v", err)
+		}
+		// "E" with two actions, then the id "E.1": no key collides
+		if err := s.Enqueue(ctx, batch("E", 2), opts); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Enqueue(ctx, batch("E.1", 1), opts); err != nil {
+			t.Fatalf("id E.1 after E: %v", err)
+		}
+		evs := leaseN(t, s, 6, time.Minute)
+		actions := map[string][]int{}
+		for _, ev := range evs {
+			actions[ev.ID] = append(actions[ev.ID], ev.Action)
+		}
+		slices.Sort(actions["m1"])
+		slices.Sort(actions["E"])
+		if !slices.Equal(actions["m1"], []int{0, 1, 2}) || !slices.Equal(actions["E"], []int{0, 1}) || !slices.Equal(actions["E.1"], []int{0}) {
+			t.Fatalf("leased actions by id: %v", actions)
+		}
+	})
+
+	t.Run("defer is not an attempt", func(t *testing.T) {
+		clock := &fakeClock{now: start}
+		s := open(t, clock)
+		ev := enqueue(t, s, "gone", "d1", queue.EnqueueOptions{})
+		first := leaseN(t, s, 1, time.Minute)[0]
+		if err := s.Defer(ctx, queue.LeaseOf(first), 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		cur := get(t, s, ev.Key)
+		if cur.Status != queue.StatusQueued || cur.Deferrals != 1 || len(cur.Attempts) != 0 || !cur.DueAt.Equal(start.Add(10*time.Second)) {
+			t.Fatalf("deferred: %+v", cur)
+		}
+		leaseN(t, s, 0, time.Minute)
+		clock.Advance(11 * time.Second)
+		again := leaseN(t, s, 1, time.Minute)[0]
+		if again.Gen <= first.Gen || again.Deferrals != 1 || len(again.Attempts) != 0 {
+			t.Fatalf("after the deferral: %+v", again)
+		}
+	})
+
+	t.Run("enqueue leased", func(t *testing.T) {
+		clock := &fakeClock{now: start}
+		s := open(t, clock)
+		evs := []*queue.Event{newEvent("pets", "l1"), newEvent("pets", "l1")}
+		evs[1].Action = 1
+		if err := s.Enqueue(ctx, evs, queue.EnqueueOptions{LeaseFor: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		if !leaseAtEnqueue {
+			for _, ev := range evs {
+				if ev.Status != queue.StatusQueued {
+					t.Fatalf("store without leases at enqueue: %+v", ev)
+				}
+			}
+			leaseN(t, s, 2, time.Minute)
+			return
+		}
+		for _, ev := range evs {
+			if ev.Status != queue.StatusDelivering || ev.Gen == 0 || !ev.DueAt.Equal(start.Add(time.Minute)) {
+				t.Fatalf("enqueued leased: %+v", ev)
+			}
+			if cur := get(t, s, ev.Key); cur.Status != queue.StatusDelivering || cur.Gen != ev.Gen {
+				t.Fatalf("stored: %+v", cur)
+			}
+		}
+		leaseN(t, s, 0, time.Minute)
+		if err := s.Ack(ctx, queue.LeaseOf(evs[0]), queue.Attempt{At: clock.Now(), Status: 200}); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(61 * time.Second)
+		again := leaseN(t, s, 1, time.Minute)[0]
+		if again.Key != evs[1].Key || again.Gen <= evs[1].Gen {
+			t.Fatalf("expired lease of enqueue: %+v", again)
+		}
+		st, err := s.Stats(ctx)
+		if err != nil || st.Counts["pets"][queue.StatusDelivered] != 1 || st.Counts["pets"][queue.StatusDelivering] != 1 {
+			t.Fatalf("stats: %v %+v", err, st.Counts)
 		}
 	})
 
 	t.Run("purge", func(t *testing.T) {
 		clock := &fakeClock{now: start}
 		s := open(t, clock)
+		keys := map[string]string{}
 		for _, id := range []string{"p-delivered", "p-dead", "p-queued", "p-replayed", "p-recent"} {
-			if err := s.Enqueue(ctx, newEvent("purge", id), 0); err != nil {
-				t.Fatal(err)
-			}
+			keys[id] = enqueue(t, s, "purge", id, queue.EnqueueOptions{}).Key
 		}
-		evs, err := s.Lease(ctx, 10, time.Hour)
-		if err != nil || len(evs) != 5 {
-			t.Fatalf("lease: %v %d", err, len(evs))
+		leases := map[string]queue.Lease{}
+		for _, ev := range leaseN(t, s, 5, time.Hour) {
+			leases[ev.ID] = queue.LeaseOf(ev)
 		}
 		at := queue.Attempt{At: clock.Now(), Status: 200}
 		for _, step := range []error{
-			s.Ack(ctx, "purge", "p-delivered", at),
-			s.Dead(ctx, "purge", "p-dead", queue.Attempt{At: clock.Now(), Status: 400}),
-			s.Retry(ctx, "purge", "p-queued", queue.Attempt{At: clock.Now(), Status: 503}, 10*time.Hour),
-			s.Ack(ctx, "purge", "p-replayed", at),
+			s.Ack(ctx, leases["p-delivered"], at),
+			s.Dead(ctx, leases["p-dead"], queue.Attempt{At: clock.Now(), Status: 400}),
+			s.Retry(ctx, leases["p-queued"], queue.Attempt{At: clock.Now(), Status: 503}, 10*time.Hour),
+			s.Ack(ctx, leases["p-replayed"], at),
 		} {
 			if step != nil {
 				t.Fatal(step)
 			}
 		}
+		if ev := get(t, s, keys["p-dead"]); ev.Status != queue.StatusDead || !ev.DueAt.IsZero() {
+			t.Fatalf("dead: %+v", ev)
+		}
 		clock.Advance(2 * time.Hour)
-		if err := s.Replay(ctx, "purge", "p-replayed"); err != nil {
+		if err := s.Replay(ctx, keys["p-replayed"]); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Ack(ctx, "purge", "p-recent", at); err != nil {
+		if err := s.Ack(ctx, leases["p-recent"], at); err != nil {
 			t.Fatal(err)
 		}
 		n, err := s.Purge(ctx, clock.Now().Add(-time.Hour))
 		if err != nil || n != 2 {
-			t.Fatalf("purge removed %d (%v), want the delivered and the dead event", n, err)
+			t.Fatalf("purge removed %d (%v), want the delivered and the dead record", n, err)
 		}
 		for id, want := range map[string]bool{"p-delivered": false, "p-dead": false, "p-queued": true, "p-replayed": true, "p-recent": true} {
-			_, err := s.Get(ctx, "purge", id)
+			_, err := s.Get(ctx, keys[id])
 			if want && err != nil || !want && !errors.Is(err, queue.ErrNotFound) {
 				t.Errorf("%s after purge: %v", id, err)
 			}
 		}
+		if page, err := s.List(ctx, queue.ListQuery{ID: "p-dead"}); err != nil || len(page.Events) != 0 {
+			t.Errorf("a purged record is still listed: %v %+v", err, page.Events)
+		}
 		st, err := s.Stats(ctx)
-		if err != nil || st.Counts["purge"][queue.StatusDelivered] != 1 || st.Counts["purge"][queue.StatusDead] != 0 {
+		if err != nil || st.Counts["purge"][queue.StatusDelivered] != 1 || st.Counts["purge"][queue.StatusDead] != 0 || st.Counts["purge"][queue.StatusQueued] != 2 {
 			t.Errorf("stats after purge: %v %+v", err, st.Counts["purge"])
 		}
-		// the same id can be accepted again once its record is gone
-		if err := s.Enqueue(ctx, newEvent("purge", "p-delivered"), time.Hour); err != nil {
-			t.Fatalf("enqueue after purge: %v", err)
-		}
+		// the same id can be accepted again with dedup
+		enqueue(t, s, "purge", "p-delivered", queue.EnqueueOptions{Dedup: time.Hour})
 	})
 
 	t.Run("release", func(t *testing.T) {
 		clock := &fakeClock{now: start}
 		s := open(t, clock)
-		if err := s.Enqueue(ctx, newEvent("pets", "r1"), 0); err != nil {
+		ev := enqueue(t, s, "pets", "r1", queue.EnqueueOptions{})
+		first := leaseN(t, s, 1, time.Hour)[0]
+		if err := s.Release(ctx, queue.LeaseOf(first)); err != nil {
 			t.Fatal(err)
 		}
-		if evs, err := s.Lease(ctx, 10, time.Hour); err != nil || len(evs) != 1 {
-			t.Fatalf("lease: %v %+v", err, evs)
+		again := leaseN(t, s, 1, time.Hour)[0]
+		if again.Key != ev.Key || len(again.Attempts) != 0 || again.Deferrals != 0 {
+			t.Fatalf("a released record is due at once, with no attempt: %+v", again)
 		}
-		if err := s.Release(ctx, "pets", "r1"); err != nil {
+		if err := s.Ack(ctx, queue.LeaseOf(again), queue.Attempt{At: clock.Now(), Status: 200}); err != nil {
 			t.Fatal(err)
 		}
-		evs, err := s.Lease(ctx, 10, time.Hour)
-		if err != nil || len(evs) != 1 || evs[0].ID != "r1" || len(evs[0].Attempts) != 0 {
-			t.Fatalf("a released event is due at once, with no attempt: %v %+v", err, evs)
-		}
-		if err := s.Ack(ctx, "pets", "r1", queue.Attempt{At: clock.Now(), Status: 200}); err != nil {
+		if err := s.Release(ctx, queue.LeaseOf(again)); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Release(ctx, "pets", "r1"); err != nil {
-			t.Fatal(err)
-		}
-		if ev, err := s.Get(ctx, "pets", "r1"); err != nil || ev.Status != queue.StatusDelivered {
-			t.Fatalf("release changed a delivered event: %v %+v", err, ev)
+		if cur := get(t, s, ev.Key); cur.Status != queue.StatusDelivered {
+			t.Fatalf("release changed a delivered record: %+v", cur)
 		}
 	})
 
 	t.Run("retry, dead and replay", func(t *testing.T) {
 		clock := &fakeClock{now: start}
 		s := open(t, clock)
-		_ = s.Enqueue(ctx, newEvent("pets", "e2"), 0)
-		evs, _ := s.Lease(ctx, 1, time.Minute)
-		if len(evs) != 1 {
-			t.Fatal("not leased")
-		}
-		if err := s.Retry(ctx, "pets", "e2", queue.Attempt{At: clock.Now(), Status: 503, Error: "upstream answered 503"}, 5*time.Second); err != nil {
+		ev := enqueue(t, s, "pets", "e2", queue.EnqueueOptions{})
+		first := leaseN(t, s, 1, time.Minute)[0]
+		if err := s.Retry(ctx, queue.LeaseOf(first), queue.Attempt{At: clock.Now(), Status: 503, Error: "upstream answered 503"}, 5*time.Second); err != nil {
 			t.Fatal(err)
 		}
-		if evs, _ := s.Lease(ctx, 1, time.Minute); len(evs) != 0 {
-			t.Fatal("retried event due before its delay")
-		}
+		leaseN(t, s, 0, time.Minute)
 		clock.Advance(6 * time.Second)
-		evs, _ = s.Lease(ctx, 1, time.Minute)
-		if len(evs) != 1 || len(evs[0].Attempts) != 1 {
-			t.Fatalf("retried event not due after its delay: %+v", evs)
+		second := leaseN(t, s, 1, time.Minute)[0]
+		if len(second.Attempts) != 1 || second.Attempts[0].Error != "upstream answered 503" {
+			t.Fatalf("retried record: %+v", second)
 		}
-		if err := s.Dead(ctx, "pets", "e2", queue.Attempt{At: clock.Now(), Error: "connection refused"}); err != nil {
+		if err := s.Dead(ctx, queue.LeaseOf(second), queue.Attempt{At: clock.Now(), Error: "connection refused"}); err != nil {
 			t.Fatal(err)
 		}
-		ev, _ := s.Get(ctx, "pets", "e2")
-		if ev.Status != queue.StatusDead || len(ev.Attempts) != 2 {
-			t.Fatalf("dead: %+v", ev)
+		if cur := get(t, s, ev.Key); cur.Status != queue.StatusDead || len(cur.Attempts) != 2 || !cur.DueAt.IsZero() {
+			t.Fatalf("dead: %+v", cur)
 		}
-		if err := s.Replay(ctx, "pets", "e2"); err != nil {
+		if err := s.Replay(ctx, ev.Key); err != nil {
 			t.Fatal(err)
 		}
-		evs, _ = s.Lease(ctx, 1, time.Minute)
-		if len(evs) != 1 || evs[0].ID != "e2" || len(evs[0].Attempts) != 2 {
-			t.Fatalf("replayed event: %+v", evs)
+		third := leaseN(t, s, 1, time.Minute)[0]
+		if third.Key != ev.Key || len(third.Attempts) != 2 {
+			t.Fatalf("replayed record: %+v", third)
 		}
-		if err := s.Replay(ctx, "pets", "e2"); !errors.Is(err, queue.ErrNotReplayable) {
-			t.Fatalf("replay of a delivering event: %v", err)
+		if err := s.Replay(ctx, ev.Key); !errors.Is(err, queue.ErrNotReplayable) {
+			t.Fatalf("replay of a delivering record: %v", err)
 		}
-		if err := s.Replay(ctx, "pets", "nope"); !errors.Is(err, queue.ErrNotFound) {
-			t.Fatalf("replay of a missing event: %v", err)
+		if err := s.Replay(ctx, "nope"); !errors.Is(err, queue.ErrNotFound) {
+			t.Fatalf("replay of a missing record: %v", err)
 		}
 	})
 
-	t.Run("lease expiry makes an event due again", func(t *testing.T) {
+	t.Run("lease expiry makes a record due again", func(t *testing.T) {
 		clock := &fakeClock{now: start}
 		s := open(t, clock)
-		_ = s.Enqueue(ctx, newEvent("pets", "e3"), 0)
-		if evs, _ := s.Lease(ctx, 1, 30*time.Second); len(evs) != 1 {
-			t.Fatal("not leased")
-		}
+		ev := enqueue(t, s, "pets", "e3", queue.EnqueueOptions{})
+		leaseN(t, s, 1, 30*time.Second)
 		clock.Advance(31 * time.Second)
-		evs, _ := s.Lease(ctx, 1, 30*time.Second)
-		if len(evs) != 1 || evs[0].ID != "e3" {
-			t.Fatalf("expired lease not due again: %+v", evs)
+		if again := leaseN(t, s, 1, 30*time.Second)[0]; again.Key != ev.Key {
+			t.Fatalf("expired lease not due again: %+v", again)
 		}
 	})
 
 	t.Run("dedup window", func(t *testing.T) {
 		clock := &fakeClock{now: start}
 		s := open(t, clock)
-		if err := s.Enqueue(ctx, newEvent("pets", "d1"), time.Hour); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Enqueue(ctx, newEvent("pets", "d1"), time.Hour); !errors.Is(err, queue.ErrDuplicate) {
+		opts := queue.EnqueueOptions{Dedup: time.Hour}
+		enqueue(t, s, "pets", "d1", opts)
+		if err := s.Enqueue(ctx, []*queue.Event{newEvent("pets", "d1")}, opts); !errors.Is(err, queue.ErrDuplicate) {
 			t.Fatalf("duplicate within the window: %v", err)
 		}
-		if err := s.Enqueue(ctx, newEvent("orders", "d1"), time.Hour); err != nil {
-			t.Fatalf("same id, other hook: %v", err)
-		}
-		evs, _ := s.Lease(ctx, 10, time.Minute)
-		if len(evs) != 2 {
-			t.Fatalf("leased %d, want 2 (the duplicate stored nothing)", len(evs))
-		}
+		enqueue(t, s, "orders", "d1", opts) // same id, other hook
+		leaseN(t, s, 2, time.Minute)        // the duplicate stored nothing
 		clock.Advance(2 * time.Hour)
-		if err := s.Enqueue(ctx, newEvent("pets", "d1"), time.Hour); err != nil {
-			t.Fatalf("after the window: %v", err)
-		}
+		enqueue(t, s, "pets", "d1", opts)
 	})
 
 	t.Run("lease respects max and due order", func(t *testing.T) {
 		clock := &fakeClock{now: start}
 		s := open(t, clock)
 		for i := range 5 {
-			_ = s.Enqueue(ctx, newEvent("pets", fmt.Sprintf("o%d", i)), 0)
+			enqueue(t, s, "pets", fmt.Sprintf("o%d", i), queue.EnqueueOptions{})
 			clock.Advance(time.Millisecond)
 		}
 		evs, _ := s.Lease(ctx, 3, time.Minute)
@@ -248,14 +475,17 @@ func runConformance(t *testing.T, open opener) {
 	t.Run("list and stats", func(t *testing.T) {
 		clock := &fakeClock{now: start}
 		s := open(t, clock)
+		var keys []string
 		for i := range 7 {
-			_ = s.Enqueue(ctx, newEvent("pets", fmt.Sprintf("l%02d", i)), 0)
+			keys = append(keys, enqueue(t, s, "pets", fmt.Sprintf("l%02d", i), queue.EnqueueOptions{}).Key)
 		}
 		clock.Advance(time.Millisecond)
-		_ = s.Enqueue(ctx, newEvent("orders", "x"), 0)
+		enqueue(t, s, "orders", "x", queue.EnqueueOptions{})
 		evs, _ := s.Lease(ctx, 2, time.Minute)
 		for _, ev := range evs {
-			_ = s.Ack(ctx, ev.Hook, ev.ID, queue.Attempt{At: clock.Now(), Status: 200})
+			if err := s.Ack(ctx, queue.LeaseOf(ev), queue.Attempt{At: clock.Now(), Status: 200}); err != nil {
+				t.Fatal(err)
+			}
 		}
 		var all []*queue.Event
 		q := queue.ListQuery{Hook: "pets", Limit: 3}
@@ -271,16 +501,26 @@ func runConformance(t *testing.T, open opener) {
 			q.Cursor = page.Next
 		}
 		if len(all) != 7 {
-			t.Fatalf("paged %d events of pets, want 7", len(all))
+			t.Fatalf("paged %d records of pets, want 7", len(all))
 		}
-		for _, ev := range all {
-			if ev.Hook != "pets" || ev.Payload != nil {
-				t.Errorf("listing %+v", ev)
+		for i, ev := range all {
+			if ev.Hook != "pets" || ev.Body != nil || ev.Key != keys[6-i] {
+				t.Errorf("listing %d (want newest first, key %s): %+v", i, keys[6-i], ev)
 			}
 		}
 		page, _ := s.List(ctx, queue.ListQuery{Hook: "pets", Status: queue.StatusDelivered})
 		if len(page.Events) != 2 {
 			t.Fatalf("delivered: %d", len(page.Events))
+		}
+		page, _ = s.List(ctx, queue.ListQuery{ID: "l03"})
+		if len(page.Events) != 1 || page.Events[0].Key != keys[3] || page.Events[0].Body != nil {
+			t.Fatalf("by id: %+v", page.Events)
+		}
+		for _, q := range []queue.ListQuery{{Hook: "nope"}, {ID: "nope"}, {Hook: "orders", ID: "l03"}, {Status: queue.StatusDead}} {
+			page, err := s.List(ctx, q)
+			if err != nil || page.Events == nil || len(page.Events) != 0 || page.Next != "" {
+				t.Errorf("empty listing %+v: %v %#v", q, err, page)
+			}
 		}
 		clock.Advance(time.Minute)
 		st, err := s.Stats(ctx)
@@ -297,7 +537,8 @@ func runConformance(t *testing.T, open opener) {
 		for g := range 64 {
 			wg.Go(func() {
 				for i := range 8 {
-					if err := s.Enqueue(ctx, newEvent("load", fmt.Sprintf("g%02d-%d", g, i)), time.Hour); err != nil {
+					ev := newEvent("load", fmt.Sprintf("g%02d-%d", g, i))
+					if err := s.Enqueue(ctx, []*queue.Event{ev}, queue.EnqueueOptions{Dedup: time.Hour}); err != nil {
 						errs <- err
 					}
 				}
@@ -340,7 +581,7 @@ func openBolt(t *testing.T, clock *fakeClock) queue.Store {
 }
 
 func TestBoltConformance(t *testing.T) {
-	runConformance(t, openBolt)
+	runConformance(t, openBolt, true)
 }
 
 func TestBoltRestart(t *testing.T) {
@@ -351,13 +592,13 @@ func TestBoltRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var keys []string
 	for i := range 3 {
-		if err := s.Enqueue(ctx, &queue.Event{ID: fmt.Sprint(i), Hook: "h", Payload: []byte("{}")}, time.Hour); err != nil {
-			t.Fatal(err)
-		}
+		keys = append(keys, enqueue(t, s, "h", fmt.Sprint(i), queue.EnqueueOptions{Dedup: time.Hour}).Key)
 	}
-	if evs, _ := s.Lease(ctx, 2, time.Hour); len(evs) != 2 {
-		t.Fatal("lease")
+	leased := leaseN(t, s, 3, time.Hour)
+	if err := s.Ack(ctx, queue.LeaseOf(leased[2]), queue.Attempt{At: clock.Now(), Status: 200}); err != nil {
+		t.Fatal(err)
 	}
 	// a second opener of the same file fails instead of hanging
 	if _, err := queue.OpenBolt(path, queue.BoltOptions{OpenTimeout: 200 * time.Millisecond}); err == nil {
@@ -366,17 +607,31 @@ func TestBoltRestart(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// the clock went back while it was stopped: new keys still sort last
+	clock.Advance(-time.Hour)
 	s, err = queue.OpenBolt(path, queue.BoltOptions{Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = s.Close() }()
-	evs, _ := s.Lease(ctx, 10, time.Hour)
-	if len(evs) != 3 {
-		t.Fatalf("after restart %d events due, want all 3 (2 were leased when it stopped)", len(evs))
+	evs := leaseN(t, s, 2, time.Hour)
+	for _, ev := range evs {
+		if ev.Gen <= leased[0].Gen {
+			t.Errorf("re-leased after restart with generation %d, not above %d", ev.Gen, leased[0].Gen)
+		}
 	}
-	if err := s.Enqueue(ctx, &queue.Event{ID: "0", Hook: "h", Payload: []byte("{}")}, time.Hour); !errors.Is(err, queue.ErrDuplicate) {
+	if err := s.Ack(ctx, queue.LeaseOf(leased[0]), queue.Attempt{At: clock.Now(), Status: 200}); !errors.Is(err, queue.ErrStaleLease) {
+		t.Fatalf("ack with a lease from before the restart: %v", err)
+	}
+	if err := s.Enqueue(ctx, []*queue.Event{newEvent("h", "0")}, queue.EnqueueOptions{Dedup: time.Hour}); !errors.Is(err, queue.ErrDuplicate) {
 		t.Fatalf("dedup across restart: %v", err)
+	}
+	fresh := enqueue(t, s, "h", "new", queue.EnqueueOptions{})
+	if fresh.Key <= keys[2] {
+		t.Fatalf("key %s after restart does not sort after %s", fresh.Key, keys[2])
+	}
+	if ev := get(t, s, keys[2]); ev.Status != queue.StatusDelivered {
+		t.Fatalf("delivered record after restart: %+v", ev)
 	}
 }
 
@@ -394,20 +649,23 @@ func BenchmarkBoltEnqueue(b *testing.B) {
 // benchEnqueue measures durable enqueues of 1 KiB events, one sender at a
 // time and 64 at once, with and without a dedup window.
 func benchEnqueue(b *testing.B, open func(b *testing.B) queue.Store) {
-	payload := bytes.Repeat([]byte{'x'}, 1024)
+	body := bytes.Repeat([]byte{'x'}, 1024)
+	ev := func(id string) []*queue.Event {
+		return []*queue.Event{{ID: id, Hook: "h", Body: body, ReceivedAt: time.Now()}}
+	}
 	b.Run("serial", func(b *testing.B) {
 		s := open(b)
 		i := 0
 		b.ResetTimer() // opening is not enqueueing
 		for b.Loop() {
 			i++
-			if err := s.Enqueue(context.Background(), &queue.Event{ID: fmt.Sprint(i), Hook: "h", Payload: payload}, 0); err != nil {
+			if err := s.Enqueue(context.Background(), ev(fmt.Sprint(i)), queue.EnqueueOptions{}); err != nil {
 				b.Fatal(err)
 			}
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	})
-	parallel := func(window time.Duration) func(b *testing.B) {
+	parallel := func(opts queue.EnqueueOptions) func(b *testing.B) {
 		return func(b *testing.B) {
 			s := open(b)
 			var n atomic.Int64
@@ -415,8 +673,7 @@ func benchEnqueue(b *testing.B, open func(b *testing.B) queue.Store) {
 			b.SetParallelism(32) // 2 cores × 32 = 64 goroutines
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					id := fmt.Sprint(n.Add(1))
-					if err := s.Enqueue(context.Background(), &queue.Event{ID: id, Hook: "h", Payload: payload}, window); err != nil {
+					if err := s.Enqueue(context.Background(), ev(fmt.Sprint(n.Add(1))), opts); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -424,23 +681,22 @@ func benchEnqueue(b *testing.B, open func(b *testing.B) queue.Store) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		}
 	}
-	b.Run("parallel64", parallel(0))
+	b.Run("parallel64", parallel(queue.EnqueueOptions{}))
 	// with deduplicate: the dedup mark is read and written too
-	b.Run("parallel64-dedup", parallel(24*time.Hour))
+	b.Run("parallel64-dedup", parallel(queue.EnqueueOptions{Dedup: 24 * time.Hour}))
+	// written leased, as for an idle worker
+	b.Run("parallel64-leased", parallel(queue.EnqueueOptions{Dedup: 24 * time.Hour, LeaseFor: time.Minute}))
 }
 
-func BenchmarkBoltDrain(b *testing.B) {
-	s, err := queue.OpenBolt(filepath.Join(b.TempDir(), "events.db"), queue.BoltOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = s.Close() }()
+// benchDrain measures leasing and acking a stored backlog, 64 acks in
+// flight at a time.
+func benchDrain(b *testing.B, s queue.Store) {
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	for g := range 64 {
 		wg.Go(func() {
 			for i := g; i < b.N; i += 64 {
-				_ = s.Enqueue(ctx, &queue.Event{ID: fmt.Sprint(i), Hook: "h", Payload: []byte(`{"a":1}`)}, 0)
+				_ = s.Enqueue(ctx, []*queue.Event{{ID: fmt.Sprint(i), Hook: "h", Body: []byte(`{"a":1}`)}}, queue.EnqueueOptions{})
 			}
 		})
 	}
@@ -454,10 +710,19 @@ func BenchmarkBoltDrain(b *testing.B) {
 		}
 		var acks sync.WaitGroup
 		for _, ev := range evs {
-			acks.Go(func() { _ = s.Ack(ctx, ev.Hook, ev.ID, queue.Attempt{Status: 200}) })
+			acks.Go(func() { _ = s.Ack(ctx, queue.LeaseOf(ev), queue.Attempt{Status: 200}) })
 		}
 		acks.Wait()
 		done += len(evs)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+func BenchmarkBoltDrain(b *testing.B) {
+	s, err := queue.OpenBolt(filepath.Join(b.TempDir(), "events.db"), queue.BoltOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	benchDrain(b, s)
 }

@@ -3,42 +3,48 @@
 // prefix (NATSOptions.Stream, default "webhook_gateway"), all replicated
 // (R3 by default; the servers should run with sync_interval: always):
 //
-//   - KV bucket <prefix>_events: key hex(hook).hex(id), value the JSON event
-//     (status, attempts, due time, payload). It is the source of truth for
-//     Get, List, Stats and Replay, and every change is a compare-and-set on
-//     the key's revision, so two instances never both lease one event.
+//   - KV bucket <prefix>_events: key the record's store key (16 hex digits
+//     of the enqueue time, then a suffix of the instance that enqueued it),
+//     value the JSON record (status, attempts, due time, lease generation,
+//     body). It is the source of truth for Get, List, Stats and Replay, and
+//     every change is a compare-and-set on the key's revision, so two
+//     instances never both lease one record, and an outcome is recorded
+//     only if the lease generation it names is still the record's.
 //   - Work-queue stream <prefix>_work with one durable pull consumer
 //     ("workers", explicit ack, no delivery limit) shared by every instance.
-//     Its messages are tickets: "look at event hook/id at time T". Each
-//     record names the stream sequence of its current ticket; a ticket with
-//     an older sequence is stale and is dropped when it comes up.
-//   - KV bucket <prefix>_dedup with per-key TTL (the dedup window): key as
-//     above, value the end of the window.
-//   - Stream <prefix>_dead: a copy of every event that goes dead, for
+//     Its messages are tickets: "look at record K at time T". Each record
+//     names the stream sequence of its current ticket; a ticket with an
+//     older sequence is stale and is dropped when it comes up.
+//   - KV bucket <prefix>_dedup with per-key TTL (the dedup window): key
+//     hex(hook).hex(id), value the end of the window.
+//   - Stream <prefix>_dead: a copy of every record that goes dead, for
 //     operators and for tools that consume dead letters.
 //
-// Enqueue checks the dedup key, publishes the ticket (with a Nats-Msg-Id
-// derived from the key and the dedup key's revision, so two instances
-// racing with the same event store it once), writes the record, and only
-// then records the dedup key: a crash in between gives an extra delivery,
-// never a lost event. Every write waits for JetStream's acknowledgement, that
-// is a quorum of replicas; when that fails or times out the error wraps
-// ErrUnavailable.
+// Enqueue checks the dedup key, publishes a ticket per record (the first
+// with a Nats-Msg-Id derived from the dedup key and its revision, so two
+// instances racing with the same event store it once), writes the records,
+// and only then records the dedup key: a crash in between gives an extra
+// delivery, never a lost event. Every write waits for JetStream's
+// acknowledgement, that is a quorum of replicas; when that fails or times
+// out the error wraps ErrUnavailable. The records of one Enqueue are
+// separate writes: a crash among them stores some, the sender gets no 202
+// and sends again, and the actions already stored are delivered twice.
+// EnqueueOptions.LeaseFor is not supported: the records are left queued.
 //
 // Lease fetches tickets. A ticket not yet due by the store's clock goes
 // back with NakWithDelay until it is; a due ticket whose record is queued
 // (or delivering with an expired lease) is leased: a new ticket due at the
-// lease's end is published, the record is set delivering with that ticket,
-// and the consumed ticket is acked. No JetStream message is held for the
-// length of a lease, so each Lease call chooses its own lease time, and
-// AckWait only matters when an instance dies in the middle of a Lease.
-// Retry publishes a ticket due after the delay; Ack and Dead leave the
-// lease ticket, which is dropped when it comes up (the record is final).
-// Writes always publish the new ticket before the record names it, so every
-// queued or delivering record has a pending ticket at its due time, across
-// crashes of any instance; a ticket newer than its record (a write in
-// flight, or a writer that died before it) is put back for a grace period,
-// then dropped.
+// lease's end is published, the record is set delivering with that ticket
+// and the next generation, and the consumed ticket is acked. No JetStream
+// message is held for the length of a lease, so each Lease call chooses
+// its own lease time, and AckWait only matters when an instance dies in
+// the middle of a Lease. Retry and Defer publish a ticket due after the
+// delay; Ack and Dead leave the lease ticket, which is dropped when it
+// comes up (the record is final). Writes always publish the new ticket
+// before the record names it, so every queued or delivering record has a
+// pending ticket at its due time, across crashes of any instance; a ticket
+// newer than its record (a write in flight, or a writer that died before
+// it) is put back for a grace period, then dropped.
 //
 // Reads are consistent with completed writes: buckets are read through
 // their stream leader (no direct gets from replicas), Lease makes sure the
@@ -54,6 +60,7 @@ package queue
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
@@ -129,6 +136,8 @@ type NATS struct {
 	deadSubj string // <prefix>.dead.
 	dedupPre string // $KV.<prefix>_dedup.
 	evStream jetstream.Stream
+	work     jetstream.Stream
+	keys     keyGen
 	evPre    string // $KV.<prefix>_events.
 	grace    time.Duration
 	// published is the highest ticket sequence this instance published.
@@ -211,6 +220,14 @@ func OpenNATS(ctx context.Context, opts NATSOptions) (*NATS, error) {
 		evPre:    "$KV." + opts.Stream + "_events.",
 		grace:    max(time.Minute, 4*opts.Timeout),
 	}
+	// Keys end with 8 random hex digits of this instance, so instances
+	// enqueueing at the same nanosecond make different keys.
+	var suffix [4]byte
+	if _, err := rand.Read(suffix[:]); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	n.keys.suffix = hex.EncodeToString(suffix[:])
 	if err := n.setup(ctx); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("nats store: %w: %w", ErrUnavailable, err)
@@ -281,6 +298,9 @@ func (n *NATS) setup(ctx context.Context) error {
 	if n.evStream, err = js.Stream(ctx, "KV_"+p+"_events"); err != nil {
 		return err
 	}
+	if n.work, err = js.Stream(ctx, p+"_work"); err != nil {
+		return err
+	}
 	n.cons, err = js.CreateOrUpdateConsumer(ctx, p+"_work", jetstream.ConsumerConfig{
 		Durable:       consumerName,
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -311,20 +331,18 @@ func (n *NATS) opCtx(ctx context.Context) (context.Context, context.CancelFunc) 
 // natsRecord is the stored form of an event.
 type natsRecord struct {
 	Event
-	// Enq is the ticket sequence of the Enqueue that created the record.
-	Enq uint64 `json:"enq"`
 	// Ticket is the sequence of the current ticket; older ones are stale.
 	Ticket uint64 `json:"ticket"`
 }
 
-// ticket asks a worker to look at an event at a time.
+// ticket asks a worker to look at a record at a time.
 type ticket struct {
-	Hook string `json:"hook"`
-	ID   string `json:"id"`
-	Due  int64  `json:"due"` // unix nanoseconds
+	Key string `json:"key"`
+	Due int64  `json:"due"` // unix nanoseconds
 }
 
-func recordKey(hook, id string) string {
+// dedupKey is the key of the dedup mark of an event id of a hook.
+func dedupKey(hook, id string) string {
 	return hex.EncodeToString([]byte(hook)) + "." + hex.EncodeToString([]byte(id))
 }
 
@@ -346,7 +364,7 @@ func isMsgIDInProcess(err error) bool {
 
 func (n *NATS) getRecord(ctx context.Context, key string) (*natsRecord, uint64, error) {
 	e, err := n.events.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
 		return nil, 0, ErrNotFound
 	}
 	if err != nil {
@@ -359,8 +377,8 @@ func (n *NATS) getRecord(ctx context.Context, key string) (*natsRecord, uint64, 
 	return &rec, e.Revision(), nil
 }
 
-func (n *NATS) publishTicket(ctx context.Context, hook, id string, due time.Time, msgID string) (*jetstream.PubAck, error) {
-	data, err := json.Marshal(ticket{Hook: hook, ID: id, Due: due.UnixNano()})
+func (n *NATS) publishTicket(ctx context.Context, hook, key string, due time.Time, msgID string) (*jetstream.PubAck, error) {
+	data, err := json.Marshal(ticket{Key: key, Due: due.UnixNano()})
 	if err != nil {
 		return nil, err
 	}
@@ -394,11 +412,12 @@ func (n *NATS) dedupLookup(ctx context.Context, key string, now time.Time) (bool
 	return err == nil && until > now.UnixNano(), m.Sequence, nil
 }
 
-// Enqueue stores ev durably: it returns once the ticket and the record are
-// acknowledged by JetStream.
-func (n *NATS) Enqueue(ctx context.Context, ev *Event, dedupWindow time.Duration) error {
-	if ev.ID == "" || ev.Hook == "" {
-		return errors.New("event needs an id and a hook")
+// Enqueue stores the records of one request durably: it returns once
+// their tickets and records are acknowledged by JetStream. The records are
+// left queued whatever opts.LeaseFor says.
+func (n *NATS) Enqueue(ctx context.Context, evs []*Event, opts EnqueueOptions) error {
+	if err := checkBatch(evs); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -406,11 +425,12 @@ func (n *NATS) Enqueue(ctx context.Context, ev *Event, dedupWindow time.Duration
 	ctx, cancel := n.opCtx(ctx)
 	defer cancel()
 	now := n.now()
-	key := recordKey(ev.Hook, ev.ID)
+	hook, id := evs[0].Hook, evs[0].ID
+	dkey := dedupKey(hook, id)
 	var dedupSeq uint64
 	msgID := ""
-	if dedupWindow > 0 {
-		live, seq, err := n.dedupLookup(ctx, key, now)
+	if opts.Dedup > 0 {
+		live, seq, err := n.dedupLookup(ctx, dkey, now)
 		if err != nil {
 			return unavailable(err)
 		}
@@ -418,11 +438,20 @@ func (n *NATS) Enqueue(ctx context.Context, ev *Event, dedupWindow time.Duration
 			return ErrDuplicate
 		}
 		dedupSeq = seq
-		msgID = key + "." + strconv.FormatUint(seq, 10)
+		msgID = dkey + "." + strconv.FormatUint(seq, 10)
 	}
-	rec := natsRecord{Event: *ev}
-	rec.Status, rec.CreatedAt, rec.UpdatedAt, rec.DueAt, rec.Attempts = StatusQueued, now, now, now, nil
-	ack, err := n.publishTicket(ctx, ev.Hook, ev.ID, now, msgID)
+	keys := n.keys.next(now, len(evs))
+	recs := make([]*natsRecord, len(evs))
+	for i, ev := range evs {
+		rec := &natsRecord{Event: *ev}
+		rec.Key, rec.Status, rec.UpdatedAt, rec.DueAt, rec.Attempts, rec.Deferrals, rec.Gen = keys[i], StatusQueued, now, now, nil, 0, 0
+		if rec.ReceivedAt.IsZero() {
+			rec.ReceivedAt = now
+		}
+		recs[i] = rec
+	}
+	// The first ticket claims the event id among instances (Nats-Msg-Id).
+	ack, err := n.publishTicket(ctx, hook, recs[0].Key, now, msgID)
 	for wait := 2 * time.Millisecond; isMsgIDInProcess(err); wait = min(2*wait, 100*time.Millisecond) {
 		// Another instance is publishing the same event right now; asking
 		// again after its write gives its sequence as a duplicate.
@@ -431,105 +460,106 @@ func (n *NATS) Enqueue(ctx context.Context, ev *Event, dedupWindow time.Duration
 		case <-ctx.Done():
 			return unavailable(ctx.Err())
 		}
-		ack, err = n.publishTicket(ctx, ev.Hook, ev.ID, now, msgID)
+		ack, err = n.publishTicket(ctx, hook, recs[0].Key, now, msgID)
 	}
 	if err != nil {
 		return unavailable(err)
 	}
 	if ack.Duplicate {
-		err = n.settleDuplicate(ctx, key, &rec, ack.Sequence)
+		err = n.settleDuplicate(ctx, dkey, ack.Sequence, recs, now)
 	} else {
-		rec.Enq, rec.Ticket = ack.Sequence, ack.Sequence
-		err = n.writeNew(ctx, key, &rec)
+		recs[0].Ticket = ack.Sequence
+		err = n.store(ctx, recs)
 	}
 	if err != nil {
 		return unavailable(err)
 	}
-	if dedupWindow > 0 {
-		// The event is stored: a failure to record the key only weakens
+	if opts.Dedup > 0 {
+		// The records are stored: a failure to record the key only weakens
 		// dedup (one more delivery if the sender retries), so it is not
 		// reported as a failed enqueue.
-		_, _ = n.js.Publish(ctx, n.dedupPre+key, []byte(strconv.FormatInt(now.Add(dedupWindow).UnixNano(), 10)),
-			jetstream.WithExpectLastSequencePerSubject(dedupSeq), jetstream.WithMsgTTL(max(dedupWindow, time.Second)))
+		_, _ = n.js.Publish(ctx, n.dedupPre+dkey, []byte(strconv.FormatInt(now.Add(opts.Dedup).UnixNano(), 10)),
+			jetstream.WithExpectLastSequencePerSubject(dedupSeq), jetstream.WithMsgTTL(max(opts.Dedup, time.Second)))
 	}
-	ev.Status, ev.CreatedAt, ev.DueAt, ev.UpdatedAt = StatusQueued, now, now, now
+	for i, ev := range evs {
+		rec := recs[i]
+		ev.Key, ev.Status, ev.UpdatedAt, ev.DueAt, ev.ReceivedAt, ev.Attempts, ev.Deferrals, ev.Gen = rec.Key, rec.Status, rec.UpdatedAt, rec.DueAt, rec.ReceivedAt, nil, 0, 0
+	}
 	return nil
 }
 
-// writeNew writes the record of a new enqueue, replacing an older record
-// of the same event (enqueued again without dedup, or after its window).
-func (n *NATS) writeNew(ctx context.Context, key string, rec *natsRecord) error {
-	val, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	_, err = n.events.Create(ctx, key, val)
-	if err == nil || !isConflict(err) {
-		return err
-	}
-	for range 8 {
-		cur, rev, err := n.getRecord(ctx, key)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return err
+// store publishes the tickets the records do not have yet, then creates
+// the records.
+func (n *NATS) store(ctx context.Context, recs []*natsRecord) error {
+	for _, rec := range recs {
+		if rec.Ticket != 0 {
+			continue
 		}
-		if cur != nil && cur.Enq >= rec.Enq {
-			return nil // written by an instance that settled our duplicate
-		}
-		// A ticket published after this read is newer than the one cur
-		// names, so it cannot be dropped as stale before cur is replaced.
-		ack, err := n.publishTicket(ctx, rec.Hook, rec.ID, rec.DueAt, "")
+		ack, err := n.publishTicket(ctx, rec.Hook, rec.Key, rec.DueAt, "")
 		if err != nil {
 			return err
 		}
 		rec.Ticket = ack.Sequence
-		if val, err = json.Marshal(rec); err != nil {
+	}
+	for _, rec := range recs {
+		val, err := json.Marshal(rec)
+		if err != nil {
 			return err
 		}
-		if cur == nil {
-			_, err = n.events.Create(ctx, key, val)
-		} else {
-			_, err = n.events.Update(ctx, key, val, rev)
-		}
-		if err == nil || !isConflict(err) {
-			return err
+		if _, err := n.events.Create(ctx, rec.Key, val); err != nil {
+			return fmt.Errorf("record %s: %w", rec.Key, err)
 		}
 	}
-	return fmt.Errorf("record %s: too many concurrent writes", key)
+	return nil
 }
 
-// settleDuplicate handles a ticket JetStream already had (same Nats-Msg-Id):
-// normally another instance is storing the same event at the same moment,
-// and this one is a duplicate once that record is there. If it does not
-// appear (the other writer died before writing it), this instance stores
-// the event.
-func (n *NATS) settleDuplicate(ctx context.Context, key string, rec *natsRecord, seq uint64) error {
-	wait := 5 * time.Millisecond
-	for deadline := time.Now().Add(n.opts.Timeout / 2); ; {
-		cur, _, err := n.getRecord(ctx, key)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return err
-		}
-		if cur != nil && cur.Enq >= seq {
-			return ErrDuplicate
-		}
-		if time.Now().Add(wait).After(deadline) {
+// settleDuplicate handles a first ticket JetStream already had (same
+// Nats-Msg-Id): normally another instance is storing the same event at the
+// same moment, and this one is a duplicate once that instance's record is
+// there. If it does not appear (the other writer died before writing it),
+// this instance stores the event.
+func (n *NATS) settleDuplicate(ctx context.Context, dkey string, seq uint64, recs []*natsRecord, now time.Time) error {
+	m, err := n.work.GetMsg(ctx, seq)
+	switch {
+	case err == nil:
+		var t ticket
+		if err := json.Unmarshal(m.Data, &t); err != nil || t.Key == "" {
 			break
 		}
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return ctx.Err()
+		wait := 5 * time.Millisecond
+		for deadline := time.Now().Add(n.opts.Timeout / 2); ; {
+			_, _, err := n.getRecord(ctx, t.Key)
+			if err == nil {
+				return ErrDuplicate
+			}
+			if !errors.Is(err, ErrNotFound) {
+				return err
+			}
+			if time.Now().Add(wait).After(deadline) {
+				break
+			}
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			wait = min(2*wait, 200*time.Millisecond)
 		}
-		wait = min(2*wait, 200*time.Millisecond)
-	}
-	// The original ticket may be gone by now; writeNew publishes a fresh
-	// one when a record is in the way, so publish one here too.
-	ack, err := n.publishTicket(ctx, rec.Hook, rec.ID, rec.DueAt, "")
-	if err != nil {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		// The other instance's ticket was consumed: its record was there
+		// (and is marked by now), or it died and the ticket was dropped.
+		live, _, err := n.dedupLookup(ctx, dkey, now)
+		if err != nil {
+			return err
+		}
+		if live {
+			return ErrDuplicate
+		}
+	default:
 		return err
 	}
-	rec.Enq, rec.Ticket = seq, ack.Sequence
-	return n.writeNew(ctx, key, rec)
+	// The original ticket may be gone by now: publish fresh ones.
+	return n.store(ctx, recs)
 }
 
 // Lease fetches tickets and leases the due events they point at.
@@ -670,7 +700,7 @@ func (n *NATS) handleTicket(ctx context.Context, m jetstream.Msg, now time.Time,
 	}
 	seq := meta.Sequence.Stream
 	var t ticket
-	if err := json.Unmarshal(m.Data(), &t); err != nil || t.Hook == "" || t.ID == "" {
+	if err := json.Unmarshal(m.Data(), &t); err != nil || t.Key == "" {
 		_ = m.Term()
 		return nil, nil
 	}
@@ -682,7 +712,7 @@ func (n *NATS) handleTicket(ctx context.Context, m jetstream.Msg, now time.Time,
 	// after the grace period, to a writer that died before the record.
 	young := time.Since(meta.Timestamp) < n.grace
 	soon := min(250*time.Millisecond, n.opts.MaxDelay)
-	key := recordKey(t.Hook, t.ID)
+	key := t.Key
 	for range 4 {
 		rec, rev, err := n.getRecord(ctx, key)
 		switch {
@@ -714,12 +744,12 @@ func (n *NATS) handleTicket(ctx context.Context, m jetstream.Msg, now time.Time,
 			return nil, nil
 		}
 		expiry := now.Add(leaseFor)
-		ack, err := n.publishTicket(ctx, rec.Hook, rec.ID, expiry, "")
+		ack, err := n.publishTicket(ctx, rec.Hook, key, expiry, "")
 		if err != nil {
 			n.later(m, soon)
 			return nil, err
 		}
-		rec.Status, rec.DueAt, rec.UpdatedAt, rec.Ticket = StatusDelivering, expiry, now, ack.Sequence
+		rec.Status, rec.DueAt, rec.UpdatedAt, rec.Ticket, rec.Gen = StatusDelivering, expiry, now, ack.Sequence, rec.Gen+1
 		val, err := json.Marshal(rec)
 		if err != nil {
 			return nil, err
@@ -745,10 +775,9 @@ var errUnchanged = errors.New("record unchanged")
 // modify applies change to the record under compare-and-set, retrying on
 // concurrent writes. change returns whether the record needs a ticket due
 // at rec.DueAt (queued again).
-func (n *NATS) modify(ctx context.Context, hook, id string, change func(rec *natsRecord, rev uint64) (bool, error)) error {
+func (n *NATS) modify(ctx context.Context, key string, change func(rec *natsRecord, rev uint64) (bool, error)) error {
 	ctx, cancel := n.opCtx(ctx)
 	defer cancel()
-	key := recordKey(hook, id)
 	for range 8 {
 		rec, rev, err := n.getRecord(ctx, key)
 		if err != nil {
@@ -762,7 +791,7 @@ func (n *NATS) modify(ctx context.Context, hook, id string, change func(rec *nat
 			return unavailable(err)
 		}
 		if needTicket {
-			ack, err := n.publishTicket(ctx, hook, id, rec.DueAt, "")
+			ack, err := n.publishTicket(ctx, rec.Hook, key, rec.DueAt, "")
 			if err != nil {
 				return unavailable(err)
 			}
@@ -780,14 +809,29 @@ func (n *NATS) modify(ctx context.Context, hook, id string, change func(rec *nat
 			return unavailable(err)
 		}
 	}
-	return unavailable(fmt.Errorf("event %s/%s: too many concurrent writes", hook, id))
+	return unavailable(fmt.Errorf("record %s: too many concurrent writes", key))
 }
 
-func (n *NATS) finish(ctx context.Context, hook, id string, a Attempt, status Status, after time.Duration) error {
-	return n.modify(ctx, hook, id, func(rec *natsRecord, rev uint64) (bool, error) {
+// leased applies change under compare-and-set if l is the record's
+// current lease (checked again at each try), else ErrStaleLease.
+func (n *NATS) leased(ctx context.Context, l Lease, change func(rec *natsRecord, rev uint64) (bool, error)) error {
+	err := n.modify(ctx, l.Key, func(rec *natsRecord, rev uint64) (bool, error) {
+		if err := checkLease(&rec.Event, l); err != nil {
+			return false, err
+		}
+		return change(rec, rev)
+	})
+	if errors.Is(err, ErrNotFound) {
+		return ErrStaleLease
+	}
+	return err
+}
+
+func (n *NATS) finish(ctx context.Context, l Lease, a Attempt, status Status, after time.Duration) error {
+	return n.leased(ctx, l, func(rec *natsRecord, rev uint64) (bool, error) {
 		now := n.now()
 		rec.Attempts = append(rec.Attempts, a)
-		rec.Status, rec.UpdatedAt = status, now
+		rec.Status, rec.UpdatedAt, rec.DueAt = status, now, time.Time{}
 		switch status {
 		case StatusQueued:
 			rec.DueAt = now.Add(after)
@@ -797,45 +841,56 @@ func (n *NATS) finish(ctx context.Context, hook, id string, a Attempt, status St
 			if err != nil {
 				return false, err
 			}
-			_, err = n.js.Publish(ctx, n.deadSubj+hex.EncodeToString([]byte(hook)), val,
-				jetstream.WithMsgID(recordKey(hook, id)+"."+strconv.FormatUint(rev, 10)))
+			_, err = n.js.Publish(ctx, n.deadSubj+hex.EncodeToString([]byte(rec.Hook)), val,
+				jetstream.WithMsgID(rec.Key+"."+strconv.FormatUint(rev, 10)))
 			return false, err
 		}
 		return false, nil
 	})
 }
 
-// Ack records a delivered event.
-func (n *NATS) Ack(ctx context.Context, hook, id string, a Attempt) error {
-	return n.finish(ctx, hook, id, a, StatusDelivered, 0)
+// Ack records a delivered record.
+func (n *NATS) Ack(ctx context.Context, l Lease, a Attempt) error {
+	return n.finish(ctx, l, a, StatusDelivered, 0)
 }
 
-// Retry queues the event again after the delay.
-func (n *NATS) Retry(ctx context.Context, hook, id string, a Attempt, after time.Duration) error {
-	return n.finish(ctx, hook, id, a, StatusQueued, after)
+// Retry queues the record again after the delay.
+func (n *NATS) Retry(ctx context.Context, l Lease, a Attempt, after time.Duration) error {
+	return n.finish(ctx, l, a, StatusQueued, after)
 }
 
-// Dead records the event as dead and copies it to the dead-letter stream.
-func (n *NATS) Dead(ctx context.Context, hook, id string, a Attempt) error {
-	return n.finish(ctx, hook, id, a, StatusDead, 0)
+// Dead records the record as dead and copies it to the dead-letter stream.
+func (n *NATS) Dead(ctx context.Context, l Lease, a Attempt) error {
+	return n.finish(ctx, l, a, StatusDead, 0)
 }
 
-// Release gives a leased event back, due now, without an attempt.
-func (n *NATS) Release(ctx context.Context, hook, id string) error {
-	return n.modify(ctx, hook, id, func(rec *natsRecord, _ uint64) (bool, error) {
-		if rec.Status != StatusDelivering {
-			return false, errUnchanged
-		}
+// Defer queues the record again after the delay, without an attempt.
+func (n *NATS) Defer(ctx context.Context, l Lease, after time.Duration) error {
+	return n.leased(ctx, l, func(rec *natsRecord, _ uint64) (bool, error) {
 		now := n.now()
-		rec.Status, rec.DueAt, rec.UpdatedAt = StatusQueued, now, now
+		rec.Deferrals++
+		rec.Status, rec.DueAt, rec.UpdatedAt = StatusQueued, now.Add(after), now
 		return true, nil
 	})
 }
 
-// Replay queues a delivered or dead event again, due now.
-func (n *NATS) Replay(ctx context.Context, hook, id string) error {
-	return n.modify(ctx, hook, id, func(rec *natsRecord, _ uint64) (bool, error) {
-		if rec.Status != StatusDelivered && rec.Status != StatusDead {
+// Release gives a leased record back, due now, without an attempt.
+func (n *NATS) Release(ctx context.Context, l Lease) error {
+	err := n.leased(ctx, l, func(rec *natsRecord, _ uint64) (bool, error) {
+		now := n.now()
+		rec.Status, rec.DueAt, rec.UpdatedAt = StatusQueued, now, now
+		return true, nil
+	})
+	if errors.Is(err, ErrStaleLease) {
+		return nil
+	}
+	return err
+}
+
+// Replay queues a delivered or dead record again, due now.
+func (n *NATS) Replay(ctx context.Context, key string) error {
+	return n.modify(ctx, key, func(rec *natsRecord, _ uint64) (bool, error) {
+		if !final(rec.Status) {
 			return false, ErrNotReplayable
 		}
 		now := n.now()
@@ -844,11 +899,11 @@ func (n *NATS) Replay(ctx context.Context, hook, id string) error {
 	})
 }
 
-// Get returns one event.
-func (n *NATS) Get(ctx context.Context, hook, id string) (*Event, error) {
+// Get returns one record.
+func (n *NATS) Get(ctx context.Context, key string) (*Event, error) {
 	ctx, cancel := n.opCtx(ctx)
 	defer cancel()
-	rec, _, err := n.getRecord(ctx, recordKey(hook, id))
+	rec, _, err := n.getRecord(ctx, key)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return nil, err
@@ -910,41 +965,31 @@ func (n *NATS) scan(ctx context.Context, filter string) ([]*natsRecord, error) {
 	return out, nil
 }
 
-// List pages through events in (hook, id) order, filtered; the cursor is
-// the key of the last event of the previous page.
+// List pages through records newest first (by key), filtered; the cursor
+// is the key of the last record of the previous page.
 func (n *NATS) List(ctx context.Context, q ListQuery) (ListPage, error) {
 	if q.Limit <= 0 {
 		q.Limit = 50
 	}
 	ctx, cancel := n.opCtx(ctx)
 	defer cancel()
-	filter := ">"
-	if q.Hook != "" {
-		filter = hex.EncodeToString([]byte(q.Hook)) + ".*"
-	}
-	recs, err := n.scan(ctx, filter)
+	recs, err := n.scan(ctx, ">")
 	if err != nil {
 		return ListPage{}, unavailable(err)
 	}
-	slices.SortFunc(recs, func(a, b *natsRecord) int {
-		return strings.Compare(recordKey(a.Hook, a.ID), recordKey(b.Hook, b.ID))
-	})
-	var page ListPage
+	slices.SortFunc(recs, func(a, b *natsRecord) int { return strings.Compare(b.Key, a.Key) })
+	page := ListPage{Events: []*Event{}}
 	for _, rec := range recs {
-		key := recordKey(rec.Hook, rec.ID)
-		if q.Cursor != "" && key <= q.Cursor {
-			continue
-		}
-		if q.Status != "" && rec.Status != q.Status {
+		if q.Cursor != "" && rec.Key >= q.Cursor ||
+			q.Hook != "" && rec.Hook != q.Hook || q.Status != "" && rec.Status != q.Status || q.ID != "" && rec.ID != q.ID {
 			continue
 		}
 		if len(page.Events) == q.Limit {
-			last := page.Events[q.Limit-1]
-			page.Next = recordKey(last.Hook, last.ID)
+			page.Next = page.Events[q.Limit-1].Key
 			break
 		}
 		ev := rec.Event
-		ev.Payload = nil
+		ev.Body = nil
 		page.Events = append(page.Events, &ev)
 	}
 	return page, nil
@@ -988,7 +1033,7 @@ func (n *NATS) Purge(ctx context.Context, before time.Time) (int, error) {
 		if !final(rec.Status) || !rec.UpdatedAt.Before(before) {
 			continue
 		}
-		key := recordKey(rec.Hook, rec.ID)
+		key := rec.Key
 		cur, rev, err := n.getRecord(ctx, key)
 		if errors.Is(err, ErrNotFound) {
 			continue

@@ -220,7 +220,7 @@ func TestNATSConformance(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = s.Close() })
 		return s
-	})
+	}, false)
 
 	t.Run("dedup across instances", func(t *testing.T) {
 		ctx := context.Background()
@@ -233,11 +233,14 @@ func TestNATSConformance(t *testing.T) {
 			return s
 		}
 		a, b := open(), open()
-		ev := func(id string) *queue.Event { return &queue.Event{ID: id, Hook: "pets", Payload: []byte(`{}`)} }
-		if err := a.Enqueue(ctx, ev("first"), time.Hour); err != nil {
+		ev := func(id string) []*queue.Event {
+			return []*queue.Event{{ID: id, Hook: "pets", Body: []byte(`{}`)}, {ID: id, Hook: "pets", Action: 1, Body: []byte(`{}`)}}
+		}
+		dedup := queue.EnqueueOptions{Dedup: time.Hour}
+		if err := a.Enqueue(ctx, ev("first"), dedup); err != nil {
 			t.Fatal(err)
 		}
-		if err := b.Enqueue(ctx, ev("first"), time.Hour); !errors.Is(err, queue.ErrDuplicate) {
+		if err := b.Enqueue(ctx, ev("first"), dedup); !errors.Is(err, queue.ErrDuplicate) {
 			t.Fatalf("second instance accepted a duplicate: %v", err)
 		}
 		// Both instances get every id at the same moment: each is stored once.
@@ -248,7 +251,7 @@ func TestNATSConformance(t *testing.T) {
 		for i := range ids {
 			for _, s := range []*queue.NATS{a, b} {
 				wg.Go(func() {
-					err := s.Enqueue(ctx, ev(fmt.Sprintf("race%d", i)), time.Hour)
+					err := s.Enqueue(ctx, ev(fmt.Sprintf("race%d", i)), dedup)
 					switch {
 					case err == nil:
 						accepted[i].Add(1)
@@ -268,9 +271,10 @@ func TestNATSConformance(t *testing.T) {
 				t.Errorf("race%d accepted %d times, want once", i, got)
 			}
 		}
-		// Both instances lease together: every event once.
+		// Both instances lease together: every record once.
 		var mu sync.Mutex
 		leased := map[string]int{}
+		actions := map[string]int{}
 		for _, s := range []*queue.NATS{a, b} {
 			wg.Go(func() {
 				for empty := 0; empty < 2; {
@@ -284,19 +288,25 @@ func TestNATSConformance(t *testing.T) {
 					}
 					mu.Lock()
 					for _, ev := range evs {
-						leased[ev.ID]++
+						leased[ev.Key]++
+						actions[ev.ID]++
 					}
 					mu.Unlock()
 				}
 			})
 		}
 		wg.Wait()
-		if len(leased) != ids+1 {
-			t.Fatalf("leased %d events, want %d", len(leased), ids+1)
+		if len(leased) != 2*(ids+1) {
+			t.Fatalf("leased %d records, want %d", len(leased), 2*(ids+1))
 		}
-		for id, k := range leased {
+		for key, k := range leased {
 			if k != 1 {
-				t.Errorf("%s leased %d times", id, k)
+				t.Errorf("%s leased %d times", key, k)
+			}
+		}
+		for id, k := range actions {
+			if k != 2 {
+				t.Errorf("%s: %d records leased, want its 2 actions", id, k)
 			}
 		}
 	})
@@ -308,7 +318,7 @@ func enqueueEventually(t *testing.T, s queue.Store, ev *queue.Event, within time
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		err := s.Enqueue(context.Background(), ev, time.Hour)
+		err := s.Enqueue(context.Background(), []*queue.Event{ev}, queue.EnqueueOptions{Dedup: time.Hour})
 		if err == nil {
 			return
 		}
@@ -339,7 +349,7 @@ func leaseAll(t *testing.T, s queue.Store) map[string]int {
 		}
 		for _, ev := range evs {
 			got[ev.ID]++
-			if err := s.Ack(ctx, ev.Hook, ev.ID, queue.Attempt{At: time.Now(), Status: 200}); err != nil {
+			if err := s.Ack(ctx, queue.LeaseOf(ev), queue.Attempt{At: time.Now(), Status: 200}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -366,7 +376,7 @@ func TestNATSNodeLoss(t *testing.T) {
 	}
 	defer s.Close()
 	ev := func(id string) *queue.Event {
-		return &queue.Event{ID: id, Hook: "pets", Payload: []byte(`{"id":"` + id + `"}`)}
+		return &queue.Event{ID: id, Hook: "pets", Body: []byte(`{"id":"` + id + `"}`)}
 	}
 	enqueueAll := func(tag string, n int, first time.Duration) {
 		t.Helper()
@@ -435,7 +445,7 @@ func TestNATSNodeLoss(t *testing.T) {
 	t.Run("every node down", func(t *testing.T) {
 		c.stopAll()
 		start := time.Now()
-		err := s.Enqueue(context.Background(), ev("nowhere"), time.Hour)
+		err := s.Enqueue(context.Background(), []*queue.Event{ev("nowhere")}, queue.EnqueueOptions{Dedup: time.Hour})
 		if !errors.Is(err, queue.ErrUnavailable) {
 			t.Fatalf("enqueue without a cluster: %v", err)
 		}
@@ -463,17 +473,18 @@ func TestNATSRealClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.Enqueue(ctx, &queue.Event{ID: "r1", Hook: "pets", Payload: []byte(`{"a":1}`)}, 0); err != nil {
+	if err := s.Enqueue(ctx, []*queue.Event{{ID: "r1", Hook: "pets", Body: []byte(`{"a":1}`)}}, queue.EnqueueOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if evs, err := s.Lease(ctx, 1, time.Minute); err != nil || len(evs) != 1 {
+	evs, err := s.Lease(ctx, 1, time.Minute)
+	if err != nil || len(evs) != 1 {
 		t.Fatalf("lease: %v %d", err, len(evs))
 	}
 	retried := time.Now()
-	if err := s.Retry(ctx, "pets", "r1", queue.Attempt{At: retried, Status: 502}, 1500*time.Millisecond); err != nil {
+	if err := s.Retry(ctx, queue.LeaseOf(evs[0]), queue.Attempt{At: retried, Status: 502}, 1500*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	var evs []*queue.Event
+	evs = nil
 	for len(evs) == 0 && time.Since(retried) < 5*time.Second {
 		if evs, err = s.Lease(ctx, 1, time.Minute); err != nil {
 			t.Fatal(err)
@@ -485,7 +496,7 @@ func TestNATSRealClock(t *testing.T) {
 	if waited := time.Since(retried); waited < 1500*time.Millisecond {
 		t.Fatalf("retried event due after %v, before its delay", waited)
 	}
-	if err := s.Dead(ctx, "pets", "r1", queue.Attempt{At: time.Now(), Error: "connection refused"}); err != nil {
+	if err := s.Dead(ctx, queue.LeaseOf(evs[0]), queue.Attempt{At: time.Now(), Error: "connection refused"}); err != nil {
 		t.Fatal(err)
 	}
 	nc, err := nats.Connect(strings.Join(c.urls(), ","))
@@ -503,7 +514,7 @@ func TestNATSRealClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	var dead queue.Event
-	if err := json.Unmarshal(m.Data, &dead); err != nil || dead.ID != "r1" || dead.Status != queue.StatusDead || len(dead.Attempts) != 2 || string(dead.Payload) != `{"a":1}` {
+	if err := json.Unmarshal(m.Data, &dead); err != nil || dead.ID != "r1" || dead.Status != queue.StatusDead || len(dead.Attempts) != 2 || string(dead.Body) != `{"a":1}` || dead.Key != evs[0].Key || !dead.DueAt.IsZero() {
 		t.Fatalf("dead letter: %v %+v", err, dead)
 	}
 }
