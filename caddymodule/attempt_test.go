@@ -42,8 +42,8 @@ func TestForwardOptionsSameInSyncAndAsync(t *testing.T) {
 	cases := []struct{ name, url, options string }{
 		{"plain", plain.URL + "/p", ""},
 		{"method", plain.URL + "/m", "method PUT"},
-		{"headers", plain.URL + "/h", "header X-Static fixed-value\n\t\t\theader X-Tenant {http.request.header.X-Tenant}\n\t\t\theader X-Mixed t={http.request.header.X-Tenant};k={json.kind}"},
-		{"url placeholders", plain.URL + "/tenants/{json.tenant}/{json.kind}?src={http.request.header.X-Tenant}&q=1", ""},
+		{"headers", plain.URL + "/h", "header X-Static fixed-value\n\t\t\theader X-Tenant {http.request.header.X-Tenant}\n\t\t\theader X-Mixed t={http.request.header.X-Tenant};k={http.webhook_gateway.json.kind}"},
+		{"url placeholders", plain.URL + "/tenants/{http.webhook_gateway.json.tenant}/{http.webhook_gateway.json.kind}?src={http.request.header.X-Tenant}&q=1", ""},
 		{"body original", plain.URL + "/o", "body original"},
 		{"sign github", plain.URL + "/g", "sign github gh-outbound-secret"},
 		{"sign hmac", plain.URL + "/s", "sign hmac hmac-outbound-secret {\n\t\t\t\theader X-Sig\n\t\t\t\talgorithm sha512\n\t\t\t\tencoding base64\n\t\t\t\tprefix v1=\n\t\t\t}"},
