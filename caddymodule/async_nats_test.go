@@ -61,10 +61,9 @@ http://localhost:9080 {
 	if got := up.requests()[0]; string(got.body) != `{"petname":"Gromit"}` || got.header.Get("Idempotency-Key") != "nats-1" {
 		t.Errorf("delivered %s %v", got.body, got.header)
 	}
-	var ev eventView
 	waitFor(t, "delivered status", func() bool {
-		adminGet(t, "/webhook_gateway/event?hook=nats&id=nats-1", &ev)
-		return ev.Status == "delivered"
+		evs := eventsOf(t, "nats", "nats-1")
+		return len(evs) == 1 && evs[0].Status == "delivered"
 	})
 	status, _, body = post(t, tester, "/nats", "application/json", hdr, []byte(`{"petname":"Gromit"}`))
 	if status != http.StatusOK || !strings.Contains(string(body), `"duplicate"`) {
