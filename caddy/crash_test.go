@@ -26,7 +26,7 @@ func asyncConfig(admin, port int, dir string, workers int, upstream, retries str
 	auto_https off
 	persist_config off
 	webhook_gateway {
-		store bolt %s
+		store pebble %s
 		workers %d
 	}
 }
@@ -40,7 +40,7 @@ http://127.0.0.1:%d {
 		}
 	}
 }
-`, admin, filepath.Join(dir, "events.db"), workers, port, upstream, retries)
+`, admin, filepath.Join(dir, "events"), workers, port, upstream, retries)
 }
 
 // senders post events to url from n goroutines until stop is set; ids
@@ -148,7 +148,7 @@ func TestAsyncSurvivesSIGKILL(t *testing.T) {
 
 // TestAsyncReloadUnderLoad reloads the config of a running Caddy several
 // times while events arrive: the store is opened once (a second open of
-// the bolt file would fail after its lock timeout and the reload with it),
+// the store's directory lock would refuse it and the reload with it),
 // every reload succeeds, every 202 is delivered, and the process's
 // goroutines come back to where they were (no worker or store goroutine
 // left behind by an old config).

@@ -95,12 +95,21 @@ func TestCaddyfileExample(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		var list struct {
+			Events []struct {
+				Status   string
+				Attempts []struct{ Status int }
+			}
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&list)
+		_ = resp.Body.Close()
 		var ev struct {
 			Status   string
 			Attempts []struct{ Status int }
 		}
-		_ = json.NewDecoder(resp.Body).Decode(&ev)
-		_ = resp.Body.Close()
+		if len(list.Events) == 1 {
+			ev = list.Events[0]
+		}
 		if ev.Status == "delivered" {
 			if len(ev.Attempts) != 1 || ev.Attempts[0].Status != http.StatusCreated {
 				t.Errorf("async attempts %+v", ev.Attempts)
