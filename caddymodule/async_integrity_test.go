@@ -227,7 +227,7 @@ http://localhost:9080 {
 func standardSign(secret, id string, ts int64, body []byte) string {
 	key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
 	m := hmac.New(sha256.New, key)
-	fmt.Fprintf(m, "%s.%d.%s", id, ts, body)
+	_, _ = fmt.Fprintf(m, "%s.%d.%s", id, ts, body)
 	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
 }
 

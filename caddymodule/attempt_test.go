@@ -21,8 +21,8 @@ func TestForwardOptionsSameInSyncAndAsync(t *testing.T) {
 	stdSecret := "whsec_" + base64.StdEncoding.EncodeToString([]byte("outbound standard secret 32 b!!!"))
 	type got struct {
 		method, uri string
-		header     http.Header
-		body       string
+		header      http.Header
+		body        string
 	}
 	var mu sync.Mutex
 	seen := map[string]got{} // by X-Case and mode
@@ -120,7 +120,7 @@ func TestForwardOptionsSameInSyncAndAsync(t *testing.T) {
 			for _, g := range []got{s, a} {
 				key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(stdSecret, "whsec_"))
 				m := hmac.New(sha256.New, key)
-				fmt.Fprintf(m, "%s.%s.%s", g.header.Get("Webhook-Id"), g.header.Get("Webhook-Timestamp"), g.body)
+				_, _ = fmt.Fprintf(m, "%s.%s.%s", g.header.Get("Webhook-Id"), g.header.Get("Webhook-Timestamp"), g.body)
 				if want := "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil)); g.header.Get("Webhook-Signature") != want {
 					t.Errorf("standard signature %q, want %q", g.header.Get("Webhook-Signature"), want)
 				}

@@ -310,17 +310,3 @@ func (f *ForwardConfig) provision(repl *caddy.Replacer, reshaped bool, index int
 	}
 	return a, nil
 }
-
-// actionLabel names an action by its configured URL (placeholders not
-// resolved) without userinfo, query or fragment, which may hold credentials.
-func actionLabel(raw string) string {
-	s, _, _ := strings.Cut(raw, "?")
-	s, _, _ = strings.Cut(s, "#")
-	if scheme, rest, ok := strings.Cut(s, "://"); ok {
-		if at := strings.LastIndex(strings.SplitN(rest, "/", 2)[0], "@"); at >= 0 {
-			rest = rest[at+1:]
-		}
-		s = scheme + "://" + rest
-	}
-	return s
-}

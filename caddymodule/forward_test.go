@@ -1,8 +1,10 @@
 package caddymodule_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -334,5 +336,60 @@ http://localhost:9080 {
 	}
 	if !strings.HasPrefix(got[0].rawURI, "/pets/") || strings.Contains(got[0].rawURI, "/admin") || strings.Contains(got[0].rawURI, "&b=c") {
 		t.Errorf("payload escaped its place in the URL: %s", got[0].rawURI)
+	}
+}
+
+// Incoming-webhook URLs (Slack, Discord) carry their token in the path: a
+// fan-out answer and the metrics name actions, never show their URLs.
+func TestActionsNamedNotByURL(t *testing.T) {
+	slack := newUpstream(t, nil)
+	other := newUpstream(t, func(n int, w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusBadGateway) })
+	tester := startCaddy(t, fmt.Sprintf(`
+http://localhost:9080 {
+	webhook_gateway /notify {
+		name notify
+		auth api_key k
+		forward %s/services/T0001/B0002/SLACKSECRETTOKEN {
+			name slack
+		}
+		forward %s/api/webhooks/123/DISCORDSECRETTOKEN {
+			retries 0
+		}
+	}
+}
+`, slack.URL, other.URL))
+	status, _, body := post(t, tester, "/notify", "application/json", http.Header{"X-Api-Key": {"k"}}, []byte(`{"text":"hi"}`))
+	if status != http.StatusBadGateway {
+		t.Fatalf("fan-out: %d %s", status, body)
+	}
+	if bytes.Contains(body, []byte("SECRETTOKEN")) || bytes.Contains(body, []byte("/services/")) || bytes.Contains(body, []byte("127.0.0.1")) {
+		t.Errorf("answer shows an upstream URL: %s", body)
+	}
+	var summary struct {
+		Actions []struct {
+			Action string `json:"action"`
+			Status int    `json:"status"`
+		} `json:"actions"`
+	}
+	if err := json.Unmarshal(body, &summary); err != nil || len(summary.Actions) != 2 ||
+		summary.Actions[0].Action != "slack" || summary.Actions[1].Action != "1" || summary.Actions[1].Status != 502 {
+		t.Errorf("summary %s", body)
+	}
+	resp, err := http.Get("http://localhost:2999/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if bytes.Contains(metrics, []byte("SECRETTOKEN")) {
+		t.Error("metrics show an upstream URL")
+	}
+	for _, want := range []string{
+		`caddy_webhook_gateway_attempts_total{action="slack",hook="notify"}`,
+		`caddy_webhook_gateway_attempts_total{action="1",hook="notify"}`,
+	} {
+		if !bytes.Contains(metrics, []byte(want)) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }

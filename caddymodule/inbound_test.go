@@ -111,18 +111,6 @@ func TestUsableID(t *testing.T) {
 	}
 }
 
-func TestActionLabelHidesCredentials(t *testing.T) {
-	for raw, want := range map[string]string{
-		"https://api.example.com/pets?token={env.TOKEN}": "https://api.example.com/pets",
-		"https://user:pass@api.example.com/x#frag":       "https://api.example.com/x",
-		"http://127.0.0.1:9000":                          "http://127.0.0.1:9000",
-	} {
-		if got := actionLabel(raw); got != want {
-			t.Errorf("actionLabel(%q) = %q, want %q", raw, got, want)
-		}
-	}
-}
-
 func TestHeaderSafe(t *testing.T) {
 	if got := headerSafe("a\r\nX-Evil: 1\x00\tb"); got != "aX-Evil: 1\tb" {
 		t.Errorf("headerSafe = %q", got)
