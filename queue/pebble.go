@@ -95,8 +95,8 @@ type Pebble struct {
 	// (hook, id). A holder of one stripe never waits for another, and
 	// holders of several (Lease, Purge) hold multi first, so no lock
 	// cycle can form.
-	records [256]sync.Mutex
-	dedups  [256]sync.Mutex
+	records [4096]sync.Mutex
+	dedups  [4096]sync.Mutex
 	multi   sync.Mutex
 	seed    maphash.Seed
 
@@ -108,8 +108,10 @@ type Pebble struct {
 // dropped, errors go to the standard logger.
 type discardInfo struct{}
 
-func (discardInfo) Infof(string, ...any)              {}
+func (discardInfo) Infof(string, ...any) {}
+
 func (discardInfo) Errorf(format string, args ...any) { log.Printf("event store: "+format, args...) }
+
 func (discardInfo) Fatalf(format string, args ...any) { log.Fatalf("event store: "+format, args...) }
 
 // OpenPebble opens (or creates) the store in dir. A directory held by
