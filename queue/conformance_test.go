@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -571,81 +570,6 @@ func runConformance(t *testing.T, open opener, leaseAtEnqueue bool) {
 	})
 }
 
-func openBolt(t *testing.T, clock *fakeClock) queue.Store {
-	s, err := queue.OpenBolt(filepath.Join(t.TempDir(), "events.db"), queue.BoltOptions{Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
-}
-
-func TestBoltConformance(t *testing.T) {
-	runConformance(t, openBolt, true)
-}
-
-func TestBoltRestart(t *testing.T) {
-	ctx := context.Background()
-	clock := &fakeClock{now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
-	path := filepath.Join(t.TempDir(), "events.db")
-	s, err := queue.OpenBolt(path, queue.BoltOptions{Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var keys []string
-	for i := range 3 {
-		keys = append(keys, enqueue(t, s, "h", fmt.Sprint(i), queue.EnqueueOptions{Dedup: time.Hour}).Key)
-	}
-	leased := leaseN(t, s, 3, time.Hour)
-	if err := s.Ack(ctx, queue.LeaseOf(leased[2]), queue.Attempt{At: clock.Now(), Status: 200}); err != nil {
-		t.Fatal(err)
-	}
-	// a second opener of the same file fails instead of hanging
-	if _, err := queue.OpenBolt(path, queue.BoltOptions{OpenTimeout: 200 * time.Millisecond}); err == nil {
-		t.Fatal("the file was opened twice")
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	// the clock went back while it was stopped: new keys still sort last
-	clock.Advance(-time.Hour)
-	s, err = queue.OpenBolt(path, queue.BoltOptions{Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = s.Close() }()
-	evs := leaseN(t, s, 2, time.Hour)
-	for _, ev := range evs {
-		if ev.Gen <= leased[0].Gen {
-			t.Errorf("re-leased after restart with generation %d, not above %d", ev.Gen, leased[0].Gen)
-		}
-	}
-	if err := s.Ack(ctx, queue.LeaseOf(leased[0]), queue.Attempt{At: clock.Now(), Status: 200}); !errors.Is(err, queue.ErrStaleLease) {
-		t.Fatalf("ack with a lease from before the restart: %v", err)
-	}
-	if err := s.Enqueue(ctx, []*queue.Event{newEvent("h", "0")}, queue.EnqueueOptions{Dedup: time.Hour}); !errors.Is(err, queue.ErrDuplicate) {
-		t.Fatalf("dedup across restart: %v", err)
-	}
-	fresh := enqueue(t, s, "h", "new", queue.EnqueueOptions{})
-	if fresh.Key <= keys[2] {
-		t.Fatalf("key %s after restart does not sort after %s", fresh.Key, keys[2])
-	}
-	if ev := get(t, s, keys[2]); ev.Status != queue.StatusDelivered {
-		t.Fatalf("delivered record after restart: %+v", ev)
-	}
-}
-
-func BenchmarkBoltEnqueue(b *testing.B) {
-	benchEnqueue(b, func(b *testing.B) queue.Store {
-		s, err := queue.OpenBolt(filepath.Join(b.TempDir(), "events.db"), queue.BoltOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = s.Close() })
-		return s
-	})
-}
-
 // benchEnqueue measures durable enqueues of 1 KiB events, one sender at a
 // time and 64 at once, with and without a dedup window.
 func benchEnqueue(b *testing.B, open func(b *testing.B) queue.Store) {
@@ -716,13 +640,4 @@ func benchDrain(b *testing.B, s queue.Store) {
 		done += len(evs)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-}
-
-func BenchmarkBoltDrain(b *testing.B) {
-	s, err := queue.OpenBolt(filepath.Join(b.TempDir(), "events.db"), queue.BoltOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = s.Close() }()
-	benchDrain(b, s)
 }

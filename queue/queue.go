@@ -2,9 +2,9 @@
 // written durably before the sender gets 202, leased by delivery workers,
 // and moved to delivered, back to queued with a delay, or to dead.
 //
-// One interface, Store, has two implementations: an embedded database (the
-// default) and NATS (a JetStream cluster shared by several gateway
-// instances). Delivery is at least once: a lease that is not acked before
+// One interface, Store, has two implementations: an embedded Pebble
+// database (the default) and NATS (a JetStream cluster shared by several
+// gateway instances). Delivery is at least once: a lease that is not acked before
 // it expires makes the event due again.
 //
 // A stored event is typed: it holds what the sender sent and what was
@@ -82,8 +82,9 @@ type Event struct {
 	DueAt     time.Time `json:"due_at,omitzero"`
 	UpdatedAt time.Time `json:"updated_at"`
 	// Gen is the generation of the current lease: it grows each time the
-	// event is leased. Set on events returned by Lease (and by Enqueue
-	// with Lease set).
+	// event is leased, and is kept across restarts. Set on events returned
+	// by Lease (and by Enqueue with LeaseFor, when the store writes them
+	// leased).
 	Gen uint64 `json:"gen,omitempty"`
 }
 
@@ -122,13 +123,13 @@ type ListQuery struct {
 	Hook   string // "" for every hook
 	Status Status // "" for every status
 	ID     string // "" for every event id
-	Cursor string // from the previous page's Next
+	Cursor string // from the previous page's Next (a record key)
 	Limit  int    // default 50
 }
 
 // ListPage is one page of events (bodies omitted), newest first.
 type ListPage struct {
-	Events []*Event `json:"events"`
+	Events []*Event `json:"events"`         // empty, never nil, when nothing matches
 	Next   string   `json:"next,omitempty"` // cursor of the next page, "" at the end
 }
 
@@ -165,10 +166,11 @@ type Store interface {
 	// attempt recorded.
 	Defer(ctx context.Context, l Lease, after time.Duration) error
 	// Release gives back a leased event that was not attempted (its worker
-	// is stopping): queued and due now, nothing recorded. A stale lease is
-	// ignored (nil).
+	// is stopping): queued and due now, nothing recorded, its generation
+	// kept. A stale lease is ignored (nil).
 	Release(ctx context.Context, l Lease) error
-	// Get returns one record with its attempts and body.
+	// Get returns one record with its attempts and body; ErrNotFound for
+	// an unknown key.
 	Get(ctx context.Context, key string) (*Event, error)
 	// List returns a page of records, without bodies, newest first.
 	List(ctx context.Context, q ListQuery) (ListPage, error)

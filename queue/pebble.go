@@ -1,0 +1,877 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Key layout of the Pebble store. Every key starts with one byte naming
+// its kind; times are 8 bytes of big-endian unix nanoseconds, so each
+// index sorts by time, then by record key.
+const (
+	kindRecord   = 'e' // e key -> JSON Event without its body
+	kindBody     = 'b' // b key -> body, written once at enqueue
+	kindDue      = 'q' // q due key -> nothing: queued records by due time
+	kindLease    = 'l' // l expiry key -> nothing: delivering records by lease expiry
+	kindFinished = 'f' // f updatedAt key -> nothing: delivered and dead records
+	kindByID     = 'i' // i idHook(id, hook) key -> nothing
+	kindDedup    = 'd' // d idHook(id, hook) -> expiry (8 bytes)
+	kindDedupExp = 'x' // x expiry idHook(id, hook) -> nothing: dedup marks by expiry
+)
+
+// PebbleLogger receives Pebble's log lines. *zap.SugaredLogger satisfies
+// it (as does pebble.Logger). Fatalf is called on a corrupt database and
+// must not return.
+type PebbleLogger interface {
+	Infof(format string, args ...any)
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+}
+
+// PebbleOptions configure the embedded store.
+type PebbleOptions struct {
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+	// CacheSize is the block cache in bytes. Default 16 MiB.
+	CacheSize int64
+	// MemTableSize is the size of one memtable in bytes; up to two are
+	// held while one is flushed. Default 16 MiB.
+	MemTableSize uint64
+	// Logger receives Pebble's logs; nil drops its informational lines
+	// and writes errors to the standard logger.
+	Logger PebbleLogger
+}
+
+// Pebble is the embedded store: a Pebble database in one directory.
+//
+// Durability: Enqueue returns only once its records (and its
+// deduplication mark) are in a synced WAL batch; Pebble's commit pipeline
+// shares one fsync among concurrent enqueues. Every other change (leases,
+// acks, retries, deferrals, dead marks, attempts, releases, purges) is
+// written unsynced. Replay is synced. Because the WAL is written in
+// order, each synced write also makes every earlier unsynced one durable.
+//
+// So a crash (of the process or of the machine) can:
+//   - undo state changes made after the last synced write: an event acked
+//     just before the crash is delivered once more (at least once; the
+//     Idempotency-Key is the same), and the run log may miss the last
+//     attempts of an event, which then gets those attempts again;
+//   - deliver an event whose sender was answered with an error, if the
+//     write reached the disk before the error was returned.
+//
+// It cannot lose an event that Enqueue accepted (the sender's 202), nor
+// its deduplication mark, nor mix up two events: records are never
+// rewritten with another event's content and an outcome is recorded only
+// for the lease generation it names. At open, records that were being
+// delivered are due again at once.
+//
+// Every state change is one write batch; lookups are point reads or
+// bounded iterations of an index: due records by due time, leases by
+// expiry, finished records by change time, records by event id, dedup
+// marks by (hook, id) and by expiry. Counts by hook and status are kept
+// in memory, rebuilt at open.
+type Pebble struct {
+	dir   string
+	db    *pebble.DB
+	lock  *pebble.Lock
+	cache interface{ Unref() }
+	now   func() time.Time
+	keys  keyGen
+
+	// records serialize changes of one record; dedups the enqueues of one
+	// (hook, id). A holder of one stripe never waits for another, and
+	// holders of several (Lease, Purge) hold multi first, so no lock
+	// cycle can form.
+	records [4096]sync.Mutex
+	dedups  [4096]sync.Mutex
+	multi   sync.Mutex
+	seed    maphash.Seed
+
+	countsMu sync.Mutex
+	counts   map[string]map[Status]int
+}
+
+// discardInfo is the default logger: Pebble's informational lines are
+// dropped, errors go to the standard logger.
+type discardInfo struct{}
+
+func (discardInfo) Infof(string, ...any) {}
+
+func (discardInfo) Errorf(format string, args ...any) { log.Printf("event store: "+format, args...) }
+
+func (discardInfo) Fatalf(format string, args ...any) { log.Fatalf("event store: "+format, args...) }
+
+// OpenPebble opens (or creates) the store in dir. A directory held by
+// another process (or already open in this one) is refused at once, with
+// an error that says so.
+func OpenPebble(dir string, opts PebbleOptions) (*Pebble, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = 16 << 20
+	}
+	if opts.MemTableSize == 0 {
+		opts.MemTableSize = 16 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = discardInfo{}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("event store %s: %w", dir, err)
+	}
+	lock, err := pebble.LockDirectory(dir, vfs.Default)
+	if err != nil {
+		var pathErr *os.PathError
+		if errors.As(err, &pathErr) {
+			return nil, fmt.Errorf("event store %s: %w", dir, err)
+		}
+		return nil, fmt.Errorf("event store %s is in use by another process (%v)", dir, err)
+	}
+	cache := pebble.NewCache(opts.CacheSize)
+	db, err := pebble.Open(dir, &pebble.Options{
+		Cache:              cache,
+		MemTableSize:       opts.MemTableSize,
+		Logger:             opts.Logger,
+		Lock:               lock,
+		FormatMajorVersion: pebble.FormatNewest,
+	})
+	if err != nil {
+		cache.Unref()
+		_ = lock.Close()
+		return nil, fmt.Errorf("event store %s: %w", dir, err)
+	}
+	p := &Pebble{dir: dir, db: db, lock: lock, cache: cache, now: opts.Now, seed: maphash.MakeSeed()}
+	if err := p.recover(); err != nil {
+		_ = p.Close()
+		return nil, fmt.Errorf("event store %s: %w", dir, err)
+	}
+	return p, nil
+}
+
+// Close closes the database and releases its directory.
+func (p *Pebble) Close() error {
+	err := p.db.Close()
+	p.cache.Unref()
+	return errors.Join(err, p.lock.Close())
+}
+
+func prefixed(kind byte, parts ...[]byte) []byte {
+	n := 1
+	for _, part := range parts {
+		n += len(part)
+	}
+	k := make([]byte, 1, n)
+	k[0] = kind
+	for _, part := range parts {
+		k = append(k, part...)
+	}
+	return k
+}
+
+func recordKey(key string) []byte { return prefixed(kindRecord, []byte(key)) }
+func bodyKey(key string) []byte   { return prefixed(kindBody, []byte(key)) }
+
+// indexKey is the entry of ev in the index of its status (nil for none).
+func indexKey(ev *Event) []byte {
+	switch ev.Status {
+	case StatusQueued:
+		return prefixed(kindDue, unixBytes(ev.DueAt), []byte(ev.Key))
+	case StatusDelivering:
+		return prefixed(kindLease, unixBytes(ev.DueAt), []byte(ev.Key))
+	case StatusDelivered, StatusDead:
+		return prefixed(kindFinished, unixBytes(ev.UpdatedAt), []byte(ev.Key))
+	}
+	return nil
+}
+
+func (p *Pebble) byIDKey(ev *Event) []byte {
+	return prefixed(kindByID, idHook(ev.ID, ev.Hook), []byte(ev.Key))
+}
+
+// upTo is the exclusive upper bound of an index's entries at or before t.
+func upTo(kind byte, t time.Time) []byte {
+	return prefixed(kind, binary.BigEndian.AppendUint64(nil, uint64(max(t.UnixNano(), 0))+1))
+}
+
+func (p *Pebble) recordStripe(key string) *sync.Mutex {
+	return &p.records[maphash.String(p.seed, key)%uint64(len(p.records))]
+}
+
+func (p *Pebble) dedupStripe(dk []byte) *sync.Mutex {
+	return &p.dedups[maphash.Bytes(p.seed, dk)%uint64(len(p.dedups))]
+}
+
+// lockRecords locks the stripes of keys (each once) and returns the
+// unlock. Only holders of p.multi call it.
+func (p *Pebble) lockRecords(keys []string) func() {
+	var held []*sync.Mutex
+	for _, k := range keys {
+		m := p.recordStripe(k)
+		if !slices.Contains(held, m) {
+			m.Lock()
+			held = append(held, m)
+		}
+	}
+	return func() {
+		for _, m := range held {
+			m.Unlock()
+		}
+	}
+}
+
+func (p *Pebble) getValue(key []byte) ([]byte, error) {
+	v, closer, err := p.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := bytes.Clone(v)
+	return out, closer.Close()
+}
+
+func (p *Pebble) get(key string) (*Event, error) {
+	v, err := p.getValue(recordKey(key))
+	if err != nil {
+		return nil, err
+	}
+	var ev Event
+	if err := json.Unmarshal(v, &ev); err != nil {
+		return nil, fmt.Errorf("record %s: %w", key, err)
+	}
+	return &ev, nil
+}
+
+// put adds the record of ev (without its body) to b.
+func putRecord(b *pebble.Batch, ev *Event) error {
+	rec := *ev
+	rec.Body = nil
+	v, err := json.Marshal(&rec)
+	if err != nil {
+		return err
+	}
+	return b.Set(recordKey(ev.Key), v, nil)
+}
+
+// move adds to b the change of ev to status, due at due (ignored for
+// final statuses), with its index entries; ev is updated.
+func (p *Pebble) move(b *pebble.Batch, ev *Event, status Status, due, now time.Time) error {
+	if old := indexKey(ev); old != nil {
+		if err := b.Delete(old, nil); err != nil {
+			return err
+		}
+	}
+	ev.Status, ev.UpdatedAt, ev.DueAt = status, now, time.Time{}
+	if !final(status) {
+		ev.DueAt = due
+	}
+	if err := b.Set(indexKey(ev), nil, nil); err != nil {
+		return err
+	}
+	return putRecord(b, ev)
+}
+
+// count moves n records of hook from one status to another; an empty
+// status is none (a new or removed record).
+func (p *Pebble) count(hook string, from, to Status, n int) {
+	if from == to {
+		return
+	}
+	p.countsMu.Lock()
+	defer p.countsMu.Unlock()
+	m := p.counts[hook]
+	if m == nil {
+		m = map[Status]int{}
+		p.counts[hook] = m
+	}
+	if from != "" {
+		if m[from] -= n; m[from] <= 0 {
+			delete(m, from)
+		}
+	}
+	if to != "" {
+		m[to] += n
+	}
+	if len(m) == 0 {
+		delete(p.counts, hook)
+	}
+}
+
+// recover counts the records by hook and status, makes the ones that were
+// being delivered due now (their workers are gone), and seeds the keys.
+func (p *Pebble) recover() error {
+	p.counts = map[string]map[Status]int{}
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kindRecord}, UpperBound: []byte{kindRecord + 1}})
+	if err != nil {
+		return err
+	}
+	var leased []*Event
+	for it.First(); it.Valid(); it.Next() {
+		var ev Event
+		if err := json.Unmarshal(it.Value(), &ev); err != nil {
+			_ = it.Close()
+			return fmt.Errorf("record %s: %w", it.Key()[1:], err)
+		}
+		p.count(ev.Hook, "", ev.Status, 1)
+		if ev.Status == StatusDelivering {
+			leased = append(leased, &ev)
+		}
+	}
+	if it.Last() {
+		p.keys.seed(string(it.Key()[1:]))
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return err
+	}
+	if len(leased) == 0 {
+		return nil
+	}
+	now := p.now()
+	b := p.db.NewBatch()
+	defer func() { _ = b.Close() }()
+	for _, ev := range leased {
+		if err := p.move(b, ev, StatusQueued, now, now); err != nil {
+			return err
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return err
+	}
+	for _, ev := range leased {
+		p.count(ev.Hook, StatusDelivering, StatusQueued, 1)
+	}
+	return nil
+}
+
+// Enqueue writes the records of one request, their index entries and the
+// deduplication mark in one synced batch. With opts.LeaseFor they are
+// written delivering (generation 1), their lease expiry indexed.
+func (p *Pebble) Enqueue(ctx context.Context, evs []*Event, opts EnqueueOptions) error {
+	if err := checkBatch(evs); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b := p.db.NewBatch()
+	defer func() { _ = b.Close() }()
+	var now time.Time
+	if opts.Dedup > 0 {
+		dk := idHook(evs[0].ID, evs[0].Hook)
+		m := p.dedupStripe(dk)
+		m.Lock()
+		defer m.Unlock()
+		now = p.now()
+		mark := prefixed(kindDedup, dk)
+		v, err := p.getValue(mark)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return unavailable(err)
+		case len(v) == 8 && readInt(v) > now.UnixNano():
+			return ErrDuplicate
+		default: // an expired mark: its expiry entry goes with it
+			if err := b.Delete(prefixed(kindDedupExp, v, dk), nil); err != nil {
+				return unavailable(err)
+			}
+		}
+		exp := unixBytes(now.Add(opts.Dedup))
+		if err := b.Set(mark, exp, nil); err != nil {
+			return unavailable(err)
+		}
+		if err := b.Set(prefixed(kindDedupExp, exp, dk), nil, nil); err != nil {
+			return unavailable(err)
+		}
+	} else {
+		now = p.now()
+	}
+	keys := p.keys.next(now, len(evs))
+	recs := make([]Event, len(evs))
+	for i, ev := range evs {
+		rec := *ev
+		rec.Key, rec.Status, rec.UpdatedAt, rec.DueAt, rec.Attempts, rec.Deferrals, rec.Gen = keys[i], StatusQueued, now, now, nil, 0, 0
+		if rec.ReceivedAt.IsZero() {
+			rec.ReceivedAt = now
+		}
+		if opts.LeaseFor > 0 {
+			rec.Status, rec.DueAt, rec.Gen = StatusDelivering, now.Add(opts.LeaseFor), 1
+		}
+		recs[i] = rec
+		for _, err := range []error{
+			putRecord(b, &rec),
+			b.Set(bodyKey(rec.Key), rec.Body, nil),
+			b.Set(indexKey(&rec), nil, nil),
+			b.Set(p.byIDKey(&rec), nil, nil),
+		} {
+			if err != nil {
+				return unavailable(err)
+			}
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return unavailable(err)
+	}
+	p.count(recs[0].Hook, "", recs[0].Status, len(recs))
+	for i, ev := range evs {
+		rec := recs[i]
+		ev.Key, ev.Status, ev.UpdatedAt, ev.DueAt, ev.ReceivedAt, ev.Attempts, ev.Deferrals, ev.Gen = rec.Key, rec.Status, rec.UpdatedAt, rec.DueAt, rec.ReceivedAt, nil, 0, rec.Gen
+	}
+	return nil
+}
+
+// dueKeys returns the record keys of up to limit entries of an index
+// whose time is at or before t, with the entries themselves.
+func (p *Pebble) dueKeys(kind byte, t time.Time, limit int) ([]string, [][]byte, error) {
+	if limit <= 0 {
+		return nil, nil, nil
+	}
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kind}, UpperBound: upTo(kind, t)})
+	if err != nil {
+		return nil, nil, err
+	}
+	var keys []string
+	var entries [][]byte
+	for it.First(); it.Valid() && len(keys) < limit; it.Next() {
+		if k := it.Key(); len(k) > 9 {
+			keys = append(keys, string(k[9:]))
+			entries = append(entries, bytes.Clone(k))
+		}
+	}
+	return keys, entries, errors.Join(it.Error(), it.Close())
+}
+
+// Lease marks up to limit due records delivering with their next
+// generation, in one unsynced batch: expired leases first, then queued
+// records in due order.
+func (p *Pebble) Lease(ctx context.Context, limit int, leaseFor time.Duration) ([]*Event, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p.multi.Lock()
+	defer p.multi.Unlock()
+	now := p.now()
+	keys, entries, err := p.dueKeys(kindLease, now, limit)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	more, moreEntries, err := p.dueKeys(kindDue, now, limit-len(keys))
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	keys, entries = append(keys, more...), append(entries, moreEntries...)
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	unlock := p.lockRecords(keys)
+	defer unlock()
+	b := p.db.NewBatch()
+	defer func() { _ = b.Close() }()
+	var out []*Event
+	var was []Status
+	for i, key := range keys {
+		ev, err := p.get(key)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, unavailable(err)
+		}
+		if err != nil || !bytes.Equal(indexKey(ev), entries[i]) {
+			// Not the record's current entry: a stale one. (A record
+			// changed since the index was read has its new entry.)
+			if err := b.Delete(entries[i], nil); err != nil {
+				return nil, unavailable(err)
+			}
+			continue
+		}
+		from := ev.Status
+		ev.Gen++
+		if err := p.move(b, ev, StatusDelivering, now.Add(leaseFor), now); err != nil {
+			return nil, unavailable(err)
+		}
+		if ev.Body, err = p.getValue(bodyKey(key)); err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, unavailable(err)
+		}
+		out = append(out, ev)
+		was = append(was, from)
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return nil, unavailable(err)
+	}
+	for i, ev := range out {
+		p.count(ev.Hook, was[i], StatusDelivering, 1)
+	}
+	return out, nil
+}
+
+// leased applies change to the record of l in one unsynced batch if l is
+// its current lease.
+func (p *Pebble) leased(ctx context.Context, l Lease, change func(b *pebble.Batch, ev *Event, now time.Time) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m := p.recordStripe(l.Key)
+	m.Lock()
+	defer m.Unlock()
+	ev, err := p.get(l.Key)
+	if errors.Is(err, ErrNotFound) {
+		return ErrStaleLease
+	}
+	if err != nil {
+		return unavailable(err)
+	}
+	if err := checkLease(ev, l); err != nil {
+		return err
+	}
+	b := p.db.NewBatch()
+	defer func() { _ = b.Close() }()
+	if err := change(b, ev, p.now()); err != nil {
+		return unavailable(err)
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return unavailable(err)
+	}
+	p.count(ev.Hook, StatusDelivering, ev.Status, 1)
+	return nil
+}
+
+func (p *Pebble) finish(ctx context.Context, l Lease, a Attempt, status Status, after time.Duration) error {
+	return p.leased(ctx, l, func(b *pebble.Batch, ev *Event, now time.Time) error {
+		ev.Attempts = append(ev.Attempts, a)
+		return p.move(b, ev, status, now.Add(after), now)
+	})
+}
+
+// Ack records a delivered record.
+func (p *Pebble) Ack(ctx context.Context, l Lease, a Attempt) error {
+	return p.finish(ctx, l, a, StatusDelivered, 0)
+}
+
+// Retry queues the record again after the delay.
+func (p *Pebble) Retry(ctx context.Context, l Lease, a Attempt, after time.Duration) error {
+	return p.finish(ctx, l, a, StatusQueued, after)
+}
+
+// Dead records the record as dead.
+func (p *Pebble) Dead(ctx context.Context, l Lease, a Attempt) error {
+	return p.finish(ctx, l, a, StatusDead, 0)
+}
+
+// Defer queues the record again after the delay, without an attempt.
+func (p *Pebble) Defer(ctx context.Context, l Lease, after time.Duration) error {
+	return p.leased(ctx, l, func(b *pebble.Batch, ev *Event, now time.Time) error {
+		ev.Deferrals++
+		return p.move(b, ev, StatusQueued, now.Add(after), now)
+	})
+}
+
+// Release gives a leased record back, due now, without an attempt.
+func (p *Pebble) Release(ctx context.Context, l Lease) error {
+	err := p.leased(ctx, l, func(b *pebble.Batch, ev *Event, now time.Time) error {
+		return p.move(b, ev, StatusQueued, now, now)
+	})
+	if errors.Is(err, ErrStaleLease) {
+		return nil
+	}
+	return err
+}
+
+// Get returns one record with its body.
+func (p *Pebble) Get(ctx context.Context, key string) (*Event, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ev, err := p.get(key)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	if ev.Body, err = p.getValue(bodyKey(key)); err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, unavailable(err)
+	}
+	return ev, nil
+}
+
+// Replay queues a delivered or dead record again, due now (synced: an
+// operator was told it is queued).
+func (p *Pebble) Replay(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m := p.recordStripe(key)
+	m.Lock()
+	defer m.Unlock()
+	ev, err := p.get(key)
+	if err != nil {
+		return unavailable(err)
+	}
+	if !final(ev.Status) {
+		return ErrNotReplayable
+	}
+	from := ev.Status
+	b := p.db.NewBatch()
+	defer func() { _ = b.Close() }()
+	now := p.now()
+	if err := p.move(b, ev, StatusQueued, now, now); err != nil {
+		return unavailable(err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return unavailable(err)
+	}
+	p.count(ev.Hook, from, StatusQueued, 1)
+	return nil
+}
+
+// List pages through records newest first, filtered; an id is looked up
+// in its index, other filters are applied while reading back.
+func (p *Pebble) List(ctx context.Context, q ListQuery) (ListPage, error) {
+	if err := ctx.Err(); err != nil {
+		return ListPage{}, err
+	}
+	if q.Limit <= 0 {
+		q.Limit = 50
+	}
+	page := ListPage{Events: []*Event{}}
+	keep := func(ev *Event) bool {
+		return (q.Hook == "" || ev.Hook == q.Hook) && (q.Status == "" || ev.Status == q.Status) && (q.ID == "" || ev.ID == q.ID)
+	}
+	// add reports false once the page is full (and sets Next).
+	add := func(ev *Event) bool {
+		if len(page.Events) == q.Limit {
+			page.Next = page.Events[q.Limit-1].Key
+			return false
+		}
+		ev.Body = nil
+		page.Events = append(page.Events, ev)
+		return true
+	}
+	if q.ID != "" {
+		prefix := prefixed(kindByID, idHook(q.ID, q.Hook))
+		it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+		if err != nil {
+			return ListPage{}, unavailable(err)
+		}
+		var keys []string
+		for it.First(); it.Valid(); it.Next() {
+			if k := it.Key(); len(k) >= len(prefix)+16 {
+				keys = append(keys, string(k[len(k)-16:]))
+			}
+		}
+		if err := errors.Join(it.Error(), it.Close()); err != nil {
+			return ListPage{}, unavailable(err)
+		}
+		slices.Sort(keys)
+		slices.Reverse(keys)
+		for _, key := range keys {
+			if q.Cursor != "" && key >= q.Cursor {
+				continue
+			}
+			ev, err := p.get(key)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return ListPage{}, unavailable(err)
+			}
+			if keep(ev) && !add(ev) {
+				break
+			}
+		}
+		return page, nil
+	}
+	upper := []byte{kindRecord + 1}
+	if q.Cursor != "" {
+		upper = recordKey(q.Cursor)
+	}
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kindRecord}, UpperBound: upper})
+	if err != nil {
+		return ListPage{}, unavailable(err)
+	}
+	for it.Last(); it.Valid(); it.Prev() {
+		var ev Event
+		if err := json.Unmarshal(it.Value(), &ev); err != nil {
+			_ = it.Close()
+			return ListPage{}, unavailable(fmt.Errorf("record %s: %w", it.Key()[1:], err))
+		}
+		if keep(&ev) && !add(&ev) {
+			break
+		}
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return ListPage{}, unavailable(err)
+	}
+	return page, nil
+}
+
+// prefixEnd is the smallest key above every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// Purge removes delivered and dead records last changed before the given
+// time (found through their index, in bounded unsynced batches) and
+// expired deduplication marks (found through theirs).
+func (p *Pebble) Purge(ctx context.Context, before time.Time) (int, error) {
+	removed := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return removed, err
+		}
+		n, handled, err := p.purgeRecords(before.Add(-time.Nanosecond), 1000)
+		removed += n
+		if err != nil {
+			return removed, unavailable(err)
+		}
+		if handled == 0 {
+			break
+		}
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return removed, err
+		}
+		n, err := p.purgeMarks(p.now(), 1000)
+		if err != nil {
+			return removed, unavailable(err)
+		}
+		if n == 0 {
+			return removed, nil
+		}
+	}
+}
+
+// purgeRecords removes the finished records of up to limit index entries
+// at or before t, and reports how many records it removed and how many
+// entries it handled.
+func (p *Pebble) purgeRecords(t time.Time, limit int) (int, int, error) {
+	p.multi.Lock()
+	defer p.multi.Unlock()
+	keys, entries, err := p.dueKeys(kindFinished, t, limit)
+	if err != nil || len(keys) == 0 {
+		return 0, 0, err
+	}
+	unlock := p.lockRecords(keys)
+	defer unlock()
+	b := p.db.NewBatch()
+	defer func() { _ = b.Close() }()
+	var gone []*Event
+	for i, key := range keys {
+		if err := b.Delete(entries[i], nil); err != nil {
+			return 0, 0, err
+		}
+		ev, err := p.get(key)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+		if !bytes.Equal(indexKey(ev), entries[i]) {
+			continue // replayed since: a stale entry
+		}
+		for _, k := range [][]byte{recordKey(key), bodyKey(key), p.byIDKey(ev)} {
+			if err := b.Delete(k, nil); err != nil {
+				return 0, 0, err
+			}
+		}
+		gone = append(gone, ev)
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return 0, 0, err
+	}
+	for _, ev := range gone {
+		p.count(ev.Hook, ev.Status, "", 1)
+	}
+	return len(gone), len(keys), nil
+}
+
+// purgeMarks removes up to limit deduplication marks expired at t and
+// reports how many it removed.
+func (p *Pebble) purgeMarks(t time.Time, limit int) (int, error) {
+	p.multi.Lock()
+	defer p.multi.Unlock()
+	_, entries, err := p.dueKeys(kindDedupExp, t, limit)
+	if err != nil || len(entries) == 0 {
+		return 0, err
+	}
+	b := p.db.NewBatch()
+	defer func() { _ = b.Close() }()
+	var held []*sync.Mutex
+	defer func() {
+		for _, m := range held {
+			m.Unlock()
+		}
+	}()
+	for _, e := range entries {
+		exp, dk := e[1:9], e[9:]
+		if m := p.dedupStripe(dk); !slices.Contains(held, m) {
+			m.Lock()
+			held = append(held, m)
+		}
+		if err := b.Delete(e, nil); err != nil {
+			return 0, err
+		}
+		mark := prefixed(kindDedup, dk)
+		v, err := p.getValue(mark)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if bytes.Equal(v, exp) {
+			if err := b.Delete(mark, nil); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return len(entries), b.Commit(pebble.NoSync)
+}
+
+// Stats reads the counts kept in memory and the first entries of the due
+// and lease indexes.
+func (p *Pebble) Stats(ctx context.Context) (Stats, error) {
+	if err := ctx.Err(); err != nil {
+		return Stats{}, err
+	}
+	st := Stats{Counts: map[string]map[Status]int{}}
+	p.countsMu.Lock()
+	for hook, m := range p.counts {
+		st.Counts[hook] = make(map[Status]int, len(m))
+		for s, n := range m {
+			st.Counts[hook][s] = n
+		}
+	}
+	p.countsMu.Unlock()
+	now := p.now()
+	for _, kind := range []byte{kindDue, kindLease} {
+		_, entries, err := p.dueKeys(kind, now, 1)
+		if err != nil {
+			return Stats{}, unavailable(err)
+		}
+		if len(entries) == 1 {
+			st.OldestDue = max(st.OldestDue, now.Sub(time.Unix(0, readInt(entries[0][1:9]))))
+		}
+	}
+	return st, nil
+}
+
+var _ Store = (*Pebble)(nil)
