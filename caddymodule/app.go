@@ -180,9 +180,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 			path = filepath.Join(caddy.AppDataDir(), "webhook_gateway", "events")
 		}
 		a.storeKey = "pebble:" + path
-		logger := a.logger.Named("pebble")
+		logger := pebbleLogger{a.logger.Named("pebble").Sugar()}
 		val, _, err := stores.LoadOrNew(a.storeKey, func() (caddy.Destructor, error) {
-			s, err := queue.OpenPebble(path, queue.PebbleOptions{CacheSize: cfg.CacheSize, Logf: logger.Sugar().Infof})
+			s, err := queue.OpenPebble(path, queue.PebbleOptions{CacheSize: cfg.CacheSize, Logger: logger})
 			if err != nil {
 				return nil, err
 			}
@@ -231,6 +231,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	return nil
 }
+
+// pebbleLogger routes Pebble's lines to zap: its routine lines (WAL
+// replays, compactions) at debug level, errors as errors, and a fatal
+// error (a corrupt database) ends the process, as Pebble requires.
+type pebbleLogger struct{ *zap.SugaredLogger }
+
+func (l pebbleLogger) Infof(format string, args ...any) { l.Debugf(format, args...) }
 
 // storeDestructor closes a store when its last config generation is gone.
 type storeDestructor struct{ queue.Store }
