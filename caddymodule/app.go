@@ -101,6 +101,8 @@ type workers struct {
 	wake           chan struct{}
 	jobs           chan *queue.Event
 	free           atomic.Int64       // idle workers not yet promised an event
+	handoff        sync.RWMutex       // held to read by hand-offs, to write by Stop
+	stopping       bool               // under handoff: workers are leaving
 	cancel         context.CancelFunc // stops leasing
 	cancelAttempts context.CancelFunc // cancels attempts in flight
 	done           sync.WaitGroup
@@ -309,8 +311,16 @@ func (a *App) handOff(evs []*queue.Event, reserved, stored bool) {
 		return
 	}
 	unused := 0
+	a.handoff.RLock()
+	defer a.handoff.RUnlock()
 	for _, ev := range evs {
 		if stored && ev.Status == queue.StatusDelivering {
+			if a.stopping {
+				// Stop began between the reservation and the write:
+				// give the lease back for the next config's workers.
+				a.release(ev)
+				continue
+			}
 			a.jobs <- ev
 			continue
 		}
@@ -351,7 +361,10 @@ func (a *App) Stop() error {
 	if a.cancel == nil {
 		return nil
 	}
-	a.free.Add(stopped) // no new hand-offs: events are stored queued
+	a.free.Add(stopped) // no new reservations: events are stored queued
+	a.handoff.Lock()
+	a.stopping = true // and reservations made before are released
+	a.handoff.Unlock()
 	a.cancel()
 	done := make(chan struct{})
 	go func() {
