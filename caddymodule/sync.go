@@ -4,13 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
-	"go.uber.org/zap"
 
 	"github.com/caddy-webhooks/gateway/forward"
 )
@@ -61,67 +58,6 @@ func (h *Handler) forwardSync(w http.ResponseWriter, r *http.Request, repl *cadd
 		return h.answerOne(w, r, results[0])
 	}
 	return h.answerMany(w, id, results)
-}
-
-// body is what the action sends: the received document or the reshaped one.
-func (a *action) body(doc, reshaped []byte) []byte {
-	if a.original {
-		return doc
-	}
-	return reshaped
-}
-
-// headerSafe drops control characters a placeholder value may carry, so a
-// payload value cannot split or break an outbound header.
-func headerSafe(v string) string {
-	if !strings.ContainsFunc(v, isControl) {
-		return v
-	}
-	return strings.Map(func(r rune) rune {
-		if isControl(r) {
-			return -1
-		}
-		return r
-	}, v)
-}
-
-func isControl(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }
-
-// observe records the outcome of one action in metrics and logs.
-func (h *Handler) observe(a *action, res forward.Result) {
-	h.metrics.forwarded.WithLabelValues(h.name, a.name, statusClass(res)).Inc()
-	h.metrics.latency.WithLabelValues(h.name, a.name).Observe(res.Duration.Seconds())
-	if !res.OK() {
-		fields := []zap.Field{
-			zap.String("hook", h.name), zap.String("action", a.name),
-			zap.Int("attempts", res.Attempts), zap.Int("status", res.Status), zap.Bool("timed_out", res.TimedOut),
-		}
-		if res.Err != nil {
-			fields = append(fields, zap.String("error", describeErr(res.Err)))
-		}
-		h.logger.Warn("forward gave up", fields...)
-	}
-}
-
-// describeErr is an error's text without the request URL, which may carry
-// a credential in its query.
-func describeErr(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Op + ": " + ue.Err.Error()
-	}
-	return err.Error()
-}
-
-func statusClass(res forward.Result) string {
-	switch {
-	case res.TimedOut:
-		return "timeout"
-	case res.Status == 0:
-		return "error"
-	default:
-		return strconv.Itoa(res.Status/100) + "xx"
-	}
 }
 
 // answerOne answers the sender like a proxy: the upstream's status,
