@@ -84,7 +84,8 @@ type App struct {
 	// reason. Default: 24h.
 	OrphanAfter caddy.Duration `json:"orphan_after,omitempty"`
 
-	store       queue.Store
+	ctx         caddy.Context
+	store       queue.Store // nil until a handler in mode async needs it
 	storeKey    string
 	orphanAfter time.Duration
 	logger      *zap.Logger
@@ -170,6 +171,32 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.orphanAfter == 0 {
 		a.orphanAfter = defaultOrphanAfter
 	}
+	if a.Store != nil {
+		switch a.Store.Kind {
+		case "", "pebble", "nats":
+		default:
+			return fmt.Errorf("unknown store kind %q (want pebble or nats)", a.Store.Kind)
+		}
+	}
+	a.ctx = ctx
+	if a.Store != nil {
+		// a store named in the global options is opened even with no async
+		// handler: its events are still delivered (or orphaned), and the
+		// admin API shows them
+		return a.openStore()
+	}
+	return nil
+}
+
+// openStore opens the event store, shared with any other config
+// generation that uses the same one. It is opened when the config names
+// one, else by the first handler in mode async while it is provisioned,
+// so errors stop the config load; a config with neither opens none.
+func (a *App) openStore() error {
+	if a.store != nil {
+		return nil
+	}
+	ctx := a.ctx
 	cfg := StoreConfig{Kind: "pebble"}
 	if a.Store != nil {
 		cfg = *a.Store
@@ -220,8 +247,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("opening the NATS event store: %w", err)
 		}
 		a.store = val.(storeDestructor).Store
-	default:
-		return fmt.Errorf("unknown store kind %q (want pebble or nats)", cfg.Kind)
 	}
 	if reg := ctx.GetMetricsRegistry(); reg != nil {
 		if err := reg.Register(newQueueCollector(a.store)); err != nil {
@@ -251,8 +276,11 @@ func (s storeDestructor) Destruct() error { return s.Close() }
 // the next config's workers.
 const stopGrace = 5 * time.Second
 
-// Start starts the delivery workers.
+// Start starts the delivery workers, if a handler stores events.
 func (a *App) Start() error {
+	if a.store == nil {
+		return nil
+	}
 	leaseCtx, stopLeasing := context.WithCancel(context.Background())
 	attemptCtx, cancelAttempts := context.WithCancel(context.Background())
 	a.cancel, a.cancelAttempts = stopLeasing, cancelAttempts
@@ -415,7 +443,12 @@ func (a *App) register(h *Handler) error {
 	defer a.mu.Unlock()
 	if other, ok := a.hooks[h.name]; ok && other != h && other.fingerprint != h.fingerprint {
 		return fmt.Errorf("two webhook_gateway handlers are named %q but are configured differently; "+
-			"events are stored and delivered by name, so give each one its own `name`", h.name)
+			"events, metrics and logs are keyed by name, so give each one its own `name`", h.name)
+	}
+	if h.async {
+		if err := a.openStore(); err != nil {
+			return err
+		}
 	}
 	a.hooks[h.name] = h
 	longest := time.Duration(a.leaseFor.Load())

@@ -24,6 +24,22 @@ import (
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
+// validateCaddyfile adapts a config and provisions it as a load would,
+// without starting it (caddy validate), and returns the error.
+func validateCaddyfile(t *testing.T, config string) error {
+	t.Helper()
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	raw, _, err := adapter.Adapt([]byte(config), nil)
+	if err != nil {
+		return err
+	}
+	var cfg caddy.Config
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return caddy.Validate(&cfg)
+}
+
 // loadCaddyfile adapts and loads a config into the running Caddy and
 // returns the load error.
 func loadCaddyfile(t *testing.T, config string) error {
@@ -72,12 +88,24 @@ http://localhost:9080 {
 	tester, dir := asyncCaddy(t, "", sites("name a", "name b"))
 
 	clash := strings.Replace(globalOptions, "auto_https off", "auto_https off\n\twebhook_gateway {\n\t\tstore pebble "+dir+"\n\t}", 1) + sites("", "")
-	err := loadCaddyfile(t, clash)
+	err := validateCaddyfile(t, clash)
 	if err == nil {
 		t.Fatal("two differently configured hooks named default were loaded")
 	}
 	if !strings.Contains(err.Error(), `named "default"`) || !strings.Contains(err.Error(), "`name`") {
 		t.Errorf("error does not name the name and the fix: %v", err)
+	}
+	// sync hooks too: their metrics and logs would mix
+	syncClash := strings.ReplaceAll(clash, "mode async", "mode sync")
+	if err := validateCaddyfile(t, syncClash); err == nil || !strings.Contains(err.Error(), `named "default"`) {
+		t.Errorf("sync hooks sharing a name: %v", err)
+	}
+	// the same config twice under one name is fine (one hook on two sites)
+	hook := "\t\twebhook_gateway {\n\t\t\tauth api_key k\n\t\t\tmode async\n\t\t\tforward " + upA.URL + "/a\n\t\t}\n"
+	same := strings.Replace(globalOptions, "auto_https off", "auto_https off\n\twebhook_gateway {\n\t\tstore pebble "+dir+"\n\t}", 1) +
+		"http://localhost:9080 {\n\thandle /one {\n" + hook + "\t}\n\thandle /two {\n" + hook + "\t}\n}\n"
+	if err := validateCaddyfile(t, same); err != nil {
+		t.Errorf("identical hooks sharing a name: %v", err)
 	}
 
 	// the named config is still running and signs each hook's events with

@@ -162,6 +162,7 @@ type Handler struct {
 	actions     []*action
 	client      *forward.Client
 	app         *App
+	async       bool
 	dedupWindow time.Duration
 	metrics     *hookMetrics
 	logger      *zap.Logger
@@ -285,18 +286,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	if h.Mode == "async" {
-		appIface, err := ctx.App("webhook_gateway")
-		if err != nil {
-			return fmt.Errorf("mode async: %w", err)
-		}
-		h.app = appIface.(*App)
-		h.dedupWindow = time.Duration(h.Deduplicate)
-		if err := h.app.register(h); err != nil {
-			return err
-		}
+	// Every handler registers its name with the app, so two differently
+	// configured handlers cannot share one; async handlers also get the
+	// store and the workers that deliver their events.
+	h.async = h.Mode == "async"
+	h.dedupWindow = time.Duration(h.Deduplicate)
+	appIface, err := ctx.App("webhook_gateway")
+	if err != nil {
+		return fmt.Errorf("webhook_gateway app: %w", err)
 	}
-	return nil
+	h.app = appIface.(*App)
+	return h.app.register(h)
 }
 
 // Validate checks the configuration; it has no side effects.
@@ -400,7 +400,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		return next.ServeHTTP(w, withBody(r, body, false))
 	}
-	if h.app != nil {
+	if h.async {
 		return h.enqueue(w, r, repl, id, start, doc, out)
 	}
 	return h.forwardSync(w, r, repl, id, doc, out)
