@@ -176,5 +176,10 @@ func checkLinearTimestamp(body []byte, tolerance time.Duration, now time.Time) e
 	if ts.Type != gjson.Number {
 		return fmt.Errorf("webhookTimestamp %w", ErrMalformed)
 	}
-	return within(time.UnixMilli(ts.Int()), now, tolerance)
+	// the raw digits, not gjson's Int, which saturates or wraps far-off values
+	ms, err := parseUnix(ts.Raw)
+	if err != nil {
+		return fmt.Errorf("webhookTimestamp: %w", err)
+	}
+	return within(time.UnixMilli(ms), now, tolerance)
 }

@@ -572,12 +572,10 @@ func parseUnix(ts string) (int64, error) {
 	return secs, nil
 }
 
+// within compares t with now ± tolerance directly: a Duration between
+// them saturates (and its negation overflows) for far-off times.
 func within(t, now time.Time, tolerance time.Duration) error {
-	skew := now.Sub(t)
-	if skew < 0 {
-		skew = -skew
-	}
-	if skew > tolerance {
+	if t.Before(now.Add(-tolerance)) || t.After(now.Add(tolerance)) {
 		return ErrTimestamp
 	}
 	return nil
