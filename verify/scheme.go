@@ -625,6 +625,12 @@ func newRecipe(s Spec) (Verifier, error) {
 	if strings.Contains(s.Signed, "{timestamp}") && s.TimestampHeader == "" {
 		return nil, errors.New("hmac: a signed template with {timestamp} needs a timestamp_header")
 	}
+	if s.TimestampHeader != "" && !strings.Contains(s.Signed, "{timestamp}") &&
+		!strings.Contains(strings.ToLower(s.Signed), "{header."+strings.ToLower(s.TimestampHeader)+"}") {
+		return nil, errors.New("hmac: timestamp_header is set but signed has no {timestamp}: an unsigned timestamp " +
+			"can be replaced, so a captured request would replay forever with a fresh one; add {timestamp} to signed " +
+			`(e.g. "{timestamp}.{body}") as the sender signs it`)
+	}
 	return Preset{
 		Name:            "hmac",
 		SignatureHeader: s.Header,
