@@ -111,14 +111,14 @@ func init() {
 			SignatureHeader: "X-Webhook-Signature", Algorithm: "sha256", Encoding: "base64url",
 			Signed: "JWS HS256: {header}.{claims}", Extract: netlifyExtract,
 			Notes: "The header is a JWS (HS256) signed with the JWS secret token; its iss claim must be netlify and its sha256 claim the hex SHA-256 of the body. " +
-				"An exp claim, when present, is checked against the tolerance.",
+				"Its exp and nbf claims, when present, are enforced with the tolerance as leeway.",
 		},
 		Preset{
 			Name: "vonage", Docs: "https://developer.vonage.com/en/getting-started/concepts/webhooks#decoding-signed-webhooks",
 			SignatureHeader: "Authorization", Algorithm: "sha256", Encoding: "base64url",
 			Signed: "JWT HS256: {header}.{claims}", Extract: vonageExtract,
 			Notes: "Authorization: Bearer <JWT> signed (HS256) with the account's signature secret; its payload_hash claim must be the hex SHA-256 of the body " +
-				"and its iat claim (unix seconds) within the tolerance. Requests without a body (GET webhooks) are checked by the token alone: " +
+				"and its iat claim (unix seconds) within the tolerance; exp and nbf, when present, are enforced. Requests without a body (GET webhooks) are checked by the token alone: " +
 				"Vonage hashes their query parameters as JSON, which is not rebuilt.",
 		},
 		Preset{
@@ -509,8 +509,26 @@ func (t *jwt) num(name string) (string, bool) {
 	return "", false
 }
 
-func (t *jwt) signed(ts string) []Signed {
-	return []Signed{{Timestamp: ts, Signatures: []string{t.sig}, Messages: []Message{{[]byte(t.header), []byte("."), []byte(t.claims)}}}}
+// signed is the token's signature over its header and claims, with ts
+// checked against the tolerance and the exp and nbf claims (RFC 7519
+// 4.1.4, 4.1.5) enforced when present; a present one that is not a
+// non-negative integer is refused.
+func (t *jwt) signed(ts string) ([]Signed, error) {
+	s := Signed{Timestamp: ts, Signatures: []string{t.sig}, Messages: []Message{{[]byte(t.header), []byte("."), []byte(t.claims)}}}
+	for _, c := range [...]struct {
+		name string
+		into *string
+	}{{"exp", &s.NotAfter}, {"nbf", &s.NotBefore}} {
+		if _, present := t.payload[c.name]; !present {
+			continue
+		}
+		v, ok := t.num(c.name)
+		if !ok {
+			return nil, fmt.Errorf("token %s %w", c.name, ErrMalformed)
+		}
+		*c.into = v
+	}
+	return []Signed{s}, nil
 }
 
 // netlifyExtract: a JWS whose iss is netlify and whose sha256 claim binds
@@ -532,7 +550,7 @@ func netlifyExtract(r *http.Request, body []byte) ([]Signed, error) {
 	if !ok || !sameHex(want, sum[:]) {
 		return nil, fmt.Errorf("token sha256 does not match the body: %w", ErrMismatch)
 	}
-	return t.signed(""), nil
+	return t.signed("")
 }
 
 // vonageExtract: a bearer JWT whose payload_hash binds the body and whose
@@ -567,7 +585,7 @@ func vonageExtract(r *http.Request, body []byte) ([]Signed, error) {
 	if !ok {
 		return nil, fmt.Errorf("token iat %w", ErrMissing)
 	}
-	return t.signed(iat), nil
+	return t.signed(iat)
 }
 
 // adyenFields are the NotificationRequestItem fields Adyen signs, in

@@ -715,3 +715,45 @@ func TestAdyenVector(t *testing.T) {
 		t.Error("a key that is not hex accepted")
 	}
 }
+
+// TestJWTExpiry: a token's exp and nbf (RFC 7519 4.1.4, 4.1.5) are
+// enforced, with the tolerance as leeway; the tokens are made by
+// golang-jwt.
+func TestJWTExpiry(t *testing.T) {
+	const secret = "jwt-secret"
+	netlify := specialVerifier(t, "netlify", secret)
+	vonage := specialVerifier(t, "vonage", secret)
+	year := 365 * 24 * time.Hour
+	date := func(d time.Duration) *jwt.NumericDate { return jwt.NewNumericDate(fixedNow.Add(d)) }
+	for name, tc := range map[string]struct {
+		claims jwt.MapClaims
+		want   error
+	}{
+		"expired a year ago":       {jwt.MapClaims{"exp": date(-year)}, verify.ErrTimestamp},
+		"expired beyond tolerance": {jwt.MapClaims{"exp": date(-5*time.Minute - time.Second)}, verify.ErrTimestamp},
+		"expired within tolerance": {jwt.MapClaims{"exp": date(-time.Minute)}, nil},
+		"expires in an hour":       {jwt.MapClaims{"exp": date(time.Hour), "iat": date(-time.Second)}, nil},
+		"valid in a year":          {jwt.MapClaims{"nbf": date(year)}, verify.ErrTimestamp},
+		"valid in a minute":        {jwt.MapClaims{"nbf": date(time.Minute)}, nil},
+		"valid since a year":       {jwt.MapClaims{"nbf": date(-year), "exp": date(year)}, nil},
+		"exp not a number":         {jwt.MapClaims{"exp": "tomorrow"}, verify.ErrMalformed},
+		"exp fractional":           {jwt.MapClaims{"exp": 1795400000.5}, verify.ErrMalformed},
+		"exp negative":             {jwt.MapClaims{"exp": -1}, verify.ErrMalformed},
+		"exp beyond int64":         {jwt.MapClaims{"exp": json.Number("99999999999999999999")}, verify.ErrMalformed},
+		"nbf null":                 {jwt.MapClaims{"nbf": nil}, verify.ErrMalformed},
+	} {
+		claims := jwt.MapClaims{"iss": "netlify", "sha256": sha256Hex(trapBody)}
+		for k, v := range tc.claims {
+			claims[k] = v
+		}
+		h := http.Header{"X-Webhook-Signature": {jwtHS256(secret, claims)}}
+		expect(t, "netlify "+name, netlify.Verify(newRequest(h, trapBody), trapBody), tc.want)
+
+		claims = jwt.MapClaims{"iat": fixedNow.Unix(), "payload_hash": sha256Hex(trapBody)}
+		for k, v := range tc.claims {
+			claims[k] = v
+		}
+		h = http.Header{"Authorization": {"Bearer " + jwtHS256(secret, claims)}}
+		expect(t, "vonage "+name, vonage.Verify(newRequest(h, trapBody), trapBody), tc.want)
+	}
+}

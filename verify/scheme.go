@@ -88,6 +88,10 @@ type Signed struct {
 	// Timestamp, when not empty, is checked against the tolerance in the
 	// Preset's TimestampFormat.
 	Timestamp string
+	// NotAfter and NotBefore, when not empty, are unix seconds (a JWT's exp
+	// and nbf): the request is refused after NotAfter or before NotBefore,
+	// with the tolerance as leeway.
+	NotAfter, NotBefore string
 	// Signatures are the candidates, encoded as the Preset's Encoding says.
 	Signatures []string
 	// Messages are the signed contents to try, each written piece by
@@ -424,6 +428,9 @@ func (sc *scheme) verifyExtracted(r *http.Request, body []byte) error {
 				return fmt.Errorf("%s: %w", name, err)
 			}
 		}
+		if err := sc.checkValidity(f.NotBefore, f.NotAfter); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
 	}
 	for _, f := range found {
 		if len(f.Signatures) == 0 || len(f.Signatures) > maxCandidates || len(f.Messages) == 0 || len(f.Messages) > maxCandidates {
@@ -551,6 +558,31 @@ func (sc *scheme) checkTime(ts string) error {
 		return fmt.Errorf("timestamp format %q %w", sc.p.TimestampFormat, ErrMalformed)
 	}
 	return within(t, sc.now(), sc.tolerance)
+}
+
+// checkValidity refuses a request before notBefore or after notAfter
+// (unix seconds, either may be empty), with the tolerance as leeway.
+func (sc *scheme) checkValidity(notBefore, notAfter string) error {
+	now := sc.now()
+	if notAfter != "" {
+		secs, err := parseUnix(notAfter)
+		if err != nil {
+			return fmt.Errorf("expiry: %w", err)
+		}
+		if now.After(time.Unix(secs, 0).Add(sc.tolerance)) {
+			return fmt.Errorf("expired: %w", ErrTimestamp)
+		}
+	}
+	if notBefore != "" {
+		secs, err := parseUnix(notBefore)
+		if err != nil {
+			return fmt.Errorf("not-before: %w", err)
+		}
+		if now.Add(sc.tolerance).Before(time.Unix(secs, 0)) {
+			return fmt.Errorf("not yet valid: %w", ErrTimestamp)
+		}
+	}
+	return nil
 }
 
 func parseUnix(ts string) (int64, error) {
