@@ -98,7 +98,9 @@ func init() {
 			SignatureHeader: "X-Trello-Webhook", Algorithm: "sha1", Encoding: "base64",
 			Signed: "{body}{url}", Extract: trelloExtract,
 			Notes: "The secret is the application's OAuth secret; the URL signed is the one the request arrived on, which must be the callbackURL as registered. " +
-				"Trello signs non-ASCII text as Node.js binary strings (the low byte of each UTF-16 unit); both that and UTF-8 are accepted.",
+				"Trello signs non-ASCII text as Node.js binary strings (the low byte of each UTF-16 unit); both that and UTF-8 are accepted, " +
+				"except that the binary form is refused where it could stand for another document (a character outside Latin-1 read as a quote or backslash, moving string boundaries). " +
+				"Within strings that form cannot tell apart characters sharing a low byte (ń and D).",
 		},
 		Preset{
 			Name: "teams", Docs: "https://learn.microsoft.com/en-us/microsoftteams/platform/webhooks-and-connectors/how-to/add-outgoing-webhook#2-create-a-method-to-verify-the-outgoing-webhook-hmac-token",
@@ -404,7 +406,8 @@ func boxExtract(r *http.Request, body []byte) ([]Signed, error) {
 
 // trelloExtract: body then callback URL, as UTF-8 and as Node.js binary
 // strings (the low byte of each UTF-16 unit), which is how Trello signs
-// non-ASCII text.
+// non-ASCII text; the binary form only where it cannot stand for another
+// document (binaryAmbiguous).
 func trelloExtract(r *http.Request, body []byte) ([]Signed, error) {
 	sig, err := header(r, "X-Trello-Webhook")
 	if err != nil {
@@ -412,10 +415,55 @@ func trelloExtract(r *http.Request, body []byte) ([]Signed, error) {
 	}
 	u := requestURL(r)
 	msgs := []Message{{body, []byte(u)}}
-	if !isASCII(body) || !isASCII([]byte(u)) {
-		msgs = append(msgs, Message{nodeBinary(body), nodeBinary([]byte(u))})
+	if (!isASCII(body) || !isASCII([]byte(u))) && utf8.Valid(body) && utf8.Valid([]byte(u)) {
+		binBody, binURL := nodeBinary(body), nodeBinary([]byte(u))
+		if !binaryAmbiguous(body, binBody) && !binaryAmbiguous([]byte(u), binURL) {
+			msgs = append(msgs, Message{binBody, binURL})
+		}
 	}
 	return []Signed{{Signatures: []string{sig}, Messages: msgs}}, nil
+}
+
+// binaryAmbiguous says whether bin, the Node.js binary form of text, may
+// stand for a document other than text. Outside Latin-1 that form is
+// lossy: U+0122, U+0422 and U+6F22 all become a quote, so the signature
+// of {"text":"hi","listAfter":"Done"} would verify
+// {"text":"hiĢ,ĢlistAfterĢ:Ģńone"}. It is ambiguous when a character of
+// text outside Latin-1 becomes a quote or a backslash and bin, with those
+// bytes read as such (other non-ASCII and control bytes as letters), is
+// itself JSON: the signed bytes then read as a document whose strings
+// end elsewhere. A genuine body with such characters (Cyrillic Т, some
+// CJK) still verifies, since its binary form with them as quotes is not
+// JSON.
+func binaryAmbiguous(text, bin []byte) bool {
+	lossy := false
+	for b := text; len(b) > 0 && !lossy; {
+		r, size := utf8.DecodeRune(b)
+		b = b[size:]
+		if r <= 0xFF {
+			continue
+		}
+		units := [2]rune{r, r}
+		if r >= 0x10000 {
+			units[0], units[1] = utf16.EncodeRune(r)
+		}
+		for _, u := range units {
+			if c := byte(u); c == '"' || c == '\\' { //nolint:gosec // the low byte, as Node.js keeps it
+				lossy = true
+			}
+		}
+	}
+	if !lossy {
+		return false
+	}
+	shape := make([]byte, len(bin))
+	for i, c := range bin {
+		if c < 0x20 || c >= 0x80 {
+			c = 'x'
+		}
+		shape[i] = c
+	}
+	return json.Valid(shape)
 }
 
 func isASCII(b []byte) bool {

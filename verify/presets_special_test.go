@@ -757,3 +757,46 @@ func TestJWTExpiry(t *testing.T) {
 		expect(t, "vonage "+name, vonage.Verify(newRequest(h, trapBody), trapBody), tc.want)
 	}
 }
+
+// TestTrelloLossyForgery: Node.js's binary form keeps the low byte of each
+// UTF-16 unit, so U+0122 (Ģ) stands for a quote and U+0144 (ń) for D. The
+// signature of {"text":"hi","listAfter":"Done"} must not verify a body in
+// which those characters move the string boundaries; genuine bodies that
+// need the binary form still verify.
+func TestTrelloLossyForgery(t *testing.T) {
+	const secret = "trello-secret"
+	v := specialVerifier(t, "trello", secret)
+	trelloSign := func(signed string) http.Header {
+		// Trello's documented HMAC-SHA1 over body + callback URL, binary strings
+		return http.Header{"X-Trello-Webhook": {spB64(mac(sha1.New, []byte(secret), nodeBinaryString(signed+trelloURL)))}}
+	}
+	check := func(name string, h http.Header, body string, want error) {
+		t.Helper()
+		r := newRequest(h, []byte(body))
+		shapeRequest(trelloURL, "application/json")(r)
+		expect(t, name, v.Verify(r, []byte(body)), want)
+	}
+	for captured, forged := range map[string]string{
+		`{"text":"hi","listAfter":"Done"}`:                 `{"text":"hi` + "\u0122,\u0122listAfter\u0122:\u0122\u0144one" + `"}`,
+		`{"name":"card","idList":"5f1"}`:                   `{"name":"card` + "\u0422,\u0422idList\u0422:\u04225f1" + `"}`,
+		`{"text":"hi","listAfter":"Done","x":"café"}`: `{"text":"hi` + "\u0122,\u0122listAfter\u0122:\u0122\u0144one" + `","x":"café"}`,
+	} {
+		if nodeBinaryString(forged) != nodeBinaryString(captured) || !json.Valid([]byte(forged)) {
+			t.Fatalf("%s: the forgery does not collide", forged)
+		}
+		check("captured "+captured, trelloSign(captured), captured, nil)
+		check("forged "+forged, trelloSign(captured), forged, verify.ErrMismatch)
+	}
+	invalid := "{\"text\":\"caf\xe9\"}" // invalid UTF-8: U+FFFD, whose binary form is that of ý
+	check("invalid UTF-8", trelloSign("{\"text\":\"caf\u00fd\"}"), invalid, verify.ErrMismatch)
+	for name, body := range map[string]string{
+		"latin-1":          `{"text":"café crème"}`,
+		"beyond latin-1":   `{"text":"Zażółć gęślą jaźń – ☕ Жж 漢字 \U0001F600"}`,
+		"cyrillic Т":       `{"name":"Тест","desc":"Т,Т"}`,
+		"emoji as a quote": `{"text":"a\U0001F622b"}`,
+		"Ŝ as a backslash": `{"text":"\u015C"}`,
+		"quote and latin1": `{"text":"say \"héllo\" \\ ok"}`,
+	} {
+		check(name, trelloSign(body), body, nil)
+	}
+}
