@@ -301,6 +301,9 @@ func mailgunExtract(r *http.Request, body []byte) ([]Signed, error) {
 		if !gjson.ValidBytes(body) {
 			return nil, fmt.Errorf("JSON body %w", ErrMalformed)
 		}
+		if duplicateKey(body) {
+			return nil, errDuplicateKey
+		}
 		obj := gjson.GetBytes(body, "signature")
 		if !obj.IsObject() {
 			return nil, fmt.Errorf("signature object %w", ErrMissing)
@@ -310,6 +313,11 @@ func mailgunExtract(r *http.Request, body []byte) ([]Signed, error) {
 		values, err := url.ParseQuery(string(body))
 		if err != nil {
 			return nil, fmt.Errorf("form body %w", ErrMalformed)
+		}
+		for _, name := range [...]string{"timestamp", "token", "signature"} {
+			if len(values[name]) > 1 {
+				return nil, fmt.Errorf("form field %s repeated: %w", name, ErrMalformed)
+			}
 		}
 		ts, token, sig = values.Get("timestamp"), values.Get("token"), values.Get("signature")
 	default:
@@ -652,6 +660,11 @@ func adyenExtract(r *http.Request, body []byte) ([]Signed, error) {
 	}
 	if !gjson.ValidBytes(body) {
 		return nil, fmt.Errorf("JSON body %w", ErrMalformed)
+	}
+	// fields are signed, not bytes: a repeated key would let a reader
+	// other than gjson see values the signature never covered
+	if duplicateKey(body) {
+		return nil, errDuplicateKey
 	}
 	items := gjson.GetBytes(body, "notificationItems")
 	if !items.IsArray() {

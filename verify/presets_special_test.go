@@ -777,8 +777,8 @@ func TestTrelloLossyForgery(t *testing.T) {
 		expect(t, name, v.Verify(r, []byte(body)), want)
 	}
 	for captured, forged := range map[string]string{
-		`{"text":"hi","listAfter":"Done"}`:                 `{"text":"hi` + "\u0122,\u0122listAfter\u0122:\u0122\u0144one" + `"}`,
-		`{"name":"card","idList":"5f1"}`:                   `{"name":"card` + "\u0422,\u0422idList\u0422:\u04225f1" + `"}`,
+		`{"text":"hi","listAfter":"Done"}`:            `{"text":"hi` + "\u0122,\u0122listAfter\u0122:\u0122\u0144one" + `"}`,
+		`{"name":"card","idList":"5f1"}`:              `{"name":"card` + "\u0422,\u0422idList\u0422:\u04225f1" + `"}`,
 		`{"text":"hi","listAfter":"Done","x":"café"}`: `{"text":"hi` + "\u0122,\u0122listAfter\u0122:\u0122\u0144one" + `","x":"café"}`,
 	} {
 		if nodeBinaryString(forged) != nodeBinaryString(captured) || !json.Valid([]byte(forged)) {
