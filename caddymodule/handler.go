@@ -59,8 +59,9 @@ const (
 //			timestamp_header <name>
 //			signed <template>
 //			tolerance <duration>
+//			reject_duplicate_keys
 //		}
-//		auth <preset> <secret...> [{ tolerance <duration> }]
+//		auth <preset> <secret...> [{ tolerance <duration>; reject_duplicate_keys }]
 //		id_from <placeholder>
 //		reshape [keep] {
 //			set <dest.path> <value> [required]
