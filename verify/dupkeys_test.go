@@ -33,8 +33,29 @@ func TestAdyenDuplicateKeys(t *testing.T) {
 		"duplicate item wrapper":         wrap(adyenItem + `},"NotificationRequestItem":{"success":"false"}}`),
 		"duplicate notificationItems":    []byte(`{"live":"false","notificationItems":[` + adyenItem + `}}],"notificationItems":[]}`),
 		"duplicate top-level field live": []byte(`{"live":"false","live":"true","notificationItems":[` + adyenItem + `}}]}`),
+		// an absent signed field signs as empty: a value that is not a
+		// string, number or boolean must not slip into its place
+		"originalReference object added": wrap(adyenItem + `,"originalReference":{"pspReference":"9999"}}}`),
+		"originalReference array added":  wrap(adyenItem + `,"originalReference":["9999"]}}`),
+		"originalReference null added":   wrap(adyenItem + `,"originalReference":null}}`),
 	} {
 		expect(t, name, v.Verify(newRequest(h, b), b), verify.ErrMalformed)
+	}
+	b := wrap(adyenItem + `,"originalReference":""}}`)
+	expect(t, "originalReference empty", v.Verify(newRequest(h, b), b), nil)
+}
+
+// TestContentTypeNotEchoed: the received Content-Type, text of the
+// sender's choosing, is not copied into errors.
+func TestContentTypeNotEchoed(t *testing.T) {
+	for _, name := range []string{"adyen", "mailgun", "twilio"} {
+		secret := "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"
+		v := specialVerifier(t, name, secret)
+		h := http.Header{"Content-Type": {"application/x-leaked-token-7f3e"}, "X-Twilio-Signature": {"AAAA"}}
+		err := v.Verify(newRequest(h, []byte("a=1")), []byte("a=1"))
+		if err == nil || strings.Contains(err.Error(), "leaked-token") {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
 

@@ -125,7 +125,7 @@ func parseKeyValueList(sep, tsKey, sigKey string) func(string) (string, []string
 	return func(v string) (string, []string, bool) {
 		var ts string
 		var sigs []string
-		items := 0
+		items, stamps := 0, 0
 		for item := range strings.SplitSeq(v, sep) {
 			if items++; items > 4*maxCandidates {
 				return "", nil, false
@@ -136,7 +136,8 @@ func parseKeyValueList(sep, tsKey, sigKey string) func(string) (string, []string
 			}
 			switch k {
 			case tsKey:
-				if ts != "" {
+				// one timestamp, even when an earlier one was empty
+				if stamps++; stamps > 1 {
 					return "", nil, false
 				}
 				ts = val

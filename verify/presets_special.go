@@ -33,7 +33,8 @@ func init() {
 			Extract: twilioExtract,
 			Notes: "The secret is the account's auth token. Form posts sign the URL followed by every field, sorted by name; " +
 				"JSON posts sign the URL alone, whose bodySHA256 query parameter must be the hex SHA-256 of the body. " +
-				"The URL is the one the request arrived on, tried with and without the default port as Twilio's SDKs do.",
+				"The URL is the one the request arrived on, tried with and without the default port as Twilio's SDKs do. " +
+				"A repeated field is signed with each distinct value, sorted (as twilio-node); twilio-go's first-value form is refused, since it leaves appended values unsigned.",
 		},
 		Preset{
 			Name: "square", Docs: "https://developer.squareup.com/docs/webhooks/step3validate",
@@ -48,7 +49,8 @@ func init() {
 			Signed:          "{signature.timestamp}{signature.token}", Extract: mailgunExtract,
 			Notes: "The secret is the HTTP webhook signing key. The signature, timestamp (unix seconds, checked) and token travel in the body: " +
 				"the signature object of a JSON body, or the fields of a form body, chosen by Content-Type. " +
-				"The event data itself is not signed; deduplicate on the token to refuse replays within the tolerance.",
+				"The event data itself is not signed; deduplicate on the token to refuse replays within the tolerance. " +
+				"A JSON body holding a key twice, or a form repeating timestamp, token or signature, is refused.",
 		},
 		Preset{
 			Name: "sendgrid", Docs: "https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/getting-started-event-webhook-security-features",
@@ -129,7 +131,8 @@ func init() {
 			Signed: "pspReference:originalReference:merchantAccountCode:merchantReference:value:currency:eventCode:success",
 			Secret: decodeHexKey, Extract: adyenExtract,
 			Notes: "Standard (JSON) webhooks: every NotificationRequestItem must carry a valid additionalData.hmacSignature over its fields joined by colons. " +
-				"The secret is the HMAC key, hex as shown. Fields outside the signed list are not covered by the signature.",
+				"The secret is the HMAC key, hex as shown. Fields outside the signed list are not covered by the signature. " +
+				"Bodies holding a JSON key twice, or a signed field that is null, an object or an array, are refused.",
 		},
 	)
 }
@@ -236,7 +239,7 @@ func twilioExtract(r *http.Request, body []byte) ([]Signed, error) {
 		}
 		if mt != "application/x-www-form-urlencoded" {
 			// neither signed field by field nor bound by bodySHA256
-			return nil, fmt.Errorf("a %s body without bodySHA256 is not signed: %w", mt, ErrMalformed)
+			return nil, fmt.Errorf("a body neither form-encoded nor bound by bodySHA256 is not signed: %w", ErrMalformed)
 		}
 		if forms, err = twilioForms(body); err != nil {
 			return nil, err
@@ -252,27 +255,23 @@ func twilioExtract(r *http.Request, body []byte) ([]Signed, error) {
 }
 
 // twilioForms renders form fields as Twilio signs them: sorted by name,
-// name then value. A repeated name is signed with each distinct value in
-// order by twilio-node, with its first value by twilio-go; both are
-// tried.
+// name then value, a repeated name with each distinct value in order (as
+// twilio-node). twilio-go signs only the first value of a repeated name;
+// that form is not tried, since it would let values appended to a
+// captured request pass unsigned.
 func twilioForms(body []byte) ([]Message, error) {
 	values, err := url.ParseQuery(string(body))
 	if err != nil {
 		return nil, fmt.Errorf("form body %w", ErrMalformed)
 	}
 	names := make([]string, 0, len(values))
-	repeated := false
-	for k, v := range values {
+	for k := range values {
 		names = append(names, k)
-		if len(v) > 1 {
-			repeated = true
-		}
 	}
 	sort.Strings(names)
-	var all, first Message
+	var all Message
 	for _, k := range names {
 		vs := values[k]
-		first = append(first, []byte(k), []byte(vs[0]))
 		distinct := append([]string(nil), vs...)
 		sort.Strings(distinct)
 		for i, v := range distinct {
@@ -281,9 +280,6 @@ func twilioForms(body []byte) ([]Message, error) {
 			}
 			all = append(all, []byte(k), []byte(v))
 		}
-	}
-	if repeated {
-		return []Message{all, first}, nil
 	}
 	return []Message{all}, nil
 }
@@ -321,7 +317,7 @@ func mailgunExtract(r *http.Request, body []byte) ([]Signed, error) {
 		}
 		ts, token, sig = values.Get("timestamp"), values.Get("token"), values.Get("signature")
 	default:
-		return nil, fmt.Errorf("content type %s: %w", mt, ErrMalformed)
+		return nil, fmt.Errorf("content type %w", ErrMalformed)
 	}
 	if ts == "" || token == "" || sig == "" {
 		return nil, fmt.Errorf("signature, timestamp or token %w", ErrMissing)
@@ -656,7 +652,7 @@ func adyenExtract(r *http.Request, body []byte) ([]Signed, error) {
 		return nil, err
 	}
 	if mt != "application/json" {
-		return nil, fmt.Errorf("content type %s: %w", mt, ErrMalformed)
+		return nil, fmt.Errorf("content type %w", ErrMalformed)
 	}
 	if !gjson.ValidBytes(body) {
 		return nil, fmt.Errorf("JSON body %w", ErrMalformed)
@@ -694,6 +690,16 @@ func adyenExtract(r *http.Request, body []byte) ([]Signed, error) {
 				msg = append(msg, []byte(v.Str))
 			case gjson.Number, gjson.True, gjson.False:
 				msg = append(msg, []byte(v.Raw))
+			case gjson.Null:
+				// absent signs as empty; so would null, or an object or
+				// array, which could then be added to a signed item
+				if v.Exists() {
+					bad = fmt.Errorf("signed field %s is not a string, number or boolean: %w", f, ErrMalformed)
+					return false
+				}
+			default:
+				bad = fmt.Errorf("signed field %s is not a string, number or boolean: %w", f, ErrMalformed)
+				return false
 			}
 		}
 		found = append(found, Signed{Signatures: []string{sig.Str}, Messages: []Message{msg}})

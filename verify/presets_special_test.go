@@ -424,24 +424,40 @@ func TestTwilioSDK(t *testing.T) {
 	}
 }
 
-// TestTwilioRepeatedFields: a repeated field is signed with each value in
-// order (twilio-node) or with its first value (twilio-go); both verify.
+// TestTwilioRepeatedFields: a repeated field is signed with each distinct
+// value in order (twilio-node). twilio-go signs only the first value; that
+// form is refused, since a value appended to a captured request would
+// then pass unsigned.
 func TestTwilioRepeatedFields(t *testing.T) {
 	const token = "tw-token"
 	v := specialVerifier(t, "twilio", token)
 	body := []byte("MediaUrl=https%3A%2F%2Fb.example&MediaUrl=https%3A%2F%2Fa.example&Body=hi")
 	const u = "https://hooks.example.com/mms"
-	for name, signed := range map[string]string{
-		"each value sorted": u + "Bodyhi" + "MediaUrlhttps://a.example" + "MediaUrlhttps://b.example",
-		"first value":       u + "Bodyhi" + "MediaUrlhttps://b.example",
+	for name, tc := range map[string]struct {
+		signed string
+		want   error
+	}{
+		"each value sorted": {u + "Bodyhi" + "MediaUrlhttps://a.example" + "MediaUrlhttps://b.example", nil},
+		"first value":       {u + "Bodyhi" + "MediaUrlhttps://b.example", verify.ErrMismatch},
+		"field dropped":     {u + "Bodyhi", verify.ErrMismatch},
 	} {
-		r := newRequest(http.Header{"X-Twilio-Signature": {spB64(mac(sha1.New, []byte(token), signed))}}, body)
+		r := newRequest(http.Header{"X-Twilio-Signature": {spB64(mac(sha1.New, []byte(token), tc.signed))}}, body)
 		shapeRequest(u, "application/x-www-form-urlencoded")(r)
-		expect(t, name, v.Verify(r, body), nil)
+		expect(t, name, v.Verify(r, body), tc.want)
 	}
-	r := newRequest(http.Header{"X-Twilio-Signature": {spB64(mac(sha1.New, []byte(token), u+"Bodyhi"))}}, body)
-	shapeRequest(u, "application/x-www-form-urlencoded")(r)
-	expect(t, "field dropped", v.Verify(r, body), verify.ErrMismatch)
+	// a captured single-valued post with a second value appended
+	captured := url.Values{"Body": {"hi"}, "From": {"+14155551234"}}
+	sig := twilioSign(token, u, captured)
+	for _, extra := range []string{"&Body=evil", "&From=%2B10000000000", "&Body=hi"} {
+		b := []byte(captured.Encode() + extra)
+		r := newRequest(http.Header{"X-Twilio-Signature": {sig}}, b)
+		shapeRequest(u, "application/x-www-form-urlencoded")(r)
+		want := verify.ErrMismatch
+		if extra == "&Body=hi" {
+			want = nil // the same value twice: twilio-node signs it once
+		}
+		expect(t, "appended "+extra, v.Verify(r, b), want)
+	}
 }
 
 // TestSquareVector is the example of Square's webhook signature helper
