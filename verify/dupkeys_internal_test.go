@@ -93,8 +93,10 @@ func TestDuplicateKey(t *testing.T) {
 // FuzzDuplicateKey compares duplicateKey with encoding/json's reading on
 // valid documents; on any input it must not panic.
 func FuzzDuplicateKey(f *testing.F) {
-	for _, s := range []string{`{"a":1,"a":2}`, `{"a":{"a":1}}`, `[{"a":1},{"a":1}]`, `{"\u0061":1,"a":2}`,
-		`{"a\\":1,"a":2}`, `{"a":"\"","b":"\\"}`, `{"x":[1,{"y":[],"y":{}}]}`} {
+	for _, s := range []string{
+		`{"a":1,"a":2}`, `{"a":{"a":1}}`, `[{"a":1},{"a":1}]`, `{"\u0061":1,"a":2}`,
+		`{"a\\":1,"a":2}`, `{"a":"\"","b":"\\"}`, `{"x":[1,{"y":[],"y":{}}]}`,
+	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, doc []byte) {
