@@ -122,7 +122,7 @@ func init() {
 			SignatureHeader: "Authorization", Algorithm: "sha256", Encoding: "base64url",
 			Signed: "JWT HS256: {header}.{claims}", Extract: vonageExtract,
 			Notes: "Authorization: Bearer <JWT> signed (HS256) with the account's signature secret; its payload_hash claim must be the hex SHA-256 of the body " +
-				"and its iat claim (unix seconds) within the tolerance; exp and nbf, when present, are enforced. Requests without a body (GET webhooks) are checked by the token alone: " +
+				"and its iat claim (unix seconds) within the tolerance; exp and nbf, when present, are enforced. GET requests without a body are checked by the token alone: " +
 				"Vonage hashes their query parameters as JSON, which is not rebuilt.",
 		},
 		Preset{
@@ -620,12 +620,13 @@ func vonageExtract(r *http.Request, body []byte) ([]Signed, error) {
 	if err != nil {
 		return nil, err
 	}
-	// A body must be bound by payload_hash. Without a body (GET webhooks)
-	// Vonage hashes a JSON rendering of the query instead, which the token's
-	// signature already covers through TLS; it is not rebuilt here.
-	if len(body) > 0 {
-		want, ok := t.str("payload_hash")
-		if !ok {
+	// A body must be bound by payload_hash. For GET webhooks Vonage hashes
+	// a JSON rendering of the query instead, which is not rebuilt here. Any
+	// other request carrying a payload_hash is bound to its body even when
+	// empty, so a token captured with a body cannot pass without one.
+	want, hasHash := t.str("payload_hash")
+	if len(body) > 0 || (hasHash && r.Method != http.MethodGet) {
+		if !hasHash {
 			return nil, fmt.Errorf("token payload_hash %w", ErrMissing)
 		}
 		sum := sha256.Sum256(body)
