@@ -72,17 +72,21 @@ func duplicateKey(doc []byte) bool {
 }
 
 // stringEnd returns the index of the quote closing the string that opens
-// at doc[start], and whether it holds an escape.
+// at doc[start] (len(doc) if none), and whether it holds an escape. It
+// jumps from quote to quote, stepping over escaped ones.
 func stringEnd(doc []byte, start int) (int, bool) {
 	escaped := false
-	for i := start + 1; i < len(doc); i++ {
-		switch doc[i] {
-		case '\\':
-			escaped = true
-			i++
-		case '"':
-			return i, escaped
+	for i := start + 1; i <= len(doc); {
+		q := bytes.IndexByte(doc[i:], '"')
+		if q < 0 {
+			break
 		}
+		b := bytes.IndexByte(doc[i:i+q], '\\')
+		if b < 0 {
+			return i + q, escaped
+		}
+		escaped = true
+		i += b + 2 // past the backslash and the byte it escapes
 	}
 	return len(doc), escaped
 }
@@ -121,10 +125,17 @@ func (v noDuplicateKeys) Verify(r *http.Request, body []byte) error {
 	if err := v.Verifier.Verify(r, body); err != nil {
 		return err
 	}
-	if json.Valid(body) && duplicateKey(body) {
+	if looksJSON(body) && duplicateKey(body) {
 		return fmt.Errorf("%s: %w", v.method, errDuplicateKey)
 	}
 	return nil
+}
+
+// looksJSON says whether body opens an object or array; other bodies
+// (forms) are not checked, and invalid JSON is refused by the handler.
+func looksJSON(body []byte) bool {
+	body = bytes.TrimLeft(body, " \t\r\n")
+	return len(body) > 0 && (body[0] == '{' || body[0] == '[')
 }
 
 // errDuplicateKey refuses a body whose meaning depends on the parser.

@@ -109,3 +109,26 @@ func FuzzDuplicateKey(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDuplicateKey scans a key-heavy document: 64 KiB of objects of
+// ten short keys each, the worst common shape.
+func BenchmarkDuplicateKey(b *testing.B) {
+	var doc strings.Builder
+	doc.WriteString("[")
+	for i := 0; doc.Len() < 64<<10; i++ {
+		if i > 0 {
+			doc.WriteString(",")
+		}
+		doc.WriteString(`{"id":` + strconv.Itoa(i) + `,"login":"octocat","node_id":"MDQ6","type":"User","site_admin":false,` +
+			`"url":"https://api.github.com/users/octocat","name":"The \"Octo\" cat","score":1.5,"tags":["a","b"],"more":{"x":null}}`)
+	}
+	doc.WriteString("]")
+	body := []byte(doc.String())
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if duplicateKey(body) {
+			b.Fatal("duplicate found")
+		}
+	}
+}
