@@ -232,7 +232,7 @@ func parseAuth(d *caddyfile.Dispenser) (AuthConfig, error) {
 		if allowed == nil {
 			allowed = []string{"tolerance"}
 		}
-		if !slices.Contains(allowed, opt) {
+		if !slices.Contains(allowed, opt) && opt != "reject_duplicate_keys" {
 			return a, d.Errf("auth %s: unrecognized option %q", a.Method, opt)
 		}
 		var err error
@@ -258,6 +258,11 @@ func parseAuth(d *caddyfile.Dispenser) (AuthConfig, error) {
 			err = oneArg(d, &a.Signed)
 		case "tolerance":
 			err = durationArg(d, &a.Tolerance)
+		case "reject_duplicate_keys":
+			if d.NextArg() {
+				return a, d.Errf("reject_duplicate_keys takes no arguments")
+			}
+			a.RejectDuplicateKeys = true
 		}
 		if err != nil {
 			return a, err

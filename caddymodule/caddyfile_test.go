@@ -57,6 +57,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"auth hmac unknown opt", "webhook_gateway {\n auth hmac s {\n  header X\n  colour red\n }\n}", `auth hmac: unrecognized option "colour"`},
 		{"auth preset bad opt", "webhook_gateway {\n auth github s {\n  header X\n }\n}", `auth github: unrecognized option "header"`},
 		{"api_key two places", "webhook_gateway {\n auth api_key k {\n  header X\n  bearer\n }\n}", "choose one of header, query or bearer"},
+		{"reject_duplicate_keys arg", "webhook_gateway {\n auth adyen 00 {\n  reject_duplicate_keys yes\n }\n}", "reject_duplicate_keys takes no arguments"},
 		{"tolerance bad", "webhook_gateway {\n auth stripe s {\n  tolerance soon\n }\n}", `tolerance: invalid duration "soon"`},
 		{"id_from two", "webhook_gateway {\n id_from a b\n}", `id_from takes one argument, got extra "b"`},
 		{"reshape bad arg", "webhook_gateway {\n reshape drop {\n }\n}", `reshape: unexpected argument "drop"`},

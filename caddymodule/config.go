@@ -62,6 +62,11 @@ type AuthConfig struct {
 	// Tolerance is the largest clock skew accepted, in either direction,
 	// for schemes that sign a timestamp. Default: 5m.
 	Tolerance caddy.Duration `json:"tolerance,omitempty"`
+
+	// RejectDuplicateKeys refuses (401) an authentic JSON body in which an
+	// object holds a key twice, since parsers disagree on which one counts.
+	// Presets that sign fields rather than the raw body (adyen) always do.
+	RejectDuplicateKeys bool `json:"reject_duplicate_keys,omitempty"`
 }
 
 // spec turns the config into a verify.Spec with {env.*} resolved.
@@ -84,6 +89,8 @@ func (a AuthConfig) spec(repl *caddy.Replacer) verify.Spec {
 		TimestampHeader: a.TimestampHeader,
 		Signed:          a.Signed,
 		Tolerance:       time.Duration(a.Tolerance),
+
+		RejectDuplicateKeys: a.RejectDuplicateKeys,
 	}
 }
 

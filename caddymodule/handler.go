@@ -60,8 +60,9 @@ const (
 //			timestamp_header <name>
 //			signed <template>
 //			tolerance <duration>
+//			reject_duplicate_keys
 //		}
-//		auth <preset> <secret...> [{ tolerance <duration> }]
+//		auth <preset> <secret...> [{ tolerance <duration>; reject_duplicate_keys }]
 //		id_from <placeholder>
 //		reshape [keep] {
 //			set <dest.path> <value> [required]
@@ -354,6 +355,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	method, err := h.authenticate(r, body)
+	if errors.Is(err, verify.ErrBusy) {
+		// too many password hashes in progress: no verdict, so not 401
+		w.Header().Set("Retry-After", "1")
+		return h.reject(w, r, http.StatusTooManyRequests, reasonAuthBusy, "too many requests", err)
+	}
 	if err != nil {
 		if h.hasBasic {
 			w.Header().Set("WWW-Authenticate", `Basic realm="webhook_gateway"`)

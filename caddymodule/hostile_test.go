@@ -34,6 +34,7 @@ const (
 	hostileUser     = "hook"
 	hostilePass     = "pa:ss:word-77e1"
 	bodyMarker      = "MARK-b0d7c4e9"
+	adyenKey        = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056" // Adyen's documented example key
 )
 
 // hostileStd is a Standard Webhooks secret: whsec_ + base64 of the key.
@@ -74,6 +75,14 @@ http://localhost:9080 {
 	webhook_gateway /basic {
 		auth basic %[6]s %[7]q
 	}
+	webhook_gateway /ghdup {
+		auth github %[3]q {
+			reject_duplicate_keys
+		}
+	}
+	webhook_gateway /adyen {
+		auth adyen %[10]s
+	}
 	webhook_gateway /fwd {
 		auth api_key %[1]q
 		forward %[9]s/fwd {
@@ -82,7 +91,7 @@ http://localhost:9080 {
 	}
 	reverse_proxy %[8]s
 }
-`, hostileKey, hostileQueryKey, hostileGHSecret, hostileStripe, hostileStd, hostileUser, hostilePass, appAddr, appURL)
+`, hostileKey, hostileQueryKey, hostileGHSecret, hostileStripe, hostileStd, hostileUser, hostilePass, appAddr, appURL, adyenKey)
 }
 
 func stripeHeader(ts time.Time, body []byte) string {
@@ -148,6 +157,14 @@ func keyHeader() http.Header { return http.Header{"X-Api-Key": {hostileKey}} }
 func hostileCases(t *testing.T) []hostileCase {
 	now := time.Now()
 	valid := []byte(`{"marker":"` + bodyMarker + `","a":1}`)
+	dupKeys := []byte(`{"marker":"` + bodyMarker + `","a":1,"a":2}`)
+	// the example of Adyen's HMAC documentation, then with keys appended
+	// to the signed item (read first by the check, last by many parsers)
+	adyenItem := `{"NotificationRequestItem":{"additionalData":{"hmacSignature":"coqCmt/IZ4E3CzPvMY8zTjQVL5hYJUiBRg8UU+iCWo0="},` +
+		`"amount":{"currency":"EUR","value":1130},"pspReference":"7914073381342284","eventCode":"AUTHORISATION",` +
+		`"merchantAccountCode":"TestMerchant","merchantReference":"TestPayment-1407325143704","paymentMethod":"visa","success":"true"`
+	adyenPublished := []byte(`{"live":"false","marker":"` + bodyMarker + `","notificationItems":[` + adyenItem + `}}]}`)
+	adyenAltered := []byte(`{"live":"false","marker":"` + bodyMarker + `","notificationItems":[` + adyenItem + `,"success":"true","amount":{"value":999999}}}]}`)
 	ghSig := githubSignature(hostileGHSecret, valid)
 	mac, _ := hex.DecodeString(strings.TrimPrefix(ghSig, "sha256="))
 
@@ -276,6 +293,13 @@ func hostileCases(t *testing.T) []hostileCase {
 		{name: "stripe timestamp non-numeric", path: "/stripe", header: stripeAt("soon"), body: valid, want: 401},
 		{name: "stripe timestamp overflowing int64", path: "/stripe", header: stripeAt("99999999999999999999999"), body: valid, want: 401},
 		{name: "stripe timestamp negative", path: "/stripe", header: stripeAt("-" + strconv.FormatInt(now.Unix(), 10)), body: valid, want: 401},
+		{name: "stripe timestamp 99999999999 (year 5138)", path: "/stripe", header: stripeAt("99999999999"), body: valid, want: 401},
+		{name: "stripe timestamp 999999999999999", path: "/stripe", header: stripeAt("999999999999999"), body: valid, want: 401},
+		{name: "duplicate key, reject_duplicate_keys", path: "/ghdup", header: http.Header{"X-Hub-Signature-256": {githubSignature(hostileGHSecret, dupKeys)}}, body: dupKeys, want: 401},
+		{name: "no duplicate key, reject_duplicate_keys", path: "/ghdup", header: http.Header{"X-Hub-Signature-256": {ghSig}}, body: valid, want: 200, accept: true},
+		{name: "duplicate key without the option", path: "/gh", header: http.Header{"X-Hub-Signature-256": {githubSignature(hostileGHSecret, dupKeys)}}, body: dupKeys, want: 200, accept: true},
+		{name: "adyen published notification", path: "/adyen", body: adyenPublished, want: 200, accept: true},
+		{name: "adyen notification with fields appended twice", path: "/adyen", body: adyenAltered, want: 401},
 		{name: "stripe two timestamps", path: "/stripe", header: http.Header{"Stripe-Signature": {"t=1," + stripeHeader(now, valid)}}, body: valid, want: 401},
 		{name: "stripe signed correctly", path: "/stripe", header: http.Header{"Stripe-Signature": {stripeHeader(now, valid)}}, body: valid, want: 200, accept: true},
 

@@ -18,6 +18,7 @@ const (
 	reasonSize        = "size"
 	reasonBody        = "body"
 	reasonAuth        = "auth"
+	reasonAuthBusy    = "auth_busy"
 	reasonJSON        = "json"
 	reasonMapping     = "mapping"
 	reasonStore       = "store"

@@ -1,20 +1,35 @@
 package verify
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/sync/singleflight"
 )
+
+// ErrBusy is returned when every slot for slow password hashing stayed
+// taken while the request waited: the verdict is unknown, so the caller
+// should ask the sender to retry (429) rather than answer 401.
+var ErrBusy = errors.New("too many password checks in progress")
+
+// hashSlots bounds the slow password hashes (bcrypt, argon2id) computed at
+// once by every basic verifier of the process, so wrong passwords cannot
+// pin every core; a check waits at most hashWait for a slot.
+var hashSlots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
+
+const hashWait = 2 * time.Second
 
 // basic checks HTTP Basic credentials against one user.
 type basic struct {
@@ -23,15 +38,10 @@ type basic struct {
 	compare     func(password []byte) bool
 	fakeHash    string
 	fakeCompare func(password []byte) bool
-	cache       *hashCache // only for slow hashes
+	cache       *hashCache    // only for slow hashes
+	slots       chan struct{} // only for slow hashes: hashSlots
+	wait        time.Duration
 }
-
-// fake hashes, compared when the username is wrong so an unknown user
-// costs the same as a known one ("antitiming", as Caddy's basic_auth).
-const (
-	fakeBcrypt   = "$2a$14$X3ulqf/iGxnf1k6oMZ.RZeJUoqI9PX2PM4rS5lkIKJXduLGXGPrt6"
-	fakeArgon2id = "$argon2id$v=19$m=47104,t=1,p=1$P2nzckEdTZ3bxCiBCkRTyA$xQL3Z32eo5jKl7u5tcIsnEKObYiyNZQQf5/4sAau6Pg"
-)
 
 func newBasic(user, password string) (Verifier, error) {
 	if user == "" || password == "" {
@@ -43,25 +53,28 @@ func newBasic(user, password string) (Verifier, error) {
 	b := &basic{user: sha256.Sum256([]byte(user))}
 	switch {
 	case strings.HasPrefix(password, "$2a$"), strings.HasPrefix(password, "$2b$"), strings.HasPrefix(password, "$2y$"):
-		if _, err := bcrypt.Cost([]byte(password)); err != nil {
+		cost, err := bcrypt.Cost([]byte(password))
+		if err != nil {
 			return nil, errors.New("basic: invalid bcrypt hash")
 		}
 		b.hash, b.compare = password, bcryptCompare(password)
-		b.fakeHash, b.fakeCompare = fakeBcrypt, bcryptCompare(fakeBcrypt)
-		b.cache = newHashCache()
+		b.fakeHash = fakeBcrypt(password[:4], cost)
+		b.fakeCompare = bcryptCompare(b.fakeHash)
 	case strings.HasPrefix(password, "$argon2id$"):
 		h, err := parseArgon2id(password)
 		if err != nil {
 			return nil, fmt.Errorf("basic: %w", err)
 		}
-		fake, _ := parseArgon2id(fakeArgon2id)
+		fake := h.fake()
 		b.hash, b.compare = password, h.compare
-		b.fakeHash, b.fakeCompare = fakeArgon2id, fake.compare
-		b.cache = newHashCache()
+		b.fakeHash, b.fakeCompare = fake.String(), fake.compare
 	default:
 		b.compare = plainCompare(password)
 		b.fakeCompare = plainCompare("antitiming")
+		return b, nil
 	}
+	b.cache = newHashCache()
+	b.slots, b.wait = hashSlots, hashWait
 	return b, nil
 }
 
@@ -76,7 +89,10 @@ func (b *basic) Verify(r *http.Request, _ []byte) error {
 	u := sha256.Sum256([]byte(user))
 	userOK := subtle.ConstantTimeCompare(u[:], b.user[:]) == 1
 	// always pay for a password check, against a fake hash for a wrong user
-	passOK := b.check([]byte(pass), userOK)
+	passOK, err := b.check([]byte(pass), userOK)
+	if err != nil {
+		return fmt.Errorf("basic: %w", err)
+	}
 	if userOK && passOK {
 		return nil
 	}
@@ -84,19 +100,42 @@ func (b *basic) Verify(r *http.Request, _ []byte) error {
 }
 
 // check compares pass with the stored password, or with a fake one of the
-// same kind when the user is wrong, so both cost the same.
-func (b *basic) check(pass []byte, userOK bool) bool {
+// same kind and cost when the user is wrong, so both cost the same.
+func (b *basic) check(pass []byte, userOK bool) (bool, error) {
 	hash, compare := b.hash, b.compare
 	if !userOK {
 		hash, compare = b.fakeHash, b.fakeCompare
 	}
-	var ok bool
-	if b.cache != nil {
-		ok = b.cache.check(hash, pass, func() bool { return compare(pass) })
-	} else {
-		ok = compare(pass)
+	if b.cache == nil {
+		return compare(pass) && userOK, nil
 	}
-	return ok && userOK
+	ok, err := b.cache.check(hash, pass, func() (bool, error) {
+		timer := time.NewTimer(b.wait)
+		defer timer.Stop()
+		select {
+		case b.slots <- struct{}{}:
+		case <-timer.C:
+			return false, ErrBusy
+		}
+		defer func() { <-b.slots }()
+		return compare(pass), nil
+	})
+	return ok && userOK, err
+}
+
+// fakeBcrypt is a bcrypt hash of the same version and cost as the real
+// one, with a random salt and digest that no password matches.
+func fakeBcrypt(version string, cost int) string {
+	const alphabet = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	var raw [53]byte // 22 characters of salt, 31 of digest
+	_, _ = rand.Read(raw[:])
+	for i, c := range raw {
+		raw[i] = alphabet[int(c)%len(alphabet)]
+	}
+	// the last character of the salt carries 2 bits of padding: keep it one
+	// whose padding is zero, as bcrypt writes it
+	raw[21] = "Oeu."[raw[21]%4]
+	return fmt.Sprintf("%s%02d$%s", version, cost, raw[:])
 }
 
 func bcryptCompare(hash string) func([]byte) bool {
@@ -130,9 +169,11 @@ func parseBasic(h string) (user, pass string, ok bool) {
 	return user, pass, true
 }
 
-// hashCache remembers verdicts of slow hash comparisons, keyed by a SHA-256
+// hashCache remembers successful slow hash comparisons, keyed by a SHA-256
 // of hash and password (never the plaintext), bounded with random
-// eviction; concurrent misses for one key share one computation.
+// eviction. Failures are never kept: a remembered failure would answer a
+// wrong user faster than the right one. Concurrent misses for one key
+// share one computation.
 type hashCache struct {
 	mu    sync.RWMutex
 	m     map[[sha256.Size]byte]bool
@@ -143,7 +184,7 @@ const hashCacheSize = 1000
 
 func newHashCache() *hashCache { return &hashCache{m: map[[sha256.Size]byte]bool{}} }
 
-func (c *hashCache) check(hash string, pass []byte, compute func() bool) bool {
+func (c *hashCache) check(hash string, pass []byte, compute func() (bool, error)) (bool, error) {
 	h := sha256.New()
 	h.Write([]byte(hash))
 	h.Write([]byte{0})
@@ -152,13 +193,16 @@ func (c *hashCache) check(hash string, pass []byte, compute func() bool) bool {
 	h.Sum(key[:0])
 
 	c.mu.RLock()
-	ok, found := c.m[key]
+	ok := c.m[key]
 	c.mu.RUnlock()
-	if found {
-		return ok
+	if ok {
+		return true, nil
 	}
-	v, _, _ := c.group.Do(string(key[:]), func() (any, error) {
-		ok := compute()
+	v, err, _ := c.group.Do(string(key[:]), func() (any, error) {
+		ok, err := compute()
+		if !ok || err != nil {
+			return false, err
+		}
 		c.mu.Lock()
 		if len(c.m) >= hashCacheSize {
 			for k := range c.m { // map order is random: random eviction
@@ -166,11 +210,11 @@ func (c *hashCache) check(hash string, pass []byte, compute func() bool) bool {
 				break
 			}
 		}
-		c.m[key] = ok
+		c.m[key] = true
 		c.mu.Unlock()
-		return ok, nil
+		return true, nil
 	})
-	return v.(bool)
+	return v.(bool), err
 }
 
 // argon2idHash is a parsed "$argon2id$v=19$m=..,t=..,p=..$salt$key" string,
@@ -213,4 +257,21 @@ func parseArgon2id(s string) (*argon2idHash, error) {
 func (h *argon2idHash) compare(pw []byte) bool {
 	got := argon2.IDKey(pw, h.salt, h.time, h.memory, h.threads, uint32(len(h.key))) //nolint:gosec // the key of a parsed PHC string is far below 4 GiB
 	return subtle.ConstantTimeCompare(got, h.key) == 1
+}
+
+// fake is a hash with the same parameters and lengths as h, and a random
+// salt and key that no password matches, so comparing with it costs the
+// same as comparing with h.
+func (h *argon2idHash) fake() *argon2idHash {
+	f := *h
+	f.salt, f.key = make([]byte, len(h.salt)), make([]byte, len(h.key))
+	_, _ = rand.Read(f.salt)
+	_, _ = rand.Read(f.key)
+	return &f
+}
+
+// String is the PHC string of h.
+func (h *argon2idHash) String() string {
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, h.memory, h.time, h.threads,
+		base64.RawStdEncoding.EncodeToString(h.salt), base64.RawStdEncoding.EncodeToString(h.key))
 }

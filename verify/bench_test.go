@@ -47,6 +47,10 @@ func BenchmarkVerify(b *testing.B) {
 				http.Header{"Stripe-Signature": {webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: "whsec_x", Timestamp: now}).Header}},
 			},
 			"standard": {verify.Spec{Method: "standard", Secrets: []string{std.secret}}, std.sign(std.secret, now, body)},
+			"github+reject_duplicate_keys": {
+				verify.Spec{Method: "github", Secrets: []string{"secret"}, RejectDuplicateKeys: true},
+				http.Header{"X-Hub-Signature-256": {"sha256=" + hex.EncodeToString(mac(sha256.New, []byte("secret"), string(body)))}},
+			},
 		}
 		for name, c := range cases {
 			v, err := verify.New(c.spec)

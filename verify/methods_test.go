@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,6 +173,24 @@ func TestHMACRecipe(t *testing.T) {
 		if _, err := verify.New(bad); err == nil {
 			t.Errorf("accepted %+v", bad)
 		}
+	}
+}
+
+// A timestamp checked but not signed lets a captured request replay
+// forever with a fresh header: refused at load, saying why.
+func TestHMACUnsignedTimestamp(t *testing.T) {
+	for _, signed := range []string{"", "{body}", "{header.X-Other}.{body}", "{timestamp"} {
+		_, err := verify.New(verify.Spec{Method: "hmac", Secrets: []string{"s"}, Header: "X-Sig", TimestampHeader: "X-Ts", Signed: signed})
+		if err == nil {
+			t.Errorf("signed %q with timestamp_header: accepted", signed)
+			continue
+		}
+		if signed != "{timestamp" && (!strings.Contains(err.Error(), "{timestamp}") || !strings.Contains(err.Error(), "replay")) {
+			t.Errorf("signed %q: the error does not say why: %v", signed, err)
+		}
+	}
+	for _, signed := range []string{"{timestamp}{body}", "{header.x-ts}.{body}"} {
+		mustNew(t, verify.Spec{Method: "hmac", Secrets: []string{"s"}, Header: "X-Sig", TimestampHeader: "X-Ts", Signed: signed})
 	}
 }
 

@@ -125,7 +125,7 @@ func parseKeyValueList(sep, tsKey, sigKey string) func(string) (string, []string
 	return func(v string) (string, []string, bool) {
 		var ts string
 		var sigs []string
-		items := 0
+		items, stamps := 0, 0
 		for item := range strings.SplitSeq(v, sep) {
 			if items++; items > 4*maxCandidates {
 				return "", nil, false
@@ -136,7 +136,8 @@ func parseKeyValueList(sep, tsKey, sigKey string) func(string) (string, []string
 			}
 			switch k {
 			case tsKey:
-				if ts != "" {
+				// one timestamp, even when an earlier one was empty
+				if stamps++; stamps > 1 {
 					return "", nil, false
 				}
 				ts = val
@@ -176,5 +177,10 @@ func checkLinearTimestamp(body []byte, tolerance time.Duration, now time.Time) e
 	if ts.Type != gjson.Number {
 		return fmt.Errorf("webhookTimestamp %w", ErrMalformed)
 	}
-	return within(time.UnixMilli(ts.Int()), now, tolerance)
+	// the raw digits, not gjson's Int, which saturates or wraps far-off values
+	ms, err := parseUnix(ts.Raw)
+	if err != nil {
+		return fmt.Errorf("webhookTimestamp: %w", err)
+	}
+	return within(time.UnixMilli(ms), now, tolerance)
 }

@@ -33,7 +33,8 @@ func init() {
 			Extract: twilioExtract,
 			Notes: "The secret is the account's auth token. Form posts sign the URL followed by every field, sorted by name; " +
 				"JSON posts sign the URL alone, whose bodySHA256 query parameter must be the hex SHA-256 of the body. " +
-				"The URL is the one the request arrived on, tried with and without the default port as Twilio's SDKs do.",
+				"The URL is the one the request arrived on, tried with and without the default port as Twilio's SDKs do. " +
+				"A repeated field is signed with each distinct value, sorted (as twilio-node); twilio-go's first-value form is refused, since it leaves appended values unsigned.",
 		},
 		Preset{
 			Name: "square", Docs: "https://developer.squareup.com/docs/webhooks/step3validate",
@@ -48,7 +49,8 @@ func init() {
 			Signed:          "{signature.timestamp}{signature.token}", Extract: mailgunExtract,
 			Notes: "The secret is the HTTP webhook signing key. The signature, timestamp (unix seconds, checked) and token travel in the body: " +
 				"the signature object of a JSON body, or the fields of a form body, chosen by Content-Type. " +
-				"The event data itself is not signed; deduplicate on the token to refuse replays within the tolerance.",
+				"The event data itself is not signed; deduplicate on the token to refuse replays within the tolerance. " +
+				"A JSON body holding a key twice, or a form repeating timestamp, token or signature, is refused.",
 		},
 		Preset{
 			Name: "sendgrid", Docs: "https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/getting-started-event-webhook-security-features",
@@ -98,7 +100,9 @@ func init() {
 			SignatureHeader: "X-Trello-Webhook", Algorithm: "sha1", Encoding: "base64",
 			Signed: "{body}{url}", Extract: trelloExtract,
 			Notes: "The secret is the application's OAuth secret; the URL signed is the one the request arrived on, which must be the callbackURL as registered. " +
-				"Trello signs non-ASCII text as Node.js binary strings (the low byte of each UTF-16 unit); both that and UTF-8 are accepted.",
+				"Trello signs non-ASCII text as Node.js binary strings (the low byte of each UTF-16 unit); both that and UTF-8 are accepted, " +
+				"except that the binary form is refused where it could stand for another document (a character outside Latin-1 read as a quote or backslash, moving string boundaries). " +
+				"Within strings that form cannot tell apart characters sharing a low byte (ń and D).",
 		},
 		Preset{
 			Name: "teams", Docs: "https://learn.microsoft.com/en-us/microsoftteams/platform/webhooks-and-connectors/how-to/add-outgoing-webhook#2-create-a-method-to-verify-the-outgoing-webhook-hmac-token",
@@ -111,14 +115,14 @@ func init() {
 			SignatureHeader: "X-Webhook-Signature", Algorithm: "sha256", Encoding: "base64url",
 			Signed: "JWS HS256: {header}.{claims}", Extract: netlifyExtract,
 			Notes: "The header is a JWS (HS256) signed with the JWS secret token; its iss claim must be netlify and its sha256 claim the hex SHA-256 of the body. " +
-				"An exp claim, when present, is checked against the tolerance.",
+				"Its exp and nbf claims, when present, are enforced with the tolerance as leeway.",
 		},
 		Preset{
 			Name: "vonage", Docs: "https://developer.vonage.com/en/getting-started/concepts/webhooks#decoding-signed-webhooks",
 			SignatureHeader: "Authorization", Algorithm: "sha256", Encoding: "base64url",
 			Signed: "JWT HS256: {header}.{claims}", Extract: vonageExtract,
 			Notes: "Authorization: Bearer <JWT> signed (HS256) with the account's signature secret; its payload_hash claim must be the hex SHA-256 of the body " +
-				"and its iat claim (unix seconds) within the tolerance. Requests without a body (GET webhooks) are checked by the token alone: " +
+				"and its iat claim (unix seconds) within the tolerance; exp and nbf, when present, are enforced. GET requests without a body are checked by the token alone: " +
 				"Vonage hashes their query parameters as JSON, which is not rebuilt.",
 		},
 		Preset{
@@ -127,7 +131,8 @@ func init() {
 			Signed: "pspReference:originalReference:merchantAccountCode:merchantReference:value:currency:eventCode:success",
 			Secret: decodeHexKey, Extract: adyenExtract,
 			Notes: "Standard (JSON) webhooks: every NotificationRequestItem must carry a valid additionalData.hmacSignature over its fields joined by colons. " +
-				"The secret is the HMAC key, hex as shown. Fields outside the signed list are not covered by the signature.",
+				"The secret is the HMAC key, hex as shown. Fields outside the signed list are not covered by the signature. " +
+				"Bodies holding a JSON key twice, or a signed field that is null, an object or an array, are refused.",
 		},
 	)
 }
@@ -234,7 +239,7 @@ func twilioExtract(r *http.Request, body []byte) ([]Signed, error) {
 		}
 		if mt != "application/x-www-form-urlencoded" {
 			// neither signed field by field nor bound by bodySHA256
-			return nil, fmt.Errorf("a %s body without bodySHA256 is not signed: %w", mt, ErrMalformed)
+			return nil, fmt.Errorf("a body neither form-encoded nor bound by bodySHA256 is not signed: %w", ErrMalformed)
 		}
 		if forms, err = twilioForms(body); err != nil {
 			return nil, err
@@ -250,27 +255,23 @@ func twilioExtract(r *http.Request, body []byte) ([]Signed, error) {
 }
 
 // twilioForms renders form fields as Twilio signs them: sorted by name,
-// name then value. A repeated name is signed with each distinct value in
-// order by twilio-node, with its first value by twilio-go; both are
-// tried.
+// name then value, a repeated name with each distinct value in order (as
+// twilio-node). twilio-go signs only the first value of a repeated name;
+// that form is not tried, since it would let values appended to a
+// captured request pass unsigned.
 func twilioForms(body []byte) ([]Message, error) {
 	values, err := url.ParseQuery(string(body))
 	if err != nil {
 		return nil, fmt.Errorf("form body %w", ErrMalformed)
 	}
 	names := make([]string, 0, len(values))
-	repeated := false
-	for k, v := range values {
+	for k := range values {
 		names = append(names, k)
-		if len(v) > 1 {
-			repeated = true
-		}
 	}
 	sort.Strings(names)
-	var all, first Message
+	var all Message
 	for _, k := range names {
 		vs := values[k]
-		first = append(first, []byte(k), []byte(vs[0]))
 		distinct := append([]string(nil), vs...)
 		sort.Strings(distinct)
 		for i, v := range distinct {
@@ -279,9 +280,6 @@ func twilioForms(body []byte) ([]Message, error) {
 			}
 			all = append(all, []byte(k), []byte(v))
 		}
-	}
-	if repeated {
-		return []Message{all, first}, nil
 	}
 	return []Message{all}, nil
 }
@@ -299,6 +297,9 @@ func mailgunExtract(r *http.Request, body []byte) ([]Signed, error) {
 		if !gjson.ValidBytes(body) {
 			return nil, fmt.Errorf("JSON body %w", ErrMalformed)
 		}
+		if duplicateKey(body) {
+			return nil, errDuplicateKey
+		}
 		obj := gjson.GetBytes(body, "signature")
 		if !obj.IsObject() {
 			return nil, fmt.Errorf("signature object %w", ErrMissing)
@@ -309,9 +310,14 @@ func mailgunExtract(r *http.Request, body []byte) ([]Signed, error) {
 		if err != nil {
 			return nil, fmt.Errorf("form body %w", ErrMalformed)
 		}
+		for _, name := range [...]string{"timestamp", "token", "signature"} {
+			if len(values[name]) > 1 {
+				return nil, fmt.Errorf("form field %s repeated: %w", name, ErrMalformed)
+			}
+		}
 		ts, token, sig = values.Get("timestamp"), values.Get("token"), values.Get("signature")
 	default:
-		return nil, fmt.Errorf("content type %s: %w", mt, ErrMalformed)
+		return nil, fmt.Errorf("content type %w", ErrMalformed)
 	}
 	if ts == "" || token == "" || sig == "" {
 		return nil, fmt.Errorf("signature, timestamp or token %w", ErrMissing)
@@ -404,7 +410,8 @@ func boxExtract(r *http.Request, body []byte) ([]Signed, error) {
 
 // trelloExtract: body then callback URL, as UTF-8 and as Node.js binary
 // strings (the low byte of each UTF-16 unit), which is how Trello signs
-// non-ASCII text.
+// non-ASCII text; the binary form only where it cannot stand for another
+// document (binaryAmbiguous).
 func trelloExtract(r *http.Request, body []byte) ([]Signed, error) {
 	sig, err := header(r, "X-Trello-Webhook")
 	if err != nil {
@@ -412,10 +419,55 @@ func trelloExtract(r *http.Request, body []byte) ([]Signed, error) {
 	}
 	u := requestURL(r)
 	msgs := []Message{{body, []byte(u)}}
-	if !isASCII(body) || !isASCII([]byte(u)) {
-		msgs = append(msgs, Message{nodeBinary(body), nodeBinary([]byte(u))})
+	if (!isASCII(body) || !isASCII([]byte(u))) && utf8.Valid(body) && utf8.Valid([]byte(u)) {
+		binBody, binURL := nodeBinary(body), nodeBinary([]byte(u))
+		if !binaryAmbiguous(body, binBody) && !binaryAmbiguous([]byte(u), binURL) {
+			msgs = append(msgs, Message{binBody, binURL})
+		}
 	}
 	return []Signed{{Signatures: []string{sig}, Messages: msgs}}, nil
+}
+
+// binaryAmbiguous says whether bin, the Node.js binary form of text, may
+// stand for a document other than text. Outside Latin-1 that form is
+// lossy: U+0122, U+0422 and U+6F22 all become a quote, so the signature
+// of {"text":"hi","listAfter":"Done"} would verify
+// {"text":"hiĢ,ĢlistAfterĢ:Ģńone"}. It is ambiguous when a character of
+// text outside Latin-1 becomes a quote or a backslash and bin, with those
+// bytes read as such (other non-ASCII and control bytes as letters), is
+// itself JSON: the signed bytes then read as a document whose strings
+// end elsewhere. A genuine body with such characters (Cyrillic Т, some
+// CJK) still verifies, since its binary form with them as quotes is not
+// JSON.
+func binaryAmbiguous(text, bin []byte) bool {
+	lossy := false
+	for b := text; len(b) > 0 && !lossy; {
+		r, size := utf8.DecodeRune(b)
+		b = b[size:]
+		if r <= 0xFF {
+			continue
+		}
+		units := [2]rune{r, r}
+		if r >= 0x10000 {
+			units[0], units[1] = utf16.EncodeRune(r)
+		}
+		for _, u := range units {
+			if c := byte(u); c == '"' || c == '\\' { //nolint:gosec // the low byte, as Node.js keeps it
+				lossy = true
+			}
+		}
+	}
+	if !lossy {
+		return false
+	}
+	shape := make([]byte, len(bin))
+	for i, c := range bin {
+		if c < 0x20 || c >= 0x80 {
+			c = 'x'
+		}
+		shape[i] = c
+	}
+	return json.Valid(shape)
 }
 
 func isASCII(b []byte) bool {
@@ -509,8 +561,26 @@ func (t *jwt) num(name string) (string, bool) {
 	return "", false
 }
 
-func (t *jwt) signed(ts string) []Signed {
-	return []Signed{{Timestamp: ts, Signatures: []string{t.sig}, Messages: []Message{{[]byte(t.header), []byte("."), []byte(t.claims)}}}}
+// signed is the token's signature over its header and claims, with ts
+// checked against the tolerance and the exp and nbf claims (RFC 7519
+// 4.1.4, 4.1.5) enforced when present; a present one that is not a
+// non-negative integer is refused.
+func (t *jwt) signed(ts string) ([]Signed, error) {
+	s := Signed{Timestamp: ts, Signatures: []string{t.sig}, Messages: []Message{{[]byte(t.header), []byte("."), []byte(t.claims)}}}
+	for _, c := range [...]struct {
+		name string
+		into *string
+	}{{"exp", &s.NotAfter}, {"nbf", &s.NotBefore}} {
+		if _, present := t.payload[c.name]; !present {
+			continue
+		}
+		v, ok := t.num(c.name)
+		if !ok {
+			return nil, fmt.Errorf("token %s %w", c.name, ErrMalformed)
+		}
+		*c.into = v
+	}
+	return []Signed{s}, nil
 }
 
 // netlifyExtract: a JWS whose iss is netlify and whose sha256 claim binds
@@ -532,7 +602,7 @@ func netlifyExtract(r *http.Request, body []byte) ([]Signed, error) {
 	if !ok || !sameHex(want, sum[:]) {
 		return nil, fmt.Errorf("token sha256 does not match the body: %w", ErrMismatch)
 	}
-	return t.signed(""), nil
+	return t.signed("")
 }
 
 // vonageExtract: a bearer JWT whose payload_hash binds the body and whose
@@ -550,12 +620,13 @@ func vonageExtract(r *http.Request, body []byte) ([]Signed, error) {
 	if err != nil {
 		return nil, err
 	}
-	// A body must be bound by payload_hash. Without a body (GET webhooks)
-	// Vonage hashes a JSON rendering of the query instead, which the token's
-	// signature already covers through TLS; it is not rebuilt here.
-	if len(body) > 0 {
-		want, ok := t.str("payload_hash")
-		if !ok {
+	// A body must be bound by payload_hash. For GET webhooks Vonage hashes
+	// a JSON rendering of the query instead, which is not rebuilt here. Any
+	// other request carrying a payload_hash is bound to its body even when
+	// empty, so a token captured with a body cannot pass without one.
+	want, hasHash := t.str("payload_hash")
+	if len(body) > 0 || (hasHash && r.Method != http.MethodGet) {
+		if !hasHash {
 			return nil, fmt.Errorf("token payload_hash %w", ErrMissing)
 		}
 		sum := sha256.Sum256(body)
@@ -567,7 +638,7 @@ func vonageExtract(r *http.Request, body []byte) ([]Signed, error) {
 	if !ok {
 		return nil, fmt.Errorf("token iat %w", ErrMissing)
 	}
-	return t.signed(iat), nil
+	return t.signed(iat)
 }
 
 // adyenFields are the NotificationRequestItem fields Adyen signs, in
@@ -582,10 +653,15 @@ func adyenExtract(r *http.Request, body []byte) ([]Signed, error) {
 		return nil, err
 	}
 	if mt != "application/json" {
-		return nil, fmt.Errorf("content type %s: %w", mt, ErrMalformed)
+		return nil, fmt.Errorf("content type %w", ErrMalformed)
 	}
 	if !gjson.ValidBytes(body) {
 		return nil, fmt.Errorf("JSON body %w", ErrMalformed)
+	}
+	// fields are signed, not bytes: a repeated key would let a reader
+	// other than gjson see values the signature never covered
+	if duplicateKey(body) {
+		return nil, errDuplicateKey
 	}
 	items := gjson.GetBytes(body, "notificationItems")
 	if !items.IsArray() {
@@ -615,6 +691,16 @@ func adyenExtract(r *http.Request, body []byte) ([]Signed, error) {
 				msg = append(msg, []byte(v.Str))
 			case gjson.Number, gjson.True, gjson.False:
 				msg = append(msg, []byte(v.Raw))
+			case gjson.Null:
+				// absent signs as empty; so would null, or an object or
+				// array, which could then be added to a signed item
+				if v.Exists() {
+					bad = fmt.Errorf("signed field %s is not a string, number or boolean: %w", f, ErrMalformed)
+					return false
+				}
+			default:
+				bad = fmt.Errorf("signed field %s is not a string, number or boolean: %w", f, ErrMalformed)
+				return false
 			}
 		}
 		found = append(found, Signed{Signatures: []string{sig.Str}, Messages: []Message{msg}})

@@ -424,24 +424,40 @@ func TestTwilioSDK(t *testing.T) {
 	}
 }
 
-// TestTwilioRepeatedFields: a repeated field is signed with each value in
-// order (twilio-node) or with its first value (twilio-go); both verify.
+// TestTwilioRepeatedFields: a repeated field is signed with each distinct
+// value in order (twilio-node). twilio-go signs only the first value; that
+// form is refused, since a value appended to a captured request would
+// then pass unsigned.
 func TestTwilioRepeatedFields(t *testing.T) {
 	const token = "tw-token"
 	v := specialVerifier(t, "twilio", token)
 	body := []byte("MediaUrl=https%3A%2F%2Fb.example&MediaUrl=https%3A%2F%2Fa.example&Body=hi")
 	const u = "https://hooks.example.com/mms"
-	for name, signed := range map[string]string{
-		"each value sorted": u + "Bodyhi" + "MediaUrlhttps://a.example" + "MediaUrlhttps://b.example",
-		"first value":       u + "Bodyhi" + "MediaUrlhttps://b.example",
+	for name, tc := range map[string]struct {
+		signed string
+		want   error
+	}{
+		"each value sorted": {u + "Bodyhi" + "MediaUrlhttps://a.example" + "MediaUrlhttps://b.example", nil},
+		"first value":       {u + "Bodyhi" + "MediaUrlhttps://b.example", verify.ErrMismatch},
+		"field dropped":     {u + "Bodyhi", verify.ErrMismatch},
 	} {
-		r := newRequest(http.Header{"X-Twilio-Signature": {spB64(mac(sha1.New, []byte(token), signed))}}, body)
+		r := newRequest(http.Header{"X-Twilio-Signature": {spB64(mac(sha1.New, []byte(token), tc.signed))}}, body)
 		shapeRequest(u, "application/x-www-form-urlencoded")(r)
-		expect(t, name, v.Verify(r, body), nil)
+		expect(t, name, v.Verify(r, body), tc.want)
 	}
-	r := newRequest(http.Header{"X-Twilio-Signature": {spB64(mac(sha1.New, []byte(token), u+"Bodyhi"))}}, body)
-	shapeRequest(u, "application/x-www-form-urlencoded")(r)
-	expect(t, "field dropped", v.Verify(r, body), verify.ErrMismatch)
+	// a captured single-valued post with a second value appended
+	captured := url.Values{"Body": {"hi"}, "From": {"+14155551234"}}
+	sig := twilioSign(token, u, captured)
+	for _, extra := range []string{"&Body=evil", "&From=%2B10000000000", "&Body=hi"} {
+		b := []byte(captured.Encode() + extra)
+		r := newRequest(http.Header{"X-Twilio-Signature": {sig}}, b)
+		shapeRequest(u, "application/x-www-form-urlencoded")(r)
+		want := verify.ErrMismatch
+		if extra == "&Body=hi" {
+			want = nil // the same value twice: twilio-node signs it once
+		}
+		expect(t, "appended "+extra, v.Verify(r, b), want)
+	}
 }
 
 // TestSquareVector is the example of Square's webhook signature helper
@@ -680,15 +696,20 @@ func TestJWTPresets(t *testing.T) {
 		body []byte
 		want error
 	}{
-		"no iat":       {"Bearer " + jwtHS256(secret, jwt.MapClaims{"payload_hash": sha256Hex(trapBody)}), trapBody, verify.ErrMissing},
-		"no hash":      {"Bearer " + jwtHS256(secret, jwt.MapClaims{"iat": fixedNow.Unix()}), trapBody, verify.ErrMissing},
-		"empty body":   {"Bearer " + jwtHS256(secret, jwt.MapClaims{"iat": fixedNow.Unix()}), nil, nil},
-		"get webhook":  {"Bearer " + jwtHS256(secret, jwt.MapClaims{"iat": fixedNow.Unix(), "payload_hash": sha256Hex([]byte(`{"from":"447700900000"}`))}), nil, nil},
-		"get, stale":   {"Bearer " + jwtHS256(secret, jwt.MapClaims{"iat": fixedNow.Add(-time.Hour).Unix()}), nil, verify.ErrTimestamp},
-		"get, forged":  {"Bearer " + jwtHS256("other", jwt.MapClaims{"iat": fixedNow.Unix()}), nil, verify.ErrMismatch},
-		"basic scheme": {"Basic " + jwtHS256(secret, jwt.MapClaims{"iat": fixedNow.Unix(), "payload_hash": sha256Hex(trapBody)}), trapBody, verify.ErrMalformed},
+		"no iat":             {"Bearer " + jwtHS256(secret, jwt.MapClaims{"payload_hash": sha256Hex(trapBody)}), trapBody, verify.ErrMissing},
+		"no hash":            {"Bearer " + jwtHS256(secret, jwt.MapClaims{"iat": fixedNow.Unix()}), trapBody, verify.ErrMissing},
+		"empty body":         {"Bearer " + jwtHS256(secret, jwt.MapClaims{"iat": fixedNow.Unix()}), nil, nil},
+		"get webhook":        {"Bearer " + jwtHS256(secret, jwt.MapClaims{"iat": fixedNow.Unix(), "payload_hash": sha256Hex([]byte(`{"from":"447700900000"}`))}), nil, nil},
+		"post, body removed": {"Bearer " + jwtHS256(secret, jwt.MapClaims{"iat": fixedNow.Unix(), "payload_hash": sha256Hex(trapBody)}), nil, verify.ErrMismatch},
+		"get, stale":         {"Bearer " + jwtHS256(secret, jwt.MapClaims{"iat": fixedNow.Add(-time.Hour).Unix()}), nil, verify.ErrTimestamp},
+		"get, forged":        {"Bearer " + jwtHS256("other", jwt.MapClaims{"iat": fixedNow.Unix()}), nil, verify.ErrMismatch},
+		"basic scheme":       {"Basic " + jwtHS256(secret, jwt.MapClaims{"iat": fixedNow.Unix(), "payload_hash": sha256Hex(trapBody)}), trapBody, verify.ErrMalformed},
 	} {
-		expect(t, "vonage "+name, vonage.Verify(newRequest(http.Header{"Authorization": {tc.auth}}, tc.body), tc.body), tc.want)
+		r := newRequest(http.Header{"Authorization": {tc.auth}}, tc.body)
+		if strings.HasPrefix(name, "get") {
+			r.Method = http.MethodGet
+		}
+		expect(t, "vonage "+name, vonage.Verify(r, tc.body), tc.want)
 	}
 }
 
@@ -713,5 +734,90 @@ func TestAdyenVector(t *testing.T) {
 	}
 	if _, err := verify.New(verify.Spec{Method: "adyen", Secrets: []string{"not hex"}}); err == nil {
 		t.Error("a key that is not hex accepted")
+	}
+}
+
+// TestJWTExpiry: a token's exp and nbf (RFC 7519 4.1.4, 4.1.5) are
+// enforced, with the tolerance as leeway; the tokens are made by
+// golang-jwt.
+func TestJWTExpiry(t *testing.T) {
+	const secret = "jwt-secret"
+	netlify := specialVerifier(t, "netlify", secret)
+	vonage := specialVerifier(t, "vonage", secret)
+	year := 365 * 24 * time.Hour
+	date := func(d time.Duration) *jwt.NumericDate { return jwt.NewNumericDate(fixedNow.Add(d)) }
+	for name, tc := range map[string]struct {
+		claims jwt.MapClaims
+		want   error
+	}{
+		"expired a year ago":       {jwt.MapClaims{"exp": date(-year)}, verify.ErrTimestamp},
+		"expired beyond tolerance": {jwt.MapClaims{"exp": date(-5*time.Minute - time.Second)}, verify.ErrTimestamp},
+		"expired within tolerance": {jwt.MapClaims{"exp": date(-time.Minute)}, nil},
+		"expires in an hour":       {jwt.MapClaims{"exp": date(time.Hour), "iat": date(-time.Second)}, nil},
+		"valid in a year":          {jwt.MapClaims{"nbf": date(year)}, verify.ErrTimestamp},
+		"valid in a minute":        {jwt.MapClaims{"nbf": date(time.Minute)}, nil},
+		"valid since a year":       {jwt.MapClaims{"nbf": date(-year), "exp": date(year)}, nil},
+		"exp not a number":         {jwt.MapClaims{"exp": "tomorrow"}, verify.ErrMalformed},
+		"exp fractional":           {jwt.MapClaims{"exp": 1795400000.5}, verify.ErrMalformed},
+		"exp negative":             {jwt.MapClaims{"exp": -1}, verify.ErrMalformed},
+		"exp beyond int64":         {jwt.MapClaims{"exp": json.Number("99999999999999999999")}, verify.ErrMalformed},
+		"nbf null":                 {jwt.MapClaims{"nbf": nil}, verify.ErrMalformed},
+	} {
+		claims := jwt.MapClaims{"iss": "netlify", "sha256": sha256Hex(trapBody)}
+		for k, v := range tc.claims {
+			claims[k] = v
+		}
+		h := http.Header{"X-Webhook-Signature": {jwtHS256(secret, claims)}}
+		expect(t, "netlify "+name, netlify.Verify(newRequest(h, trapBody), trapBody), tc.want)
+
+		claims = jwt.MapClaims{"iat": fixedNow.Unix(), "payload_hash": sha256Hex(trapBody)}
+		for k, v := range tc.claims {
+			claims[k] = v
+		}
+		h = http.Header{"Authorization": {"Bearer " + jwtHS256(secret, claims)}}
+		expect(t, "vonage "+name, vonage.Verify(newRequest(h, trapBody), trapBody), tc.want)
+	}
+}
+
+// TestTrelloLossyForgery: Node.js's binary form keeps the low byte of each
+// UTF-16 unit, so U+0122 (Ģ) stands for a quote and U+0144 (ń) for D. The
+// signature of {"text":"hi","listAfter":"Done"} must not verify a body in
+// which those characters move the string boundaries; genuine bodies that
+// need the binary form still verify.
+func TestTrelloLossyForgery(t *testing.T) {
+	const secret = "trello-secret"
+	v := specialVerifier(t, "trello", secret)
+	trelloSign := func(signed string) http.Header {
+		// Trello's documented HMAC-SHA1 over body + callback URL, binary strings
+		return http.Header{"X-Trello-Webhook": {spB64(mac(sha1.New, []byte(secret), nodeBinaryString(signed+trelloURL)))}}
+	}
+	check := func(name string, h http.Header, body string, want error) {
+		t.Helper()
+		r := newRequest(h, []byte(body))
+		shapeRequest(trelloURL, "application/json")(r)
+		expect(t, name, v.Verify(r, []byte(body)), want)
+	}
+	for captured, forged := range map[string]string{
+		`{"text":"hi","listAfter":"Done"}`:            `{"text":"hi` + "\u0122,\u0122listAfter\u0122:\u0122\u0144one" + `"}`,
+		`{"name":"card","idList":"5f1"}`:              `{"name":"card` + "\u0422,\u0422idList\u0422:\u04225f1" + `"}`,
+		`{"text":"hi","listAfter":"Done","x":"café"}`: `{"text":"hi` + "\u0122,\u0122listAfter\u0122:\u0122\u0144one" + `","x":"café"}`,
+	} {
+		if nodeBinaryString(forged) != nodeBinaryString(captured) || !json.Valid([]byte(forged)) {
+			t.Fatalf("%s: the forgery does not collide", forged)
+		}
+		check("captured "+captured, trelloSign(captured), captured, nil)
+		check("forged "+forged, trelloSign(captured), forged, verify.ErrMismatch)
+	}
+	invalid := "{\"text\":\"caf\xe9\"}" // invalid UTF-8: U+FFFD, whose binary form is that of ý
+	check("invalid UTF-8", trelloSign("{\"text\":\"caf\u00fd\"}"), invalid, verify.ErrMismatch)
+	for name, body := range map[string]string{
+		"latin-1":          `{"text":"café crème"}`,
+		"beyond latin-1":   `{"text":"Zażółć gęślą jaźń – ☕ Жж 漢字 \U0001F600"}`,
+		"cyrillic Т":       `{"name":"Тест","desc":"Т,Т"}`,
+		"emoji as a quote": `{"text":"a\U0001F622b"}`,
+		"Ŝ as a backslash": `{"text":"\u015C"}`,
+		"quote and latin1": `{"text":"say \"héllo\" \\ ok"}`,
+	} {
+		check(name, trelloSign(body), body, nil)
 	}
 }

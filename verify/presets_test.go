@@ -305,15 +305,16 @@ func TestHostileSignatureHeaders(t *testing.T) {
 	ts := unix(fixedNow)
 	good := hex.EncodeToString(mac(sha256.New, []byte("whsec_x"), ts, ".", string(trapBody)))
 	cases := map[string]string{
-		"hundreds of v1 entries": "t=" + ts + strings.Repeat(",v1="+strings.Repeat("a", 64), 300) + ",v1=" + good,
-		"two timestamps":         "t=" + ts + ",t=" + ts + ",v1=" + good,
-		"overflowing timestamp":  "t=99999999999999999999999,v1=" + good,
-		"negative timestamp":     "t=-1,v1=" + good,
-		"non-numeric timestamp":  "t=now,v1=" + good,
-		"no signature":           "t=" + ts,
-		"wrong length":           "t=" + ts + ",v1=" + good[:62],
-		"not hex":                "t=" + ts + ",v1=" + strings.Repeat("z", 64),
-		"huge header":            "t=" + ts + ",v1=" + good + "," + strings.Repeat("x", 20000),
+		"hundreds of v1 entries":  "t=" + ts + strings.Repeat(",v1="+strings.Repeat("a", 64), 300) + ",v1=" + good,
+		"two timestamps":          "t=" + ts + ",t=" + ts + ",v1=" + good,
+		"empty, then a timestamp": "t=,t=" + ts + ",v1=" + good,
+		"overflowing timestamp":   "t=99999999999999999999999,v1=" + good,
+		"negative timestamp":      "t=-1,v1=" + good,
+		"non-numeric timestamp":   "t=now,v1=" + good,
+		"no signature":            "t=" + ts,
+		"wrong length":            "t=" + ts + ",v1=" + good[:62],
+		"not hex":                 "t=" + ts + ",v1=" + strings.Repeat("z", 64),
+		"huge header":             "t=" + ts + ",v1=" + good + "," + strings.Repeat("x", 20000),
 	}
 	for name, hv := range cases {
 		err := v.Verify(newRequest(http.Header{"Stripe-Signature": {hv}}, trapBody), trapBody)

@@ -88,6 +88,10 @@ type Signed struct {
 	// Timestamp, when not empty, is checked against the tolerance in the
 	// Preset's TimestampFormat.
 	Timestamp string
+	// NotAfter and NotBefore, when not empty, are unix seconds (a JWT's exp
+	// and nbf): the request is refused after NotAfter or before NotBefore,
+	// with the tolerance as leeway.
+	NotAfter, NotBefore string
 	// Signatures are the candidates, encoded as the Preset's Encoding says.
 	Signatures []string
 	// Messages are the signed contents to try, each written piece by
@@ -424,6 +428,9 @@ func (sc *scheme) verifyExtracted(r *http.Request, body []byte) error {
 				return fmt.Errorf("%s: %w", name, err)
 			}
 		}
+		if err := sc.checkValidity(f.NotBefore, f.NotAfter); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
 	}
 	for _, f := range found {
 		if len(f.Signatures) == 0 || len(f.Signatures) > maxCandidates || len(f.Messages) == 0 || len(f.Messages) > maxCandidates {
@@ -553,6 +560,31 @@ func (sc *scheme) checkTime(ts string) error {
 	return within(t, sc.now(), sc.tolerance)
 }
 
+// checkValidity refuses a request before notBefore or after notAfter
+// (unix seconds, either may be empty), with the tolerance as leeway.
+func (sc *scheme) checkValidity(notBefore, notAfter string) error {
+	now := sc.now()
+	if notAfter != "" {
+		secs, err := parseUnix(notAfter)
+		if err != nil {
+			return fmt.Errorf("expiry: %w", err)
+		}
+		if now.After(time.Unix(secs, 0).Add(sc.tolerance)) {
+			return fmt.Errorf("expired: %w", ErrTimestamp)
+		}
+	}
+	if notBefore != "" {
+		secs, err := parseUnix(notBefore)
+		if err != nil {
+			return fmt.Errorf("not-before: %w", err)
+		}
+		if now.Add(sc.tolerance).Before(time.Unix(secs, 0)) {
+			return fmt.Errorf("not yet valid: %w", ErrTimestamp)
+		}
+	}
+	return nil
+}
+
 func parseUnix(ts string) (int64, error) {
 	if ts == "" {
 		return 0, fmt.Errorf("timestamp %w", ErrMissing)
@@ -572,12 +604,10 @@ func parseUnix(ts string) (int64, error) {
 	return secs, nil
 }
 
+// within compares t with now ± tolerance directly: a Duration between
+// them saturates (and its negation overflows) for far-off times.
 func within(t, now time.Time, tolerance time.Duration) error {
-	skew := now.Sub(t)
-	if skew < 0 {
-		skew = -skew
-	}
-	if skew > tolerance {
+	if t.Before(now.Add(-tolerance)) || t.After(now.Add(tolerance)) {
 		return ErrTimestamp
 	}
 	return nil
@@ -626,6 +656,12 @@ func newRecipe(s Spec) (Verifier, error) {
 	}
 	if strings.Contains(s.Signed, "{timestamp}") && s.TimestampHeader == "" {
 		return nil, errors.New("hmac: a signed template with {timestamp} needs a timestamp_header")
+	}
+	if s.TimestampHeader != "" && !strings.Contains(s.Signed, "{timestamp}") &&
+		!strings.Contains(strings.ToLower(s.Signed), "{header."+strings.ToLower(s.TimestampHeader)+"}") {
+		return nil, errors.New("hmac: timestamp_header is set but signed has no {timestamp}: an unsigned timestamp " +
+			"can be replaced, so a captured request would replay forever with a fresh one; add {timestamp} to signed " +
+			`(e.g. "{timestamp}.{body}") as the sender signs it`)
 	}
 	return Preset{
 		Name:            "hmac",

@@ -48,11 +48,23 @@ type Spec struct {
 	TimestampHeader string   // hmac: header with the unix time of signing
 	Signed          string   // hmac: signed-content template, default "{body}"
 	Tolerance       time.Duration
-	Now             func() time.Time
+	// RejectDuplicateKeys refuses an authentic JSON body in which an
+	// object holds a key twice (presets that sign fields rather than the
+	// raw body, such as adyen, always do).
+	RejectDuplicateKeys bool
+	Now                 func() time.Time
 }
 
 // New builds the verifier of s. Errors name the problem, never a secret.
 func New(s Spec) (Verifier, error) {
+	v, err := build(s)
+	if err != nil || !s.RejectDuplicateKeys {
+		return v, err
+	}
+	return noDuplicateKeys{Verifier: v, method: s.Method}, nil
+}
+
+func build(s Spec) (Verifier, error) {
 	if s.Now == nil {
 		s.Now = time.Now
 	}
