@@ -102,6 +102,93 @@ type Pebble struct {
 
 	countsMu sync.Mutex
 	counts   map[string]map[Status]int
+
+	// floors of the due (0) and lease (1) indexes
+	floors [2]floor
+}
+
+// floor is a lower bound of the live entries of the due or the lease
+// index, so that Lease does not step again over the deletions at the start
+// of the index (a queue in an LSM tree leaves them there until compactions
+// drop them). Writers lower it after each commit that adds an entry; Lease
+// raises it past what it consumed, unless a writer lowered it meanwhile
+// (that writer's entry may be newer than what Lease read).
+type floor struct {
+	mu      sync.Mutex
+	at      int64 // unix nanoseconds
+	version uint64
+}
+
+func (f *floor) read() (int64, uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.at, f.version
+}
+
+func (f *floor) lower(at int64) {
+	f.mu.Lock()
+	f.version++
+	f.at = min(f.at, at)
+	f.mu.Unlock()
+}
+
+func (f *floor) raise(at int64, version uint64) {
+	f.mu.Lock()
+	if f.version == version {
+		f.at = max(f.at, at)
+	}
+	f.mu.Unlock()
+}
+
+// floorOf is the floor of an index kind, -1 for none.
+func floorOf(kind byte) int {
+	switch kind {
+	case kindDue:
+		return 0
+	case kindLease:
+		return 1
+	}
+	return -1
+}
+
+// batch is one write batch that remembers the earliest due and lease
+// entries it adds, to lower the floors once committed.
+type batch struct {
+	*pebble.Batch
+	low   [2]int64
+	added [2]bool
+}
+
+func (p *Pebble) newBatch() *batch { return &batch{Batch: p.db.NewBatch()} }
+
+// setIndex adds the index entry of ev.
+func (b *batch) setIndex(ev *Event) error {
+	k := indexKey(ev)
+	if i := floorOf(k[0]); i >= 0 {
+		t := max(ev.DueAt.UnixNano(), 0)
+		if !b.added[i] || t < b.low[i] {
+			b.low[i] = t
+		}
+		b.added[i] = true
+	}
+	return b.Set(k, nil, nil)
+}
+
+// commit commits b and lowers the floors below its entries.
+func (p *Pebble) commit(b *batch, o *pebble.WriteOptions) error {
+	if err := b.Commit(o); err != nil {
+		return err
+	}
+	p.lowerFloors(b)
+	return nil
+}
+
+func (p *Pebble) lowerFloors(b *batch) {
+	for i, added := range b.added {
+		if added {
+			p.floors[i].lower(b.low[i])
+		}
+	}
 }
 
 // discardInfo is the default logger: Pebble's informational lines are
@@ -258,7 +345,7 @@ func (p *Pebble) get(key string) (*Event, error) {
 }
 
 // put adds the record of ev (without its body) to b.
-func putRecord(b *pebble.Batch, ev *Event) error {
+func putRecord(b *batch, ev *Event) error {
 	rec := *ev
 	rec.Body = nil
 	v, err := json.Marshal(&rec)
@@ -270,7 +357,7 @@ func putRecord(b *pebble.Batch, ev *Event) error {
 
 // move adds to b the change of ev to status, due at due (ignored for
 // final statuses), with its index entries; ev is updated.
-func (p *Pebble) move(b *pebble.Batch, ev *Event, status Status, due, now time.Time) error {
+func (p *Pebble) move(b *batch, ev *Event, status Status, due, now time.Time) error {
 	if old := indexKey(ev); old != nil {
 		if err := b.Delete(old, nil); err != nil {
 			return err
@@ -280,14 +367,17 @@ func (p *Pebble) move(b *pebble.Batch, ev *Event, status Status, due, now time.T
 	if !final(status) {
 		ev.DueAt = due
 	}
-	if err := b.Set(indexKey(ev), nil, nil); err != nil {
+	if err := b.setIndex(ev); err != nil {
 		return err
 	}
 	return putRecord(b, ev)
 }
 
 // count moves n records of hook from one status to another; an empty
-// status is none (a new or removed record).
+// status is none (a new or removed record). Counts are changed after the
+// commit, so one may briefly go below zero (a record leased before its
+// enqueue is counted); each change is applied exactly once, so the sums
+// are exact once the writes are done.
 func (p *Pebble) count(hook string, from, to Status, n int) {
 	if from == to {
 		return
@@ -300,12 +390,14 @@ func (p *Pebble) count(hook string, from, to Status, n int) {
 		p.counts[hook] = m
 	}
 	if from != "" {
-		if m[from] -= n; m[from] <= 0 {
+		if m[from] -= n; m[from] == 0 {
 			delete(m, from)
 		}
 	}
 	if to != "" {
-		m[to] += n
+		if m[to] += n; m[to] == 0 {
+			delete(m, to)
+		}
 	}
 	if len(m) == 0 {
 		delete(p.counts, hook)
@@ -342,14 +434,14 @@ func (p *Pebble) recover() error {
 		return nil
 	}
 	now := p.now()
-	b := p.db.NewBatch()
+	b := p.newBatch()
 	defer func() { _ = b.Close() }()
 	for _, ev := range leased {
 		if err := p.move(b, ev, StatusQueued, now, now); err != nil {
 			return err
 		}
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := p.commit(b, pebble.Sync); err != nil {
 		return err
 	}
 	for _, ev := range leased {
@@ -368,7 +460,7 @@ func (p *Pebble) Enqueue(ctx context.Context, evs []*Event, opts EnqueueOptions)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	b := p.db.NewBatch()
+	b := p.newBatch()
 	defer func() { _ = b.Close() }()
 	var now time.Time
 	if opts.Dedup > 0 {
@@ -415,7 +507,7 @@ func (p *Pebble) Enqueue(ctx context.Context, evs []*Event, opts EnqueueOptions)
 		for _, err := range []error{
 			putRecord(b, &rec),
 			b.Set(bodyKey(rec.Key), rec.Body, nil),
-			b.Set(indexKey(&rec), nil, nil),
+			b.setIndex(&rec),
 			b.Set(p.byIDKey(&rec), nil, nil),
 		} {
 			if err != nil {
@@ -423,7 +515,7 @@ func (p *Pebble) Enqueue(ctx context.Context, evs []*Event, opts EnqueueOptions)
 			}
 		}
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := p.commit(b, pebble.Sync); err != nil {
 		return unavailable(err)
 	}
 	p.count(recs[0].Hook, "", recs[0].Status, len(recs))
@@ -435,12 +527,14 @@ func (p *Pebble) Enqueue(ctx context.Context, evs []*Event, opts EnqueueOptions)
 }
 
 // dueKeys returns the record keys of up to limit entries of an index
-// whose time is at or before t, with the entries themselves.
-func (p *Pebble) dueKeys(kind byte, t time.Time, limit int) ([]string, [][]byte, error) {
+// whose time is from from (unix nanoseconds) to t, with the entries
+// themselves.
+func (p *Pebble) dueKeys(kind byte, from int64, t time.Time, limit int) ([]string, [][]byte, error) {
 	if limit <= 0 {
 		return nil, nil, nil
 	}
-	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kind}, UpperBound: upTo(kind, t)})
+	lower := prefixed(kind, binary.BigEndian.AppendUint64(nil, uint64(max(from, 0))))
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upTo(kind, t)})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -465,21 +559,42 @@ func (p *Pebble) Lease(ctx context.Context, limit int, leaseFor time.Duration) (
 	p.multi.Lock()
 	defer p.multi.Unlock()
 	now := p.now()
-	keys, entries, err := p.dueKeys(kindLease, now, limit)
+	leaseFloor, leaseVersion := p.floors[1].read()
+	dueFloor, dueVersion := p.floors[0].read()
+	keys, entries, err := p.dueKeys(kindLease, leaseFloor, now, limit)
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	more, moreEntries, err := p.dueKeys(kindDue, now, limit-len(keys))
+	want := limit - len(keys)
+	more, moreEntries, err := p.dueKeys(kindDue, dueFloor, now, want)
 	if err != nil {
 		return nil, unavailable(err)
+	}
+	// What Lease consumes, it raises the floors past: up to now where it
+	// read all that was due, else up to the last entry it took.
+	raise := func(f *floor, version uint64, entries [][]byte, exhausted bool) {
+		switch {
+		case exhausted:
+			f.raise(max(now.UnixNano(), 0)+1, version)
+		case len(entries) > 0:
+			f.raise(readInt(entries[len(entries)-1][1:9]), version)
+		}
+	}
+	leaseEntries := entries
+	raiseFloors := func() {
+		raise(&p.floors[1], leaseVersion, leaseEntries, len(leaseEntries) < limit)
+		if want > 0 {
+			raise(&p.floors[0], dueVersion, moreEntries, len(moreEntries) < want)
+		}
 	}
 	keys, entries = append(keys, more...), append(entries, moreEntries...)
 	if len(keys) == 0 {
+		raiseFloors()
 		return nil, nil
 	}
 	unlock := p.lockRecords(keys)
 	defer unlock()
-	b := p.db.NewBatch()
+	b := p.newBatch()
 	defer func() { _ = b.Close() }()
 	var out []*Event
 	var was []Status
@@ -510,6 +625,8 @@ func (p *Pebble) Lease(ctx context.Context, limit int, leaseFor time.Duration) (
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return nil, unavailable(err)
 	}
+	raiseFloors()
+	p.lowerFloors(b)
 	for i, ev := range out {
 		p.count(ev.Hook, was[i], StatusDelivering, 1)
 	}
@@ -518,7 +635,7 @@ func (p *Pebble) Lease(ctx context.Context, limit int, leaseFor time.Duration) (
 
 // leased applies change to the record of l in one unsynced batch if l is
 // its current lease.
-func (p *Pebble) leased(ctx context.Context, l Lease, change func(b *pebble.Batch, ev *Event, now time.Time) error) error {
+func (p *Pebble) leased(ctx context.Context, l Lease, change func(b *batch, ev *Event, now time.Time) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -535,12 +652,12 @@ func (p *Pebble) leased(ctx context.Context, l Lease, change func(b *pebble.Batc
 	if err := checkLease(ev, l); err != nil {
 		return err
 	}
-	b := p.db.NewBatch()
+	b := p.newBatch()
 	defer func() { _ = b.Close() }()
 	if err := change(b, ev, p.now()); err != nil {
 		return unavailable(err)
 	}
-	if err := b.Commit(pebble.NoSync); err != nil {
+	if err := p.commit(b, pebble.NoSync); err != nil {
 		return unavailable(err)
 	}
 	p.count(ev.Hook, StatusDelivering, ev.Status, 1)
@@ -548,7 +665,7 @@ func (p *Pebble) leased(ctx context.Context, l Lease, change func(b *pebble.Batc
 }
 
 func (p *Pebble) finish(ctx context.Context, l Lease, a Attempt, status Status, after time.Duration) error {
-	return p.leased(ctx, l, func(b *pebble.Batch, ev *Event, now time.Time) error {
+	return p.leased(ctx, l, func(b *batch, ev *Event, now time.Time) error {
 		ev.Attempts = append(ev.Attempts, a)
 		return p.move(b, ev, status, now.Add(after), now)
 	})
@@ -571,7 +688,7 @@ func (p *Pebble) Dead(ctx context.Context, l Lease, a Attempt) error {
 
 // Defer queues the record again after the delay, without an attempt.
 func (p *Pebble) Defer(ctx context.Context, l Lease, after time.Duration) error {
-	return p.leased(ctx, l, func(b *pebble.Batch, ev *Event, now time.Time) error {
+	return p.leased(ctx, l, func(b *batch, ev *Event, now time.Time) error {
 		ev.Deferrals++
 		return p.move(b, ev, StatusQueued, now.Add(after), now)
 	})
@@ -579,7 +696,7 @@ func (p *Pebble) Defer(ctx context.Context, l Lease, after time.Duration) error 
 
 // Release gives a leased record back, due now, without an attempt.
 func (p *Pebble) Release(ctx context.Context, l Lease) error {
-	err := p.leased(ctx, l, func(b *pebble.Batch, ev *Event, now time.Time) error {
+	err := p.leased(ctx, l, func(b *batch, ev *Event, now time.Time) error {
 		return p.move(b, ev, StatusQueued, now, now)
 	})
 	if errors.Is(err, ErrStaleLease) {
@@ -620,13 +737,13 @@ func (p *Pebble) Replay(ctx context.Context, key string) error {
 		return ErrNotReplayable
 	}
 	from := ev.Status
-	b := p.db.NewBatch()
+	b := p.newBatch()
 	defer func() { _ = b.Close() }()
 	now := p.now()
 	if err := p.move(b, ev, StatusQueued, now, now); err != nil {
 		return unavailable(err)
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := p.commit(b, pebble.Sync); err != nil {
 		return unavailable(err)
 	}
 	p.count(ev.Hook, from, StatusQueued, 1)
@@ -764,13 +881,13 @@ func (p *Pebble) Purge(ctx context.Context, before time.Time) (int, error) {
 func (p *Pebble) purgeRecords(t time.Time, limit int) (int, int, error) {
 	p.multi.Lock()
 	defer p.multi.Unlock()
-	keys, entries, err := p.dueKeys(kindFinished, t, limit)
+	keys, entries, err := p.dueKeys(kindFinished, 0, t, limit)
 	if err != nil || len(keys) == 0 {
 		return 0, 0, err
 	}
 	unlock := p.lockRecords(keys)
 	defer unlock()
-	b := p.db.NewBatch()
+	b := p.newBatch()
 	defer func() { _ = b.Close() }()
 	var gone []*Event
 	for i, key := range keys {
@@ -808,11 +925,11 @@ func (p *Pebble) purgeRecords(t time.Time, limit int) (int, int, error) {
 func (p *Pebble) purgeMarks(t time.Time, limit int) (int, error) {
 	p.multi.Lock()
 	defer p.multi.Unlock()
-	_, entries, err := p.dueKeys(kindDedupExp, t, limit)
+	_, entries, err := p.dueKeys(kindDedupExp, 0, t, limit)
 	if err != nil || len(entries) == 0 {
 		return 0, err
 	}
-	b := p.db.NewBatch()
+	b := p.newBatch()
 	defer func() { _ = b.Close() }()
 	var held []*sync.Mutex
 	defer func() {
@@ -855,15 +972,21 @@ func (p *Pebble) Stats(ctx context.Context) (Stats, error) {
 	st := Stats{Counts: map[string]map[Status]int{}}
 	p.countsMu.Lock()
 	for hook, m := range p.counts {
-		st.Counts[hook] = make(map[Status]int, len(m))
 		for s, n := range m {
+			if n <= 0 {
+				continue // a change in flight, see count
+			}
+			if st.Counts[hook] == nil {
+				st.Counts[hook] = map[Status]int{}
+			}
 			st.Counts[hook][s] = n
 		}
 	}
 	p.countsMu.Unlock()
 	now := p.now()
 	for _, kind := range []byte{kindDue, kindLease} {
-		_, entries, err := p.dueKeys(kind, now, 1)
+		from, _ := p.floors[floorOf(kind)].read()
+		_, entries, err := p.dueKeys(kind, from, now, 1)
 		if err != nil {
 			return Stats{}, unavailable(err)
 		}

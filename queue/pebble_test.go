@@ -355,3 +355,90 @@ func BenchmarkPebbleDrain(b *testing.B) {
 	defer func() { _ = s.Close() }()
 	benchDrain(b, s)
 }
+
+// TestPebbleLeaseWhileEnqueueing: leases run while senders enqueue (some
+// records written leased with a short lease) and workers retry some with
+// no delay; once the senders are done, leasing until nothing is due finds
+// every record still to be delivered, none left behind where Lease no
+// longer looks.
+func TestPebbleLeaseWhileEnqueueing(t *testing.T) {
+	ctx := context.Background()
+	s, err := queue.OpenPebble(t.TempDir(), queue.PebbleOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	const senders, each = 16, 200
+	var mu sync.Mutex
+	delivered := map[string]int{}
+	var senderWG, workerWG sync.WaitGroup
+	stop := make(chan struct{})
+	work := func() bool {
+		evs, err := s.Lease(ctx, 16, time.Hour)
+		if err != nil {
+			t.Error(err)
+			return false
+		}
+		for i, ev := range evs {
+			l := queue.LeaseOf(ev)
+			if i%4 == 0 && len(ev.Attempts) == 0 {
+				err = s.Retry(ctx, l, queue.Attempt{At: time.Now(), Status: 503}, 0)
+			} else {
+				err = s.Ack(ctx, l, queue.Attempt{At: time.Now(), Status: 200})
+				mu.Lock()
+				delivered[ev.Key]++
+				mu.Unlock()
+			}
+			if err != nil {
+				t.Error(err)
+			}
+		}
+		return len(evs) > 0
+	}
+	for range 3 {
+		workerWG.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					work()
+				}
+			}
+		})
+	}
+	for g := range senders {
+		senderWG.Go(func() {
+			for i := range each {
+				opts := queue.EnqueueOptions{}
+				if i%5 == 0 {
+					opts.LeaseFor = time.Millisecond // expires at once: leased again
+				}
+				if err := s.Enqueue(ctx, []*queue.Event{newEvent("h", fmt.Sprintf("g%d-%d", g, i))}, opts); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	senderWG.Wait()
+	close(stop)
+	workerWG.Wait()
+	time.Sleep(2 * time.Millisecond) // the last leases written at enqueue expire
+	// until two leases in a row find nothing (a retried record is due
+	// again at once)
+	for empty := 0; empty < 2; {
+		if work() {
+			empty = 0
+		} else {
+			empty++
+		}
+	}
+	if len(delivered) != senders*each {
+		t.Fatalf("delivered %d records, want %d", len(delivered), senders*each)
+	}
+	st, err := s.Stats(ctx)
+	if err != nil || st.Counts["h"][queue.StatusDelivered] != senders*each || len(st.Counts["h"]) != 1 {
+		t.Fatalf("stats: %v %+v", err, st.Counts)
+	}
+}
