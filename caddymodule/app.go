@@ -328,6 +328,20 @@ func (a *App) reserve(n int) bool {
 	}
 }
 
+// takeFree promises every idle worker not yet promised to the lease loop
+// and returns how many that is.
+func (a *App) takeFree() int {
+	for {
+		free := a.free.Load()
+		if free <= 0 {
+			return 0
+		}
+		if a.free.CompareAndSwap(free, 0) {
+			return int(free)
+		}
+	}
+}
+
 // handOff gives the workers that reserve promised the events stored
 // leased, and returns the promises not used (the store did not lease an
 // event, or nothing was stored).
@@ -356,9 +370,7 @@ func (a *App) handOff(evs []*queue.Event, reserved, stored bool) {
 	}
 	if unused > 0 {
 		a.free.Add(int64(unused))
-		if stored {
-			a.notify()
-		}
+		a.notify()
 	}
 }
 
@@ -493,8 +505,10 @@ func (a *App) leaseLoop(ctx context.Context) {
 		case <-timer.C:
 		case <-a.wake:
 		}
-		n := int(a.free.Load())
-		if n <= 0 || !a.reserve(n) {
+		n := a.takeFree()
+		if n == 0 {
+			// every worker is busy or promised; one that finishes wakes
+			// the loop, the timer is a safety net
 			timer.Reset(pollEvery)
 			continue
 		}
