@@ -219,7 +219,7 @@ func (f *ForwardConfig) provision(repl *caddy.Replacer, reshaped bool) (*action,
 	if f.URL == "" {
 		return nil, errors.New("url is required")
 	}
-	u, err := forward.ParseURL(repl.ReplaceKnown(f.URL, ""))
+	u, err := forward.ParseURL(expandJSONShorthand(repl.ReplaceKnown(f.URL, "")))
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +243,7 @@ func (f *ForwardConfig) provision(repl *caddy.Replacer, reshaped bool) (*action,
 	for name, vals := range a.headers {
 		for i, v := range vals {
 			// env placeholders now; the rest per request
-			vals[i] = repl.ReplaceKnown(v, "")
+			vals[i] = expandJSONShorthand(repl.ReplaceKnown(v, ""))
 		}
 		a.headers[name] = vals
 	}
