@@ -330,6 +330,14 @@ func TestCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("validate while running", func(t *testing.T) {
+		// the running Caddy holds the event store: validate says so in words
+		_, errOut, code := cli(t, bin, nil, []string{"CLI_GITHUB_SECRET=x", "XDG_DATA_HOME=" + filepath.Join(dir, "data")}, "validate", "--config", caddyfile)
+		if code == 0 || !strings.Contains(errOut, "in use by another process") {
+			t.Errorf("validate: exit %d\n%s", code, errOut)
+		}
+	})
+
 	t.Run("help", func(t *testing.T) {
 		for _, sub := range []string{"send", "reshape", "events", "replay"} {
 			out, _, code := cli(t, bin, nil, nil, "webhook-gateway", sub, "--help")

@@ -15,6 +15,9 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// ErrLocked is returned by OpenBolt when another process holds the file.
+var ErrLocked = errors.New("event store locked by another process")
+
 var (
 	bucketEvents   = []byte("events")   // hook \x00 id -> JSON Event without its payload
 	bucketPayloads = []byte("payloads") // hook \x00 id -> payload bytes, written once per enqueue
@@ -53,6 +56,11 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 		return nil, err
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.OpenTimeout})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("%s is in use by another process, probably a Caddy running this config: "+
+			"one process at a time can open it (so `caddy validate` of a running config cannot either; "+
+			"use `caddy adapt` to check the syntax, or point the store at another path): %w", path, ErrLocked)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
