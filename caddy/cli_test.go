@@ -338,6 +338,20 @@ func TestCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("reload with an env var set only in the shell", func(t *testing.T) {
+		cf := filepath.Join(dir, "Caddyfile.reload")
+		config := strings.Replace(cliConfig(admin, port, dir, upstream.URL), "{env.CLI_GITHUB_SECRET}", "{env.CLI_RELOAD_ONLY}", 1)
+		if err := os.WriteFile(cf, []byte(config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, errOut, code := cli(t, bin, nil, []string{"CLI_RELOAD_ONLY=set-in-this-shell"}, "reload", "--config", cf, "--address", fmt.Sprintf("127.0.0.1:%d", admin))
+		for _, want := range []string{`webhook_gateway hook \"github\"`, "{env.CLI_RELOAD_ONLY} is empty", "read by the running server"} {
+			if code == 0 || !strings.Contains(errOut, want) {
+				t.Errorf("reload: exit %d, want %q in\n%s", code, want, errOut)
+			}
+		}
+	})
+
 	t.Run("help", func(t *testing.T) {
 		for _, sub := range []string{"send", "reshape", "events", "replay"} {
 			out, _, code := cli(t, bin, nil, nil, "webhook-gateway", sub, "--help")

@@ -281,6 +281,9 @@ func (f *ForwardConfig) provision(repl *caddy.Replacer, reshaped bool) (*action,
 		a.policy.RetryOn = forward.DefaultRetryOn()
 	}
 	if f.Sign != nil {
+		if err := emptyEnv("sign: secret", f.Sign.Secret, repl); err != nil {
+			return nil, err
+		}
 		a.signer, err = forward.NewSigner(f.Sign.Kind, repl.ReplaceKnown(f.Sign.Secret, ""), forward.HMACOptions{
 			Header:    f.Sign.Header,
 			Algorithm: f.Sign.Algorithm,

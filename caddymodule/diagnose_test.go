@@ -73,6 +73,10 @@ func TestEmptyEnvSecret(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "password {env.WG_TEST_EMPTY_SECRET} is empty") {
 		t.Errorf("basic: %v", err)
 	}
+	err = provisionErr(t, &Handler{Name: "out", Forward: []ForwardConfig{{URL: "http://127.0.0.1:1", Sign: &SignConfig{Kind: "github", Secret: "{env.WG_TEST_EMPTY_SECRET}"}}}})
+	if err == nil || !strings.Contains(err.Error(), `hook "out": forward #1: sign: secret {env.WG_TEST_EMPTY_SECRET} is empty`) {
+		t.Errorf("sign: %v", err)
+	}
 	t.Setenv("WG_TEST_EMPTY_SECRET", "set")
 	if err := provisionErr(t, &Handler{Auth: []AuthConfig{{Method: "github", Secrets: []string{"{env.WG_TEST_EMPTY_SECRET}"}}}}); err != nil {
 		t.Errorf("set: %v", err)
