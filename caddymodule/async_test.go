@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
 // eventView is the admin API's view of a stored event.
@@ -27,7 +25,7 @@ type eventView struct {
 
 func adminGet(t *testing.T, path string, into any) int {
 	t.Helper()
-	resp, err := http.Get("http://localhost:2999" + path)
+	resp, err := http.Get(adminURL() + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,8 +91,8 @@ http://localhost:9080 {
 	}
 }
 `, ok.URL, flaky.URL, rejecting.URL)
-	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{TestRequestTimeout: 20 * time.Second})
-	tester.InitServer(config, "caddyfile")
+	tester := newTester(t)
+	tester.InitServer(withPorts(config), "caddyfile")
 
 	hdr := http.Header{"X-Api-Key": {"k"}, "X-Event-Id": {"evt-1"}}
 	status, rh, body := post(t, tester, "/async", "application/json", hdr, []byte(`{"petname":"Gromit"}`))
@@ -164,7 +162,7 @@ http://localhost:9080 {
 	if len(page.Events) != 1 || page.Events[0].ID != "evt-dead" {
 		t.Errorf("dead listing %+v", page)
 	}
-	resp, err := http.Post("http://localhost:2999/webhook_gateway/replay?hook=dead&id=evt-dead", "application/json", nil)
+	resp, err := http.Post(adminURL()+"/webhook_gateway/replay?hook=dead&id=evt-dead", "application/json", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +180,7 @@ http://localhost:9080 {
 		adminGet(t, "/webhook_gateway/event?hook=dead&id=evt-dead", &ev)
 		return ev.Status == "dead"
 	})
-	resp, err = http.Get("http://localhost:2999/metrics")
+	resp, err = http.Get(adminURL() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
