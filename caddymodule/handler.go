@@ -480,8 +480,10 @@ func closeUnread(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, status int, reason, public string, cause error) error {
 	h.metrics.rejected.WithLabelValues(h.name, reason).Inc()
 	if ce := h.logger.Check(zapcore.InfoLevel, "webhook rejected"); ce != nil {
-		fields := []zap.Field{zap.String("hook", h.name), zap.String("reason", reason), zap.Int("status", status),
-			zap.String("remote_ip", senderAddr(r)), zap.String("error", public)}
+		fields := []zap.Field{
+			zap.String("hook", h.name), zap.String("reason", reason), zap.Int("status", status),
+			zap.String("remote_ip", senderAddr(r)), zap.String("error", public),
+		}
 		if cause != nil {
 			fields = append(fields, zap.String("cause", cause.Error()))
 		}

@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
-	"testing"
 )
 
 // The test Caddy listens on ports free when the tests start, so that two

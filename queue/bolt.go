@@ -13,6 +13,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // ErrLocked is returned by OpenBolt when another process holds the file.
@@ -56,7 +57,7 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 		return nil, err
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.OpenTimeout})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("%s is in use by another process, probably a Caddy running this config: "+
 			"one process at a time can open it (so `caddy validate` of a running config cannot either; "+
 			"use `caddy adapt` to check the syntax, or point the store at another path): %w", path, ErrLocked)
