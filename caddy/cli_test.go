@@ -345,7 +345,7 @@ func TestCLI(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, errOut, code := cli(t, bin, nil, []string{"CLI_RELOAD_ONLY=set-in-this-shell"}, "reload", "--config", cf, "--address", fmt.Sprintf("127.0.0.1:%d", admin))
-		for _, want := range []string{`webhook_gateway hook \"github\"`, "{env.CLI_RELOAD_ONLY} is empty", "read by the running server"} {
+		for _, want := range []string{`webhook_gateway hook \\\"github\\\"`, "auth #1 (github): secret #1 {env.CLI_RELOAD_ONLY} is empty", "read by the running server"} {
 			if code == 0 || !strings.Contains(errOut, want) {
 				t.Errorf("reload: exit %d, want %q in\n%s", code, want, errOut)
 			}
