@@ -20,11 +20,12 @@ func (h *Handler) hookError(err error) error {
 	if err == nil {
 		return nil
 	}
-	name := h.Name
-	if name == "" {
-		name = "default"
+	if h.Name == "" {
+		// no name and no path matcher on the directive (e.g. inside a
+		// handle block): say how to tell the hooks apart
+		return fmt.Errorf("webhook_gateway hook \"default\" (unnamed: set its name option to see which hook this is): %w", err)
 	}
-	return fmt.Errorf("webhook_gateway hook %q: %w", name, err)
+	return fmt.Errorf("webhook_gateway hook %q: %w", h.Name, err)
 }
 
 var envPlaceholder = regexp.MustCompile(`\{env\.([^{}]+)\}`)

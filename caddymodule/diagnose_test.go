@@ -48,7 +48,7 @@ func TestErrorsNameTheHook(t *testing.T) {
 		{&Handler{Name: "pets", Forward: []ForwardConfig{{URL: "http://127.0.0.1:1/x", RetryOn: []string{"abc"}}}}, []string{`webhook_gateway hook "pets": forward #1: retry_on`}},
 		{&Handler{Name: "shop", Auth: []AuthConfig{{Method: "api_key"}, {Method: "hmac", Secrets: []string{"s"}}}}, []string{`webhook_gateway hook "shop": auth #`}},
 		{&Handler{Name: "q", Mode: "async-ish"}, []string{`webhook_gateway hook "q": unknown mode`}},
-		{&Handler{Forward: []ForwardConfig{{URL: ""}}}, []string{`webhook_gateway hook "default": forward #1: url is required`}},
+		{&Handler{Forward: []ForwardConfig{{URL: ""}}}, []string{`webhook_gateway hook "default" (unnamed: set its name option`, "forward #1: url is required"}},
 	} {
 		err := provisionErr(t, tc.h)
 		for _, want := range tc.want {
