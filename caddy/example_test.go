@@ -5,41 +5,86 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
-	"net"
+	"io/fs"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
 
-// TestCaddyfileExample runs the README's first command on the bundled
-// Caddyfile.example (the built binary, from a temporary directory so its
-// demo store lands there) and sends the requests its comments document,
-// checking the answers they promise.
+// TestCaddyfileExample walks through the README's quick start from a
+// fresh copy of the repository (its tracked files): the build command as
+// the README writes it, then the run command on the bundled
+// Caddyfile.example, whose ports are rewritten to free ones so that it
+// runs whatever else listens on the documented ports. It then sends the
+// requests the example's comments document, checking the answers they
+// promise, and runs the README's command line examples on it.
 func TestCaddyfileExample(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a whole Caddy binary")
 	}
-	for _, addr := range []string{"127.0.0.1:8080", "127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:2019"} {
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			_ = c.Close()
-			t.Skipf("%s is taken; the example needs it", addr)
-		}
-	}
 	dir := t.TempDir()
-	bin := buildCaddy(t, dir)
-	example, err := filepath.Abs("../Caddyfile.example")
+	clone := filepath.Join(dir, "clone")
+	copyTracked(t, "..", clone)
+	build, run := quickStart(t, filepath.Join(clone, "README.md"))
+	if len(build) < 2 || build[0] != "go" || len(run) < 2 || !strings.HasPrefix(run[0], "./") {
+		t.Fatalf("quick start commands %q and %q", build, run)
+	}
+	cmd := exec.Command(goCommand(t), build[1:]...)
+	cmd.Dir = clone
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(build, " "), err, out)
+	}
+	bin := filepath.Join(clone, run[0])
+
+	caddyfile := filepath.Join(clone, "Caddyfile.example")
+	example, err := os.ReadFile(caddyfile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	proc := runCaddy(t, bin, dir, example, "127.0.0.1:8080")
+	gateway, app, store, admin := freePort(t), freePort(t), freePort(t), freePort(t)
+	config := strings.NewReplacer(
+		"localhost:8080", fmt.Sprintf("localhost:%d", gateway),
+		"localhost:9001", fmt.Sprintf("localhost:%d", app),
+		"localhost:9002", fmt.Sprintf("localhost:%d", store),
+		"localhost:2019", fmt.Sprintf("localhost:%d", admin),
+	).Replace(string(example))
+	for _, line := range strings.Split(config, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		for _, port := range []string{":8080", ":9001", ":9002", ":2019"} {
+			if strings.Contains(line, port) {
+				t.Fatalf("Caddyfile.example uses %s in a form the test does not rewrite: %s", port, line)
+			}
+		}
+	}
+	if err := os.WriteFile(caddyfile, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	proc := &caddyProcess{cmd: exec.Command(bin, run[1:]...)}
+	proc.cmd.Dir = clone
+	proc.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
+	proc.cmd.Stdout, proc.cmd.Stderr = &proc.logs, &proc.logs
+	if err := proc.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if !waitDial(fmt.Sprintf("127.0.0.1:%d", gateway), 30*time.Second) {
+		proc.kill()
+		t.Fatalf("caddy did not start:\n%s", proc.logs.String())
+	}
 	defer proc.stop(t)
+	base := fmt.Sprintf("http://localhost:%d", gateway)
 
 	send := func(path, contentType string, header map[string]string, body string) (int, string) {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodPost, "http://localhost:8080"+path, strings.NewReader(body))
+		req, err := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +136,7 @@ func TestCaddyfileExample(t *testing.T) {
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		resp, err := http.Get("http://localhost:2019/webhook_gateway/event?hook=pets-async&id=" + acc.ID)
+		resp, err := http.Get(fmt.Sprintf("http://localhost:%d/webhook_gateway/event?hook=pets-async&id=%s", admin, acc.ID))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,4 +166,86 @@ func TestCaddyfileExample(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+
+	// 4. the README's "Command line" commands on the example
+	out, errOut, code := cli(t, bin, nil, nil, "webhook-gateway", "send", "--preset", "github", "--secret", "demo-github-secret",
+		"--url", base+"/hooks/github", "--data", `{"action":"opened"}`)
+	if code != 0 || !strings.Contains(out, `app got POST /hooks/github id=`) {
+		t.Errorf("send: exit %d\n%s\n%s", code, out, errOut)
+	}
+	out, errOut, code = cli(t, bin, nil, nil, "webhook-gateway", "reshape", "--config", caddyfile, "--hook", "pets",
+		"--data", `{"petname":"Gromit","petstatus":"Sold"}`)
+	if code != 0 || strings.TrimSpace(out) != `{"Name":"Gromit","Status":"Sold"}` {
+		t.Errorf("reshape: exit %d %q\n%s", code, out, errOut)
+	}
+	out, _, code = cli(t, bin, nil, nil, "webhook-gateway", "reshape", "--config", caddyfile, "--hook", "pets", "--data", `{}`)
+	if code != 1 || strings.TrimSpace(out) != `422 Unprocessable Entity: required field "petname" is missing` {
+		t.Errorf("reshape, no petname: exit %d %q", code, out)
+	}
+	// the admin address comes from the config, as the README says
+	out, errOut, code = cli(t, bin, nil, nil, "webhook-gateway", "events", "--config", caddyfile, "--hook", "pets-async", "--id", acc.ID)
+	if code != 0 || !strings.Contains(out, `"status": "delivered"`) {
+		t.Errorf("events: exit %d\n%s\n%s", code, out, errOut)
+	}
+	out, errOut, code = cli(t, bin, nil, nil, "webhook-gateway", "replay", "--config", caddyfile, "--hook", "pets-async", "--id", acc.ID)
+	if code != 0 || !strings.Contains(out, `"queued"`) {
+		t.Errorf("replay: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+// copyTracked copies the files git tracks in repo (what a fresh clone
+// has, with their working-tree content) to dst.
+func copyTracked(t *testing.T, repo, dst string) {
+	t.Helper()
+	cmd := exec.Command("git", "ls-files", "-z")
+	cmd.Dir = repo
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("git ls-files: %v", err)
+	}
+	for _, name := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
+		data, err := os.ReadFile(filepath.Join(repo, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted in the working tree
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(dst, filepath.Dir(name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// quickStart reads the two commands of the README's quick start block:
+// the build and the run, without their comments.
+func quickStart(t *testing.T, readme string) (build, run []string) {
+	t.Helper()
+	data, err := os.ReadFile(readme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(data), "## Quick start")
+	if !ok {
+		t.Fatal("README has no Quick start section")
+	}
+	_, block, ok := strings.Cut(after, "```sh\n")
+	if !ok {
+		t.Fatal("Quick start has no sh block")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	var cmds [][]string
+	for _, line := range strings.Split(block, "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		if f := strings.Fields(line); len(f) > 0 {
+			cmds = append(cmds, f)
+		}
+	}
+	if len(cmds) != 2 {
+		t.Fatalf("Quick start has %d commands, want build and run: %q", len(cmds), cmds)
+	}
+	return cmds[0], cmds[1]
 }

@@ -29,7 +29,7 @@ import (
 func validateCaddyfile(t *testing.T, config string) error {
 	t.Helper()
 	adapter := caddyconfig.GetAdapter("caddyfile")
-	raw, _, err := adapter.Adapt([]byte(config), nil)
+	raw, _, err := adapter.Adapt([]byte(withPorts(config)), nil)
 	if err != nil {
 		return err
 	}
@@ -45,7 +45,7 @@ func validateCaddyfile(t *testing.T, config string) error {
 func loadCaddyfile(t *testing.T, config string) error {
 	t.Helper()
 	adapter := caddyconfig.GetAdapter("caddyfile")
-	cfg, _, err := adapter.Adapt([]byte(config), nil)
+	cfg, _, err := adapter.Adapt([]byte(withPorts(config)), nil)
 	if err != nil {
 		return err
 	}
@@ -434,7 +434,7 @@ http://localhost:9080 {
 		return len(evs) == 1 && evs[0].Status == "delivered"
 	})
 	// the admin API does not show stored values or internal keys
-	resp, err := http.Get("http://localhost:2999/webhook_gateway/event?id=rot-1")
+	resp, err := http.Get(adminURL() + "/webhook_gateway/event?id=rot-1")
 	if err != nil {
 		t.Fatal(err)
 	}

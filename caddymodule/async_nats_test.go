@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/nats-io/nats-server/v2/server"
 )
 
@@ -46,10 +45,10 @@ http://localhost:9080 {
 	}
 }
 `, up.URL)
-	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{TestRequestTimeout: 20 * time.Second})
-	tester.InitServer(config, "caddyfile")
+	tester := newTester(t)
+	tester.InitServer(withPorts(config), "caddyfile")
 	// before the NATS server stops, leave Caddy on a config without it
-	t.Cleanup(func() { tester.InitServer(globalOptions, "caddyfile") })
+	t.Cleanup(func() { tester.InitServer(withPorts(globalOptions), "caddyfile") })
 
 	hdr := http.Header{"X-Api-Key": {"k"}, "X-Event-Id": {"nats-1"}}
 	status, _, body := post(t, tester, "/nats", "application/json", hdr, []byte(`{"petname":"Gromit"}`))

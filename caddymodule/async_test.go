@@ -38,7 +38,7 @@ type eventList struct {
 
 func adminGet(t *testing.T, path string, into any) int {
 	t.Helper()
-	resp, err := http.Get("http://localhost:2999" + path)
+	resp, err := http.Get(adminURL() + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func adminGet(t *testing.T, path string, into any) int {
 
 func adminPost(t *testing.T, path string) (int, []byte) {
 	t.Helper()
-	resp, err := http.Post("http://localhost:2999"+path, "application/json", nil)
+	resp, err := http.Post(adminURL()+path, "application/json", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,9 +88,9 @@ func asyncCaddy(t *testing.T, appOptions, sites string) (*caddytest.Tester, stri
 	t.Helper()
 	dir := t.TempDir()
 	config := strings.Replace(globalOptions, "auto_https off", fmt.Sprintf("auto_https off\n\twebhook_gateway {\n\t\tstore pebble %s\n%s\n\t}", dir, appOptions), 1) + sites
-	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{TestRequestTimeout: 20 * time.Second})
-	tester.InitServer(config, "caddyfile")
-	t.Cleanup(func() { tester.InitServer(globalOptions, "caddyfile") })
+	tester := newTester(t)
+	tester.InitServer(withPorts(config), "caddyfile")
+	t.Cleanup(func() { tester.InitServer(withPorts(globalOptions), "caddyfile") })
 	return tester, dir
 }
 
@@ -99,7 +99,7 @@ func asyncCaddy(t *testing.T, appOptions, sites string) (*caddytest.Tester, stri
 // and after.
 func metricValue(t *testing.T, sample string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://localhost:2999/metrics")
+	resp, err := http.Get(adminURL() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

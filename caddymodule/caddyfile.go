@@ -199,7 +199,8 @@ func parseAuth(d *caddyfile.Dispenser) (AuthConfig, error) {
 	if !d.NextArg() {
 		return a, d.Errf("auth needs a method: basic, api_key, hmac or a preset such as github")
 	}
-	a.Method = d.Val()
+	given := d.Val()
+	a.Method = strings.ToLower(given)
 	args := d.RemainingArgs()
 	switch a.Method {
 	case "basic":
@@ -214,7 +215,10 @@ func parseAuth(d *caddyfile.Dispenser) (AuthConfig, error) {
 		a.Secrets = args
 	default:
 		if !isPreset(a.Method) {
-			return a, d.Errf("auth: unknown method %q (want basic, api_key, hmac or one of: %s)", a.Method, strings.Join(verify.Presets(), ", "))
+			if near := verify.Closest(a.Method); near != "" {
+				return a, d.Errf("auth: unknown method %q; did you mean %s?", given, near)
+			}
+			return a, d.Errf("auth: unknown method %q (want basic, api_key, hmac or one of: %s)", given, strings.Join(verify.Presets(), ", "))
 		}
 		if len(args) == 0 {
 			return a, d.Errf("auth %s needs at least one secret", a.Method)
@@ -417,6 +421,9 @@ func parseSign(d *caddyfile.Dispenser) (*SignConfig, error) {
 	case "standard", "github", "hmac":
 	default:
 		return nil, d.Errf("sign: unknown kind %q (want standard, github or hmac)", s.Kind)
+	}
+	if s.Kind == "standard" && !strings.Contains(s.Secret, "{") && !validWhsec(s.Secret) {
+		return nil, d.Errf("sign standard: the secret must be whsec_ followed by base64, as Standard Webhooks keys are written")
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		if s.Kind != "hmac" {

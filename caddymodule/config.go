@@ -234,7 +234,7 @@ func (f *ForwardConfig) provision(repl *caddy.Replacer, reshaped bool, index int
 	if f.URL == "" {
 		return nil, errors.New("url is required")
 	}
-	u, err := forward.ParseURL(repl.ReplaceKnown(f.URL, ""))
+	u, err := forward.ParseURL(expandJSONShorthand(repl.ReplaceKnown(f.URL, "")))
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +261,7 @@ func (f *ForwardConfig) provision(repl *caddy.Replacer, reshaped bool, index int
 	for name, vals := range a.headers {
 		for i, v := range vals {
 			// env placeholders now; the rest per request
-			vals[i] = repl.ReplaceKnown(v, "")
+			vals[i] = expandJSONShorthand(repl.ReplaceKnown(v, ""))
 		}
 		a.headers[name] = vals
 	}
@@ -305,6 +305,9 @@ func (f *ForwardConfig) provision(repl *caddy.Replacer, reshaped bool, index int
 		a.policy.RetryOn = forward.DefaultRetryOn()
 	}
 	if f.Sign != nil {
+		if err := emptyEnv("sign: secret", f.Sign.Secret, repl); err != nil {
+			return nil, err
+		}
 		a.signer, err = forward.NewSigner(f.Sign.Kind, repl.ReplaceKnown(f.Sign.Secret, ""), forward.HMACOptions{
 			Header:    f.Sign.Header,
 			Algorithm: f.Sign.Algorithm,

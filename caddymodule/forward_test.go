@@ -375,7 +375,7 @@ http://localhost:9080 {
 		summary.Actions[0].Action != "slack" || summary.Actions[1].Action != "1" || summary.Actions[1].Status != 502 {
 		t.Errorf("summary %s", body)
 	}
-	resp, err := http.Get("http://localhost:2999/metrics")
+	resp, err := http.Get(adminURL() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

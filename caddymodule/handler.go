@@ -192,7 +192,8 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 
 // Provision resolves {env.*} placeholders and builds the verifiers, the
 // reshape program and the forward actions.
-func (h *Handler) Provision(ctx caddy.Context) error {
+func (h *Handler) Provision(ctx caddy.Context) (err error) {
+	defer func() { err = h.hookError(err) }()
 	h.logger = ctx.Logger()
 	if h.now == nil {
 		h.now = time.Now
@@ -234,6 +235,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if len(types) == 0 {
 		types = []string{"application/json", "application/*+json"}
 	}
+	h.IDFrom = expandJSONShorthand(h.IDFrom)
 	h.accepted, err = parseMediaRanges(types)
 	if err != nil {
 		return err
@@ -246,6 +248,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 	h.verifiers = h.verifiers[:0]
 	for i, a := range h.Auth {
+		a.Method = strings.ToLower(a.Method)
+		if err := authEnvError(a, repl); err != nil {
+			return fmt.Errorf("auth #%d (%s): %w", i+1, a.Method, err)
+		}
 		spec := a.spec(repl)
 		v, err := verify.New(spec)
 		if err != nil {
@@ -301,7 +307,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 }
 
 // Validate checks the configuration; it has no side effects.
-func (h *Handler) Validate() error {
+func (h *Handler) Validate() (err error) {
+	defer func() { err = h.hookError(err) }()
 	switch h.Mode {
 	case "", "sync":
 	case "async":
@@ -364,7 +371,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if h.hasBasic {
 			w.Header().Set("WWW-Authenticate", `Basic realm="webhook_gateway"`)
 		}
-		return h.reject(w, r, http.StatusUnauthorized, reasonAuth, "unauthorized", err)
+		return h.reject(w, r, http.StatusUnauthorized, reasonAuth, "unauthorized", fmt.Errorf("%w; body %s", err, bodyHint(body)))
 	}
 
 	doc := body
@@ -379,11 +386,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	repl.Map(jsonPlaceholders(doc)) // before the id: id_from may read the body
 	id := h.eventID(r, repl, method)
 	repl.Set(phID, id)
 	repl.Set(phAuth, method)
 	repl.Set(phReceivedAt, start.UTC().Format(time.RFC3339Nano))
-	repl.Map(jsonPlaceholders(doc))
 
 	out := doc
 	if h.program != nil {
@@ -491,11 +498,15 @@ func closeUnread(w http.ResponseWriter, r *http.Request) {
 // reject answers a refused request. When the server has handle_errors
 // routes the error goes to them (caddyhttp.Error); otherwise the handler
 // writes the JSON error body itself. public is what the sender may see;
-// cause is logged at debug level only.
+// the log line at INFO also has the cause, which never holds a secret,
+// a credential or body bytes (verify's errors do not).
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, status int, reason, public string, cause error) error {
 	h.metrics.rejected.WithLabelValues(h.name, reason).Inc()
-	if ce := h.logger.Check(zapcore.DebugLevel, "webhook rejected"); ce != nil {
-		fields := []zap.Field{zap.String("hook", h.name), zap.String("reason", reason), zap.Int("status", status)}
+	if ce := h.logger.Check(zapcore.InfoLevel, "webhook rejected"); ce != nil {
+		fields := []zap.Field{
+			zap.String("hook", h.name), zap.String("reason", reason), zap.Int("status", status),
+			zap.String("remote_ip", senderAddr(r)), zap.String("error", public),
+		}
 		if cause != nil {
 			fields = append(fields, zap.String("cause", cause.Error()))
 		}

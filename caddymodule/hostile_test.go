@@ -724,7 +724,7 @@ http://localhost:9080 {
 	for _, tc := range cases {
 		t.Run(tc.path, func(t *testing.T) {
 			start := time.Now()
-			req, err := http.NewRequest(http.MethodPost, "http://localhost:9080"+tc.path, strings.NewReader(`{"marker":"`+bodyMarker+`"}`))
+			req, err := http.NewRequest(http.MethodPost, gatewayURL()+tc.path, strings.NewReader(`{"marker":"`+bodyMarker+`"}`))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -24,13 +24,10 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 )
 
-const (
-	gatewayPort = 9080
-	ghSecret    = "It's a Secret to Everybody"
-)
+const ghSecret = "It's a Secret to Everybody"
 
 // globalOptions keeps the test Caddy on loopback, plain HTTP, quick to
-// reload.
+// reload. Its ports are replaced with free ones (withPorts).
 const globalOptions = `{
 	skip_install_trust
 	admin localhost:2999
@@ -129,8 +126,8 @@ func do(t *testing.T, tester *caddytest.Tester, req *http.Request) (int, http.He
 
 func startCaddy(t *testing.T, sites string) *caddytest.Tester {
 	t.Helper()
-	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{TestRequestTimeout: 20 * time.Second})
-	tester.InitServer(globalOptions+sites, "caddyfile")
+	tester := newTester(t)
+	tester.InitServer(withPorts(globalOptions+sites), "caddyfile")
 	return tester
 }
 
@@ -215,7 +212,7 @@ http://localhost:9080 {
 	}
 
 	// basic auth, an API key in a second place, a UUIDv7 id when there is no delivery header
-	req, _ := http.NewRequest(http.MethodPost, "http://localhost:9080/basic", strings.NewReader(`{"a":1}`))
+	req, _ := http.NewRequest(http.MethodPost, gatewayURL()+"/basic", strings.NewReader(`{"a":1}`))
 	req.Header.Set("Content-Type", "application/json; charset=UTF-8")
 	req.SetBasicAuth("hook", "s3cret-pass")
 	if status, _, b := do(t, tester, req); status != http.StatusOK {
@@ -280,7 +277,7 @@ http://localhost:9080 {
 			if tc.chunked {
 				rd = io.MultiReader(rd) // unknown length: sent chunked
 			}
-			req, _ := http.NewRequest(method, "http://localhost:9080"+tc.path, rd)
+			req, _ := http.NewRequest(method, gatewayURL()+tc.path, rd)
 			for k, v := range tc.header {
 				req.Header[k] = v
 			}
@@ -349,7 +346,7 @@ http://localhost:9080 {
 }
 `, app.addr()))
 	_ = tester
-	conn, err := net.Dial("tcp", "127.0.0.1:9080")
+	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", gatewayPort))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -115,7 +115,7 @@ func registerMetrics(reg prometheus.Registerer, hook string) (*hookMetrics, erro
 }
 
 // queueCollector reports the event store's depth at scrape time: events by
-// hook and status, and the age of the oldest due event. The bolt store
+// hook and status, and the age of the oldest due event. The Pebble store
 // keeps its counts per transition; the NATS store reads its records, so a
 // reading is reused for statsEvery.
 type queueCollector struct {

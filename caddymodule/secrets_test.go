@@ -128,8 +128,8 @@ func startCaddyLogging(t *testing.T, logFile, sites string) *caddytest.Tester {
 	}
 }
 `, logFile)
-	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{TestRequestTimeout: 20 * time.Second})
-	tester.InitServer(global+sites, "caddyfile")
+	tester := newTester(t)
+	tester.InitServer(withPorts(global+sites), "caddyfile")
 	return tester
 }
 
@@ -213,7 +213,7 @@ func TestNoSecretInLogsOrBodies(t *testing.T) {
 	}
 	var bodies [][]byte
 	for _, c := range calls {
-		url := "http://localhost:9080" + c.path
+		url := gatewayURL() + c.path
 		if c.query != "" {
 			url += "?" + c.query
 		}

@@ -39,8 +39,9 @@ func NewSigner(kind, secret string, opts HMACOptions) (Signer, error) {
 	}
 	switch kind {
 	case "standard":
-		key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
-		if err != nil || len(key) == 0 {
+		encoded, ok := strings.CutPrefix(secret, "whsec_")
+		key, err := base64.StdEncoding.DecodeString(encoded)
+		if !ok || err != nil || len(key) == 0 {
 			return nil, errors.New("standard signing secret must be whsec_ followed by base64")
 		}
 		return standardSigner{key: key}, nil
