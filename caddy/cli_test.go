@@ -28,7 +28,7 @@ func cliConfig(admin, port int, dir, upstream string) string {
 	admin 127.0.0.1:%d
 	auto_https off
 	webhook_gateway {
-		store bolt %s
+		store pebble %s
 	}
 }
 http://127.0.0.1:%d {
@@ -73,7 +73,7 @@ http://127.0.0.1:%d {
 		}
 	}
 }
-`, admin, filepath.Join(dir, "events.db"), port, upstream, upstream)
+`, admin, filepath.Join(dir, "events"), port, upstream, upstream)
 }
 
 // cli runs the built binary with args and stdin, and returns its stdout,

@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -51,8 +50,12 @@ var tenMappings = []Mapping{
 
 func provisionBench(b *testing.B, h *Handler) {
 	b.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	b.Cleanup(cancel)
+	// a context with a config, as Caddy provisions handlers (they find the
+	// webhook_gateway app through it)
+	ctx, err := caddy.ProvisionContext(&caddy.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
 	if err := h.Provision(ctx); err != nil {
 		b.Fatal(err)
 	}

@@ -23,9 +23,13 @@ import (
 
 func provisionErr(t *testing.T, h *Handler) error {
 	t.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	t.Cleanup(cancel)
-	err := h.Provision(ctx)
+	// a context with a config, as Caddy provisions handlers (they find the
+	// webhook_gateway app through it)
+	ctx, err := caddy.ProvisionContext(&caddy.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = h.Provision(ctx)
 	if err == nil {
 		err = h.Validate()
 	}
