@@ -168,10 +168,12 @@ func adyenSign(hexKey string, _ time.Time, b []byte) http.Header {
 }
 
 // ECDSA P-256 key pairs for SendGrid; Ed25519 ones for Telnyx.
-var sendgridKey1, sendgridKey2 = mustECDSA(), mustECDSA()
+var sendgridKey1, sendgridKey2 = fixedECDSA("sendgrid 1"), fixedECDSA("sendgrid 2")
 
-func mustECDSA() *ecdsa.PrivateKey {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// fixedECDSA derives a P-256 key from a fixed label (see fixedEd25519).
+func fixedECDSA(label string) *ecdsa.PrivateKey {
+	d := sha256.Sum256([]byte("verify test key: " + label))
+	k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), d[:])
 	if err != nil {
 		panic(err)
 	}
@@ -201,7 +203,7 @@ func sendgridSign(pub string, ts time.Time, b []byte) http.Header {
 	return http.Header{"X-Twilio-Email-Event-Webhook-Signature": {spB64(sig)}, "X-Twilio-Email-Event-Webhook-Timestamp": {unix(ts)}}
 }
 
-var telnyxKey1, telnyxKey2 = mustEd25519(), mustEd25519()
+var telnyxKey1, telnyxKey2 = fixedEd25519("telnyx 1"), fixedEd25519("telnyx 2")
 
 func pubB64(k ed25519.PrivateKey) string { return spB64(k.Public().(ed25519.PublicKey)) }
 
