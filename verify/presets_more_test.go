@@ -252,7 +252,7 @@ var moreCases = []presetCase{
 	// Content and communication.
 	{
 		name: "sanity", secret: "sanity-webhook-secret", other: "sanity-other", stamped: true,
-		oracle: "vectors: github.com/sanity-io/webhook-toolkit test/signature.test.ts",
+		oracle: "vectors: github.com/sanity-io/webhook-toolkit test/signature.test.ts (TestSanityVectors)",
 		sign: func(s string, ts time.Time, b []byte) http.Header {
 			sig := base64.RawURLEncoding.EncodeToString(mac(sha256.New, []byte(s), unixMs(ts), ".", string(b)))
 			return http.Header{"Sanity-Webhook-Signature": {"t=" + unixMs(ts) + ",v1=" + sig}}
@@ -367,6 +367,7 @@ func TestSanityVectors(t *testing.T) {
 func TestPublishedVectors(t *testing.T) {
 	onfidoBody := `{"payload":{"resource_type":"check","action":"check.completed","object":{"id":"check-123","status":"complete","completed_at_iso8601":"2020-01-01T00:00:00Z","href":"https://api.onfido.com/v3/checks/check-123"}}}`
 	coinbaseBody := `{"id":1,"scheduled_for":"2017-01-31T20:50:02Z","attempt_number":1,"event":{"id":"24934862-d980-46cb-9402-43c81b0cdba6","type":"charge:created","api_version":"2018-03-22","created_at":"2017-01-31T20:49:02Z","data":{"code":"66BEOV2A","name":"The Sovereign Individual","description":"Mastering the Transition to the Information Age","hosted_url":"https://commerce.coinbase.com/charges/66BEOV2A","created_at":"2017-01-31T20:49:02Z","expires_at":"2017-01-31T21:04:02Z","timeline":[{"time":"2017-01-31T20:49:02Z","status":"NEW"}],"metadata":{},"pricing_type":"no_price","payments":[],"addresses":{"bitcoin":"0000000000000000000000000000000000","ethereum":"0x0000000000000000000000000000000000000000","litecoin":"3000000000000000000000000000000000","bitcoincash":"bitcoincash:000000000000000000000000000000000000000000"}}}}`
+	const slackExampleBody = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
 	for _, tc := range []struct {
 		name, preset, secret, body string
 		header                     http.Header
@@ -434,6 +435,23 @@ func TestPublishedVectors(t *testing.T) {
 			name: "pusher, improper signature", preset: "pusher", secret: "secret", body: `{"hello":"world"}`,
 			header: http.Header{"X-Pusher-Key": {"key"}, "X-Pusher-Signature": {"2677ad3e7c090i'mgonnagetyaeb356a2d60fb9073bc778"}},
 			want:   verify.ErrMalformed,
+		},
+		// Slack's worked example, "Verifying requests from Slack"
+		// (docs.slack.dev/authentication/verifying-requests-from-slack)
+		{
+			name: "slack", preset: "slack", secret: "8f742231b10e8888abcd99yyyzzz85a5", body: slackExampleBody,
+			header: http.Header{"X-Slack-Request-Timestamp": {"1531420618"}, "X-Slack-Signature": {"v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"}},
+			now:    time.Unix(1531420618, 0),
+		},
+		{
+			name: "slack, another timestamp", preset: "slack", secret: "8f742231b10e8888abcd99yyyzzz85a5", body: slackExampleBody,
+			header: http.Header{"X-Slack-Request-Timestamp": {"1531420619"}, "X-Slack-Signature": {"v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"}},
+			now:    time.Unix(1531420618, 0), want: verify.ErrMismatch,
+		},
+		{
+			name: "slack, a day later", preset: "slack", secret: "8f742231b10e8888abcd99yyyzzz85a5", body: slackExampleBody,
+			header: http.Header{"X-Slack-Request-Timestamp": {"1531420618"}, "X-Slack-Signature": {"v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"}},
+			now:    time.Unix(1531420618+86400, 0), want: verify.ErrTimestamp,
 		},
 		// razorpay/razorpay-node test/utils/razorpay-utils.spec.js
 		{

@@ -234,7 +234,7 @@ var specialCases = []presetCase{
 			}
 			return http.Header{"X-Twilio-Signature": {twilioSign(s, twilioURL, form)}}
 		},
-		oracle: "SDK: twilio-go `client.RequestValidator`",
+		oracle: "SDK: twilio-go `client.RequestValidator` (TestTwilioSDK)",
 	},
 	{
 		name: "square", secret: "square-signature-key", other: "square-other-key",
@@ -242,19 +242,19 @@ var specialCases = []presetCase{
 		sign: func(s string, _ time.Time, b []byte) http.Header {
 			return http.Header{"X-Square-Hmacsha256-Signature": {spB64(mac(sha256.New, []byte(s), "https://hooks.example.com/square/webhook?shop=1", string(b)))}}
 		},
-		oracle: "vectors: Square's signature validation example (key asdf1234, https://example.com/webhook)",
+		oracle: "vectors: Square's signature validation example (key asdf1234, https://example.com/webhook) (TestSquareVector)",
 	},
 	{
 		name: "mailgun", secret: "key-mailgun-signing", other: "key-mailgun-other", stamped: true,
 		body:   mailgunBody,
 		tamper: func(b []byte) []byte { return bytes.Replace(b, []byte(`"token":"a8ce`), []byte(`"token":"b8ce`), 1) },
 		sign:   mailgunSign,
-		oracle: "SDK: mailgun-go `VerifyWebhookSignature`",
+		oracle: "SDK: mailgun-go `VerifyWebhookSignature` (TestMailgunSDK)",
 	},
 	{
 		name: "sendgrid", secret: ecdsaPub(sendgridKey1), other: ecdsaPub(sendgridKey2), stamped: true,
 		sign:   sendgridSign,
-		oracle: "SDK: sendgrid-go `eventwebhook.VerifySignature`, and its published vector",
+		oracle: "SDK: sendgrid-go `eventwebhook.VerifySignature`, and its published vector (TestSendGridSDK)",
 	},
 	{
 		name: "telnyx", secret: pubB64(telnyxKey1), other: pubB64(telnyxKey2), stamped: true,
@@ -346,7 +346,7 @@ var specialCases = []presetCase{
 		body:   adyenBody,
 		tamper: func(b []byte) []byte { return bytes.Replace(b, []byte(`"value":1130`), []byte(`"value":1131`), 1) },
 		sign:   adyenSign,
-		oracle: "vectors: Adyen's HMAC example (key 44782DEF…), as in adyen-ruby-api-library's HmacValidator spec",
+		oracle: "vectors: Adyen's HMAC example (key 44782DEF…), as in adyen-ruby-api-library's HmacValidator spec (TestAdyenVector)",
 	},
 }
 
