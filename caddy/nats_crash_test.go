@@ -13,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // natsNode is one nats-server process of a test cluster.
@@ -121,18 +124,71 @@ http://127.0.0.1:%d {
 	proc := runCaddy(t, bin, dir, caddyfile, addr)
 	defer proc.stop(t)
 
+	nc, err := nats.Connect(strings.Join(urls, ","), nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the stream every accept writes to: the record of the event
+	const records = "KV_webhook_gateway_events"
+
 	load := startSendersOpts(t, "http://"+addr+"/hooks", 16, l, true)
 	time.Sleep(2 * time.Second)
-	victim := nodes[1]
-	_ = victim.cmd.Process.Signal(syscall.SIGKILL)
-	_ = victim.cmd.Wait()
+	// the victim is the node that leads the records stream: the one
+	// serving every write of an accept
+	leader := streamLeader(t, js, records, "")
+	victim := -1
+	for i := range nodes {
+		if leader == fmt.Sprintf("n%d", i) {
+			victim = i
+		}
+	}
+	if victim < 0 {
+		t.Fatalf("the leader of %s is %q, not a node of this cluster", records, leader)
+	}
+	_ = nodes[victim].cmd.Process.Signal(syscall.SIGKILL)
+	_ = nodes[victim].cmd.Wait()
+	acceptedAtKill, _ := l.counts()
+	// the failover: another node leads the stream
+	moved := streamLeader(t, js, records, leader)
 	time.Sleep(3 * time.Second) // load goes on across the failover
 	load.halt()
 	accepted, _ := l.counts()
 	if accepted < 50 {
 		t.Fatalf("only %d events accepted", accepted)
 	}
+	if accepted == acceptedAtKill {
+		t.Fatalf("no event accepted after the stream leader %s was killed (%d before): the cluster did not take writes again", leader, accepted)
+	}
 	dupes := l.waitAllDelivered(t, 90*time.Second)
-	t.Logf("%d events accepted with one of three NATS nodes killed mid-load, all delivered (%d more than once); %d answered 503 during the failover",
-		accepted, dupes, load.unavailable.Load())
+	t.Logf("%d events accepted (%d after the kill) with the leader of %s (%s) killed mid-load and %s elected, all delivered (%d more than once); %d answered 503 during the failover",
+		accepted, accepted-acceptedAtKill, records, leader, moved, dupes, load.unavailable.Load())
+}
+
+// streamLeader waits up to 60s for stream to have a leader other than not
+// and returns its server name.
+func streamLeader(t *testing.T, js jetstream.JetStream, stream, not string) string {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		s, err := js.Stream(ctx, stream)
+		if err == nil {
+			var info *jetstream.StreamInfo
+			if info, err = s.Info(ctx); err == nil && info.Cluster != nil && info.Cluster.Leader != "" && info.Cluster.Leader != not {
+				cancel()
+				return info.Cluster.Leader
+			}
+		}
+		cancel()
+		last = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("stream %s has no leader other than %q (%v)", stream, not, last)
+	return ""
 }

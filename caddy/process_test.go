@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"sync"
 	"syscall"
 	"testing"
@@ -124,7 +125,7 @@ func (l *ledger) waitAllDelivered(t *testing.T, within time.Duration) (dupes int
 			break
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("%d of %d accepted events not delivered", missing, accepted)
+			t.Fatalf("%d of %d accepted events not delivered, among them %q", missing, accepted, l.missingSample(5))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -136,4 +137,18 @@ func (l *ledger) waitAllDelivered(t *testing.T, within time.Duration) (dupes int
 		}
 	}
 	return dupes
+}
+
+// missingSample returns up to n accepted ids not delivered, sorted.
+func (l *ledger) missingSample(n int) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for id := range l.accepted {
+		if l.delivered[id] == 0 {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out[:min(n, len(out))]
 }
