@@ -227,8 +227,14 @@ type testSource struct {
 
 func parseTests(t *testing.T) *testSource {
 	t.Helper()
-	s := &testSource{fset: token.NewFileSet(), text: map[string][]byte{}, funcs: map[string]*ast.FuncDecl{},
-		files: map[*ast.FuncDecl]*ast.File{}, vars: map[string]ast.Node{}, feeds: map[string][]string{}}
+	s := &testSource{
+		fset:  token.NewFileSet(),
+		text:  map[string][]byte{},
+		funcs: map[string]*ast.FuncDecl{},
+		files: map[*ast.FuncDecl]*ast.File{},
+		vars:  map[string]ast.Node{},
+		feeds: map[string][]string{},
+	}
 	names, err := filepath.Glob("*_test.go")
 	if err != nil || len(names) == 0 {
 		t.Fatalf("no test files (%v)", err)
