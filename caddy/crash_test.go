@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,15 +18,17 @@ import (
 )
 
 // asyncConfig is a Caddyfile with one async route to upstream, its events
-// in dir, and the given delivery workers and forward backoff.
-func asyncConfig(admin, port int, dir string, workers int, upstream, retries string) string {
-	return asyncConfigID(admin, port, dir, workers, upstream, retries, "")
+// in dir, and the given delivery workers and forward backoff. The site
+// listens on the inherited fd/3 (whose port is port), the admin endpoint
+// on fd/4 (see runCaddyOn).
+func asyncConfig(port int, dir string, workers int, upstream, retries string) string {
+	return asyncConfigID(port, dir, workers, upstream, retries, "")
 }
 
 // asyncConfigID is asyncConfig with extra handler lines (id_from).
-func asyncConfigID(admin, port int, dir string, workers int, upstream, retries, extra string) string {
+func asyncConfigID(port int, dir string, workers int, upstream, retries, extra string) string {
 	return fmt.Sprintf(`{
-	admin 127.0.0.1:%d
+	admin fd/4
 	auto_https off
 	persist_config off
 	webhook_gateway {
@@ -37,6 +38,7 @@ func asyncConfigID(admin, port int, dir string, workers int, upstream, retries, 
 }
 
 http://127.0.0.1:%d {
+	bind fd/3
 	webhook_gateway /hooks {
 		auth api_key k
 		%s
@@ -46,7 +48,7 @@ http://127.0.0.1:%d {
 		}
 	}
 }
-`, admin, filepath.Join(dir, "events.db"), workers, port, extra, upstream, retries)
+`, filepath.Join(dir, "events.db"), workers, port, extra, upstream, retries)
 }
 
 // senders post events to url from n goroutines until stop is set; what was
@@ -175,17 +177,17 @@ func crashAndRestart(t *testing.T, resend bool) {
 	}))
 	defer upstream.Close()
 
-	port, admin := freePort(t), freePort(t)
+	lns := listenLoopback(t, 2)
 	caddyfile := filepath.Join(dir, "Caddyfile")
 	extra := ""
 	if resend {
 		extra = "id_from {header.X-Event-Id}"
 	}
-	if err := os.WriteFile(caddyfile, []byte(asyncConfigID(admin, port, dir, 8, upstream.URL, "retries 60\n\t\t\tbackoff 50ms 300ms", extra)), 0o600); err != nil {
+	if err := os.WriteFile(caddyfile, []byte(asyncConfigID(lns.port(0), dir, 8, upstream.URL, "retries 60\n\t\t\tbackoff 50ms 300ms", extra)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	proc := runCaddy(t, bin, dir, caddyfile, addr)
+	addr := fmt.Sprintf("127.0.0.1:%d", lns.port(0))
+	proc := runCaddyOn(t, bin, dir, caddyfile, lns)
 	// Caddy is up: the outage starts with the load
 	refusing.Store(true)
 	load := (&senders{resend: resend}).start(t, "http://"+addr+"/hooks", 16, l)
@@ -212,7 +214,7 @@ func crashAndRestart(t *testing.T, resend bool) {
 
 	t.Logf("killed with %d events accepted (%d re-sent ids), %d delivered and %d undelivered", accepted, load.resent.Load(), delivered, undelivered)
 	refusing.Store(false)
-	proc = runCaddy(t, bin, dir, caddyfile, addr)
+	proc = runCaddyOn(t, bin, dir, caddyfile, lns)
 	defer proc.stop(t)
 	dupes := l.waitAllDelivered(t, 60*time.Second)
 	t.Logf("%d events accepted before SIGKILL (%d re-sent ids), %d delivered and %d still undelivered at the kill; all delivered after the restart, %d more than once (at least once)",
@@ -239,21 +241,18 @@ func TestAsyncReloadUnderLoad(t *testing.T) {
 	}))
 	defer upstream.Close()
 
-	port, admin := freePort(t), freePort(t)
+	lns := listenLoopback(t, 2)
 	configFor := func(workers int) string {
-		return asyncConfig(admin, port, dir, workers, upstream.URL, "retries 20\n\t\t\tbackoff 20ms 200ms")
+		return asyncConfig(lns.port(0), dir, workers, upstream.URL, "retries 20\n\t\t\tbackoff 20ms 200ms")
 	}
 	caddyfile := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(caddyfile, []byte(configFor(8)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	proc := runCaddy(t, bin, dir, caddyfile, addr)
+	addr := fmt.Sprintf("127.0.0.1:%d", lns.port(0))
+	proc := runCaddyOn(t, bin, dir, caddyfile, lns)
 	defer proc.stop(t)
-	adminURL := fmt.Sprintf("http://127.0.0.1:%d", admin)
-	if !waitDial(fmt.Sprintf("127.0.0.1:%d", admin), 10*time.Second) {
-		t.Fatal("no admin endpoint")
-	}
+	adminURL := fmt.Sprintf("http://127.0.0.1:%d", lns.port(1))
 	// no keep-alive connections of the test's own to the admin endpoint:
 	// each would hold a goroutine in Caddy
 	adminClient := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
@@ -334,14 +333,4 @@ func buildCaddy(t *testing.T, dir string) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
 }

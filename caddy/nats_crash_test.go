@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -44,6 +45,9 @@ func TestAsyncNATSNodeKilled(t *testing.T) {
 		t.Fatalf("building nats-server: %v\n%s", err, out)
 	}
 
+	// nats-server cannot inherit a listener, and a JetStream cluster node
+	// needs its routes when it starts, so these ports are found free first
+	// (the one place in these tests that does; Caddy inherits its own).
 	nodes := make([]*natsNode, 3)
 	var routes []string
 	cluster := make([]int, 3)
@@ -92,9 +96,9 @@ func TestAsyncNATSNodeKilled(t *testing.T) {
 	for _, n := range nodes {
 		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", n.port))
 	}
-	port, admin := freePort(t), freePort(t)
+	lns := listenLoopback(t, 2)
 	config := fmt.Sprintf(`{
-	admin 127.0.0.1:%d
+	admin fd/4
 	auto_https off
 	persist_config off
 	webhook_gateway {
@@ -106,6 +110,7 @@ func TestAsyncNATSNodeKilled(t *testing.T) {
 }
 
 http://127.0.0.1:%d {
+	bind fd/3
 	webhook_gateway /hooks {
 		auth api_key k
 		mode async
@@ -115,13 +120,13 @@ http://127.0.0.1:%d {
 		}
 	}
 }
-`, admin, strings.Join(urls, " "), port, upstream.URL)
+`, strings.Join(urls, " "), lns.port(0), upstream.URL)
 	caddyfile := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(caddyfile, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	proc := runCaddy(t, bin, dir, caddyfile, addr)
+	addr := fmt.Sprintf("127.0.0.1:%d", lns.port(0))
+	proc := runCaddyOn(t, bin, dir, caddyfile, lns)
 	defer proc.stop(t)
 
 	nc, err := nats.Connect(strings.Join(urls, ","), nats.MaxReconnects(-1))
@@ -201,4 +206,15 @@ func streamLeader(t *testing.T, js jetstream.JetStream, stream, not string) stri
 	}
 	t.Fatalf("stream %s has no leader other than %q (%v)", stream, not, last)
 	return ""
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().(*net.TCPAddr).Port
 }
