@@ -217,8 +217,7 @@ func crashAndRestart(t *testing.T, resend bool) {
 	proc = runCaddyOn(t, bin, dir, caddyfile, lns)
 	defer proc.stop(t)
 	dupes := l.waitAllDelivered(t, 60*time.Second)
-	t.Logf("%d events accepted before SIGKILL (%d re-sent ids), %d delivered and %d still undelivered at the kill; all delivered after the restart, %d more than once (at least once)",
-		accepted, load.resent.Load(), delivered, undelivered, dupes)
+	t.Logf("all %d events delivered after the restart, %d more than once (at least once)", accepted, dupes)
 }
 
 // TestAsyncReloadUnderLoad reloads the config of a running Caddy several
