@@ -368,6 +368,15 @@ func TestSanityVectors(t *testing.T) {
 func TestPublishedVectors(t *testing.T) {
 	onfidoBody := `{"payload":{"resource_type":"check","action":"check.completed","object":{"id":"check-123","status":"complete","completed_at_iso8601":"2020-01-01T00:00:00Z","href":"https://api.onfido.com/v3/checks/check-123"}}}`
 	coinbaseBody := `{"id":1,"scheduled_for":"2017-01-31T20:50:02Z","attempt_number":1,"event":{"id":"24934862-d980-46cb-9402-43c81b0cdba6","type":"charge:created","api_version":"2018-03-22","created_at":"2017-01-31T20:49:02Z","data":{"code":"66BEOV2A","name":"The Sovereign Individual","description":"Mastering the Transition to the Information Age","hosted_url":"https://commerce.coinbase.com/charges/66BEOV2A","created_at":"2017-01-31T20:49:02Z","expires_at":"2017-01-31T21:04:02Z","timeline":[{"time":"2017-01-31T20:49:02Z","status":"NEW"}],"metadata":{},"pricing_type":"no_price","payments":[],"addresses":{"bitcoin":"0000000000000000000000000000000000","ethereum":"0x0000000000000000000000000000000000000000","litecoin":"3000000000000000000000000000000000","bitcoincash":"bitcoincash:000000000000000000000000000000000000000000"}}}}`
+	const boxBody = `{"type":"webhook_event","webhook":{"id":"1234567890"},"trigger":"FILE.UPLOADED","source":{"id":"1234567890","type":"file","name":"Test.txt"}}`
+	boxHeader := http.Header{
+		"Box-Delivery-Id":         {"f96bb54b-ee16-4fc5-aa65-8c2d9e5b546f"},
+		"Box-Delivery-Timestamp":  {"2020-01-01T00:00:00-07:00"},
+		"Box-Signature-Algorithm": {"HmacSHA256"},
+		"Box-Signature-Primary":   {"6TfeAW3A1PASkgboxxA5yqHNKOwFyMWuEXny/FPD5hI="},
+		"Box-Signature-Secondary": {"v+1CD1Jdo3muIcbpv5lxxgPglOqMfsNHPV899xWYydo="},
+		"Box-Signature-Version":   {"1"},
+	}
 	const slackExampleBody = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
 	for _, tc := range []struct {
 		name, preset, secret, body string
@@ -470,6 +479,24 @@ func TestPublishedVectors(t *testing.T) {
 			name: "mux, an hour later", preset: "mux", secret: "SuperSecret123", body: `{"test":"body"}`,
 			header: http.Header{"Mux-Signature": {"t=1565125718,v1=854ece4c22acef7c66b57d4e504153bc512595e8e9c772ece2a68150548c19a7"}},
 			now:    time.Unix(1565125718+3600, 0), want: verify.ErrTimestamp,
+		},
+		// box/box-python-sdk, the unit test of Webhook.validate_message
+		// (its body is the test's dict as json.dumps writes it compactly)
+		{
+			name: "box, primary key", preset: "box", secret: "SamplePrimaryKey", body: boxBody, header: boxHeader,
+			now: time.Date(2020, 1, 1, 7, 0, 0, 0, time.UTC),
+		},
+		{
+			name: "box, secondary key", preset: "box", secret: "SampleSecondaryKey", body: boxBody, header: boxHeader,
+			now: time.Date(2020, 1, 1, 7, 0, 0, 0, time.UTC),
+		},
+		{
+			name: "box, another key", preset: "box", secret: "IncorrectKey", body: boxBody, header: boxHeader,
+			now: time.Date(2020, 1, 1, 7, 0, 0, 0, time.UTC), want: verify.ErrMismatch,
+		},
+		{
+			name: "box, a day later", preset: "box", secret: "SamplePrimaryKey", body: boxBody, header: boxHeader,
+			now: time.Date(2020, 1, 2, 7, 0, 0, 0, time.UTC), want: verify.ErrTimestamp,
 		},
 		// razorpay/razorpay-node test/utils/razorpay-utils.spec.js
 		{

@@ -285,6 +285,7 @@ var specialCases = []presetCase{
 				"Box-Signature-Algorithm": {"HmacSHA256"},
 			}
 		},
+		oracle: "vectors: Box's example in box-python-sdk's Webhook.validate_message unit test (keys SamplePrimaryKey, SampleSecondaryKey) (TestPublishedVectors)",
 	},
 	{
 		name: "twitch", secret: "twitch-eventsub-secret", other: "twitch-other", stamped: true, idHdr: "Twitch-Eventsub-Message-Id",
