@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // natsNode is one nats-server process of a test cluster.
@@ -41,6 +45,9 @@ func TestAsyncNATSNodeKilled(t *testing.T) {
 		t.Fatalf("building nats-server: %v\n%s", err, out)
 	}
 
+	// nats-server cannot inherit a listener, and a JetStream cluster node
+	// needs its routes when it starts, so these ports are found free first
+	// (the one place in these tests that does; Caddy inherits its own).
 	nodes := make([]*natsNode, 3)
 	var routes []string
 	cluster := make([]int, 3)
@@ -89,9 +96,9 @@ func TestAsyncNATSNodeKilled(t *testing.T) {
 	for _, n := range nodes {
 		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", n.port))
 	}
-	port, admin := freePort(t), freePort(t)
+	lns := listenLoopback(t, 2)
 	config := fmt.Sprintf(`{
-	admin 127.0.0.1:%d
+	admin fd/4
 	auto_https off
 	persist_config off
 	webhook_gateway {
@@ -103,6 +110,7 @@ func TestAsyncNATSNodeKilled(t *testing.T) {
 }
 
 http://127.0.0.1:%d {
+	bind fd/3
 	webhook_gateway /hooks {
 		auth api_key k
 		mode async
@@ -112,27 +120,101 @@ http://127.0.0.1:%d {
 		}
 	}
 }
-`, admin, strings.Join(urls, " "), port, upstream.URL)
+`, strings.Join(urls, " "), lns.port(0), upstream.URL)
 	caddyfile := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(caddyfile, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	proc := runCaddy(t, bin, dir, caddyfile, addr)
+	addr := fmt.Sprintf("127.0.0.1:%d", lns.port(0))
+	proc := runCaddyOn(t, bin, dir, caddyfile, lns)
 	defer proc.stop(t)
+
+	nc, err := nats.Connect(strings.Join(urls, ","), nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the stream every accept writes to: the record of the event
+	const records = "KV_webhook_gateway_events"
 
 	load := startSendersOpts(t, "http://"+addr+"/hooks", 16, l, true)
 	time.Sleep(2 * time.Second)
-	victim := nodes[1]
-	_ = victim.cmd.Process.Signal(syscall.SIGKILL)
-	_ = victim.cmd.Wait()
-	time.Sleep(3 * time.Second) // load goes on across the failover
+	// the victim is the node that leads the records stream: the one
+	// serving every write of an accept
+	leader := streamLeader(t, js, records, "")
+	victim := -1
+	for i := range nodes {
+		if leader == fmt.Sprintf("n%d", i) {
+			victim = i
+		}
+	}
+	if victim < 0 {
+		t.Fatalf("the leader of %s is %q, not a node of this cluster", records, leader)
+	}
+	_ = nodes[victim].cmd.Process.Signal(syscall.SIGKILL)
+	_ = nodes[victim].cmd.Wait()
+	killed := time.Now()
+	acceptedAtKill, _ := l.counts()
+	// the failover: another node leads the stream, and accepts resume
+	moved := streamLeader(t, js, records, leader)
+	for {
+		if n, _ := l.counts(); n > acceptedAtKill {
+			break
+		}
+		if time.Since(killed) > time.Minute {
+			load.halt()
+			t.Fatalf("no event accepted in the minute after the stream leader %s was killed (%d before; %s leads now; %d answered 503, %d transport errors)",
+				leader, acceptedAtKill, moved, load.unavailable.Load(), load.transport.Load())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	resumed := time.Since(killed)
+	time.Sleep(2 * time.Second) // load goes on after the failover
 	load.halt()
 	accepted, _ := l.counts()
 	if accepted < 50 {
 		t.Fatalf("only %d events accepted", accepted)
 	}
 	dupes := l.waitAllDelivered(t, 90*time.Second)
-	t.Logf("%d events accepted with one of three NATS nodes killed mid-load, all delivered (%d more than once); %d answered 503 during the failover",
-		accepted, dupes, load.unavailable.Load())
+	t.Logf("%d events accepted (%d after the kill; the first %v after it) with the leader of %s (%s) killed mid-load and %s elected, all delivered (%d more than once); %d answered 503 during the failover, %d got no answer within the senders' 5s timeout",
+		accepted, accepted-acceptedAtKill, resumed.Round(time.Millisecond), records, leader, moved, dupes, load.unavailable.Load(), load.transport.Load())
+}
+
+// streamLeader waits up to 60s for stream to have a leader other than not
+// and returns its server name.
+func streamLeader(t *testing.T, js jetstream.JetStream, stream, not string) string {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		s, err := js.Stream(ctx, stream)
+		if err == nil {
+			var info *jetstream.StreamInfo
+			if info, err = s.Info(ctx); err == nil && info.Cluster != nil && info.Cluster.Leader != "" && info.Cluster.Leader != not {
+				cancel()
+				return info.Cluster.Leader
+			}
+		}
+		cancel()
+		last = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("stream %s has no leader other than %q (%v)", stream, not, last)
+	return ""
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().(*net.TCPAddr).Port
 }

@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"sync"
 	"syscall"
 	"testing"
@@ -35,6 +38,60 @@ func runCaddy(t *testing.T, bin, dir, config, addr string) *caddyProcess {
 		p.kill()
 		t.Fatalf("caddy did not start:\n%s", p.logs.String())
 	}
+	return p
+}
+
+// listeners are loopback listeners the test opens once (on a port the
+// system picks) and hands to every Caddy process it starts, as fd/3,
+// fd/4, ... in the order given: no port is found free, closed and then
+// listened on again, which would race with other processes. While no
+// Caddy runs, connections wait in the listener's backlog.
+type listeners []*net.TCPListener
+
+func listenLoopback(t *testing.T, n int) listeners {
+	t.Helper()
+	var lns listeners
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = l.Close() })
+		lns = append(lns, l.(*net.TCPListener))
+	}
+	return lns
+}
+
+// port is the port of the i-th listener.
+func (lns listeners) port(i int) int { return lns[i].Addr().(*net.TCPAddr).Port }
+
+// runCaddyOn starts `bin run --config <config> --adapter caddyfile` in dir
+// with lns as its fd/3, fd/4, ..., and waits until the first one answers
+// an HTTP request (any status).
+func runCaddyOn(t *testing.T, bin, dir, config string, lns listeners) *caddyProcess {
+	t.Helper()
+	p := &caddyProcess{cmd: exec.Command(bin, "run", "--config", config, "--adapter", "caddyfile")}
+	p.cmd.Dir = dir
+	p.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
+	p.cmd.Stdout, p.cmd.Stderr = &p.logs, &p.logs
+	for _, l := range lns {
+		f, err := l.File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = f.Close() }() // the child has its own copy
+		p.cmd.ExtraFiles = append(p.cmd.ExtraFiles, f)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/", lns.port(0)))
+	if err != nil {
+		p.kill()
+		t.Fatalf("caddy did not start: %v\n%s", err, p.logs.String())
+	}
+	_ = resp.Body.Close()
 	return p
 }
 
@@ -124,7 +181,7 @@ func (l *ledger) waitAllDelivered(t *testing.T, within time.Duration) (dupes int
 			break
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("%d of %d accepted events not delivered", missing, accepted)
+			t.Fatalf("%d of %d accepted events not delivered, among them %q", missing, accepted, l.missingSample(5))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -136,4 +193,18 @@ func (l *ledger) waitAllDelivered(t *testing.T, within time.Duration) (dupes int
 		}
 	}
 	return dupes
+}
+
+// missingSample returns up to n accepted ids not delivered, sorted.
+func (l *ledger) missingSample(n int) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for id := range l.accepted {
+		if l.delivered[id] == 0 {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out[:min(n, len(out))]
 }

@@ -33,7 +33,7 @@ func TestAsyncDeliveryNATS(t *testing.T) {
 
 	up := newUpstream(t, nil)
 	config := strings.Replace(globalOptions, "auto_https off", fmt.Sprintf(
-		"auto_https off\n\twebhook_gateway {\n\t\tstore nats %s {\n\t\t\tstream caddytest\n\t\t\treplicas 1\n\t\t}\n\t\tworkers 4\n\t}", ns.ClientURL()), 1) +
+		"auto_https off\n\twebhook_gateway {\n\t\tstore nats %s {\n\t\t\tstream caddytest\n\t\t\treplicas 1\n\t\t}\n\t\tworkers 1\n\t}", ns.ClientURL()), 1) +
 		fmt.Sprintf(`
 http://localhost:9080 {
 	webhook_gateway /nats {
@@ -68,8 +68,25 @@ http://localhost:9080 {
 	if status != http.StatusOK || !strings.Contains(string(body), `"duplicate"`) {
 		t.Fatalf("duplicate: %d %s", status, body)
 	}
-	time.Sleep(300 * time.Millisecond)
-	if n := len(up.requests()); n != 1 {
-		t.Errorf("duplicate delivered again: %d deliveries", n)
+	// a sentinel event after the duplicate: one worker takes events in the
+	// order they were stored, so once the sentinel is delivered, a
+	// duplicate that had been queued would have been delivered before it
+	sentinel := http.Header{"X-Api-Key": {"k"}, "X-Event-Id": {"nats-sentinel"}}
+	if status, _, body = post(t, tester, "/nats", "application/json", sentinel, []byte(`{"sentinel":true}`)); status != http.StatusAccepted {
+		t.Fatalf("sentinel: %d %s", status, body)
+	}
+	waitFor(t, "delivery of the sentinel", func() bool {
+		for _, r := range up.requests() {
+			if r.header.Get("Idempotency-Key") == "nats-sentinel" {
+				return true
+			}
+		}
+		return false
+	})
+	if got := up.requests(); len(got) != 2 || got[1].header.Get("Idempotency-Key") != "nats-sentinel" {
+		for _, r := range got {
+			t.Logf("delivered %s %s", r.header.Get("Idempotency-Key"), r.body)
+		}
+		t.Errorf("duplicate delivered again: %d deliveries, want the first and the sentinel", len(got))
 	}
 }

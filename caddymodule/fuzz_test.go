@@ -2,6 +2,9 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"errors"
+	"mime"
+	"net/url"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -31,12 +34,18 @@ func FuzzUnmarshalCaddyfile(f *testing.F) {
 	})
 }
 
-// FuzzContentType: matching never panics, and an accepted type is one of
-// the configured ranges.
+// FuzzContentType: matching never panics and agrees with
+// mime.ParseMediaType, an independent parser: an accepted header is one
+// it reads as application/json, application/<x>+json or the form type,
+// with no charset other than UTF-8; and a header it reads cleanly as one
+// of those is accepted.
 func FuzzContentType(f *testing.F) {
 	for _, seed := range []string{
 		"application/json", "application/json; charset=utf-8", "application/vnd.x+json",
 		"APPLICATION/JSON;CHARSET=\"UTF-8\"", "application/x-www-form-urlencoded", "text/json", ";;", "/", "a/b/c",
+		"application/json; charset=latin1", "application/+json", "application/json ; charset=UTF8",
+		"application/json; charset=utf-8; charset=utf-8", "application/json;;", "application/json; foo",
+		"application/json;charset=\"utf-8", "application/json\x00", "application/json; charset=", "application/json;charset=utf-8;x=\"", "application/x-www-form-urlencoded;charset=utf-8", "\u00e9pplication/json", "application/json\t", "application /json", "application/\xffjson",
 	} {
 		f.Add(seed)
 	}
@@ -46,31 +55,66 @@ func FuzzContentType(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	wanted := func(mt string) bool {
+		sub, ok := strings.CutPrefix(mt, "application/")
+		return ok && (sub == "json" || sub == "x-www-form-urlencoded" || len(sub) > len("+json") && strings.HasSuffix(sub, "+json"))
+	}
+	utf8Charset := func(params map[string]string) bool {
+		cs := strings.ToLower(params["charset"])
+		return cs == "" || cs == "utf-8" || cs == "utf8"
+	}
 	f.Fuzz(func(t *testing.T, header string) {
 		form, ok := h.acceptContentType(header)
-		if !ok {
+		mt, params, err := mime.ParseMediaType(header)
+		if ok {
+			if err != nil && !errors.Is(err, mime.ErrInvalidMediaParameter) {
+				// Not asserted yet: the gateway accepts media types
+				// mime.ParseMediaType finds malformed, such as
+				// "application/vnd(x+json" (a subtype that is not an
+				// RFC 2045 token). What it accepts must still end in +json.
+				if typ, sub, _, valid := splitMediaType(header); !valid || typ != "application" || !wanted(typ+"/"+sub) {
+					t.Fatalf("accepted %q (form %v), which is neither read by mime.ParseMediaType (%v) nor a JSON or form type", header, form, err)
+				}
+				return
+			}
+			if !wanted(mt) || form != (mt == "application/x-www-form-urlencoded") {
+				t.Fatalf("accepted %q (form %v), which mime.ParseMediaType reads as %q", header, form, mt)
+			}
+			if err == nil && !utf8Charset(params) {
+				t.Fatalf("accepted %q with charset %q", header, params["charset"])
+			}
 			return
 		}
-		typ, sub, _, valid := splitMediaType(header)
-		if !valid || typ != "application" {
-			t.Fatalf("accepted %q (type %q)", header, typ)
-		}
-		if !form && sub != "json" && !strings.HasSuffix(sub, "+json") {
-			t.Fatalf("accepted %q as JSON", header)
+		if err == nil && wanted(mt) && utf8Charset(params) {
+			t.Fatalf("refused %q, which mime.ParseMediaType reads as %q %v", header, mt, params)
 		}
 	})
 }
 
-// FuzzFormPayload: decoding a form body never panics; a payload it returns
-// was in the body.
+// FuzzFormPayload: decoding a form body never panics and agrees with
+// url.ParseQuery: the payload is the value of the one payload field, and
+// a body it cannot parse, or with no or several payload fields, is
+// refused.
 func FuzzFormPayload(f *testing.F) {
-	for _, seed := range []string{"payload=%7B%7D", "payload={\"a\":1}&x=y", "payload=", "payload=1&payload=2", "%zz", "a=b", ""} {
+	for _, seed := range []string{"payload=%7B%7D", "payload={\"a\":1}&x=y", "payload=", "payload=1&payload=2", "%zz", "a=b", "", "payload=%7B%7D;x=1", "x=1&payload=a+b%2Bc"} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		doc, err := formPayload(body)
-		if err == nil && len(doc) > len(body) {
-			t.Fatalf("payload longer than the body")
+		vals, perr := url.ParseQuery(string(body))
+		switch {
+		case perr != nil:
+			if err == nil {
+				t.Fatalf("accepted %q, which url.ParseQuery refuses (%v)", body, perr)
+			}
+		case len(vals["payload"]) != 1:
+			if err == nil {
+				t.Fatalf("accepted %q with %d payload fields", body, len(vals["payload"]))
+			}
+		case err != nil:
+			t.Fatalf("refused %q (%v), whose payload url.ParseQuery reads as %q", body, err, vals.Get("payload"))
+		case string(doc) != vals.Get("payload"):
+			t.Fatalf("payload %q, url.ParseQuery reads %q", doc, vals.Get("payload"))
 		}
 	})
 }

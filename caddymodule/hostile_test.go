@@ -610,7 +610,7 @@ func TestUpstreamFaultsSenderStatus(t *testing.T) {
 	hang := newUpstream(t, func(n int, w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
-		case <-time.After(5 * time.Second):
+		case <-time.After(time.Minute):
 		}
 	})
 	trickle := newUpstream(t, func(n int, w http.ResponseWriter, r *http.Request) {
@@ -699,7 +699,7 @@ http://localhost:9080 {
 	// The sender does not follow redirects either, so what the gateway
 	// answered is what is seen.
 	sender := &http.Client{
-		Timeout:       15 * time.Second,
+		Timeout:       time.Minute,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	defer sender.CloseIdleConnections()
@@ -707,19 +707,18 @@ http://localhost:9080 {
 	cases := []struct {
 		path    string
 		want    int
-		limit   time.Duration
 		upSeen  func() int
 		wantUp  int
 		bodyLen int
 	}{
-		{path: "/refused", want: 502, limit: 2 * time.Second},
-		{path: "/reset", want: 502, limit: 2 * time.Second, upSeen: func() int { return len(reset.requests()) }, wantUp: 2},
-		{path: "/tls", want: 502, limit: 2 * time.Second, upSeen: func() int { tlsMu.Lock(); defer tlsMu.Unlock(); return tlsHits }, wantUp: 0},
-		{path: "/tlsskip", want: 201, limit: 2 * time.Second, upSeen: func() int { tlsMu.Lock(); defer tlsMu.Unlock(); return tlsHits }, wantUp: 1},
-		{path: "/hang", want: 504, limit: 2 * time.Second, upSeen: func() int { return len(hang.requests()) }, wantUp: 1},
-		{path: "/trickle", want: 504, limit: 2 * time.Second, upSeen: func() int { return len(trickle.requests()) }, wantUp: 1},
-		{path: "/redirect", want: 307, limit: 2 * time.Second, upSeen: func() int { return len(redirect.requests()) }, wantUp: 1},
-		{path: "/huge", want: 200, limit: 10 * time.Second, upSeen: func() int { return len(huge.requests()) }, wantUp: 1, bodyLen: 1 << 20},
+		{path: "/refused", want: 502},
+		{path: "/reset", want: 502, upSeen: func() int { return len(reset.requests()) }, wantUp: 2},
+		{path: "/tls", want: 502, upSeen: func() int { tlsMu.Lock(); defer tlsMu.Unlock(); return tlsHits }, wantUp: 0},
+		{path: "/tlsskip", want: 201, upSeen: func() int { tlsMu.Lock(); defer tlsMu.Unlock(); return tlsHits }, wantUp: 1},
+		{path: "/hang", want: 504, upSeen: func() int { return len(hang.requests()) }, wantUp: 1},
+		{path: "/trickle", want: 504, upSeen: func() int { return len(trickle.requests()) }, wantUp: 1},
+		{path: "/redirect", want: 307, upSeen: func() int { return len(redirect.requests()) }, wantUp: 1},
+		{path: "/huge", want: 200, upSeen: func() int { return len(huge.requests()) }, wantUp: 1, bodyLen: 1 << 20},
 	}
 	for _, tc := range cases {
 		t.Run(tc.path, func(t *testing.T) {
@@ -739,8 +738,11 @@ http://localhost:9080 {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if took := time.Since(start); took > tc.limit {
-				t.Errorf("answered after %v, want within %v", took, tc.limit)
+			// not a speed check: the slow faults (/hang, /trickle) time out
+			// after 150ms and 300ms; unbounded, they take 60s and 20s (and
+			// the default deadline is 25s), far past this margin
+			if took := time.Since(start); took >= 10*time.Second {
+				t.Errorf("answered after %v: a fault was not bounded by its timeout", took)
 			}
 			if status != tc.want {
 				t.Fatalf("status %d (%.200s), want %d", status, body, tc.want)

@@ -91,12 +91,15 @@ func (zeros) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// within fails the test when d exceeds limit: every fault must end in a
-// bounded time.
-func within(t *testing.T, what string, d, limit time.Duration) {
+// within fails the test when d reaches half of broken, the time the fault
+// would take if the client did not handle it (it waited for an attempt
+// timeout, a whole body, or forever). The timeouts in these tests are long
+// on purpose, so the margin between a handled fault and a broken one is
+// wide on a loaded machine: these are not speed checks.
+func within(t *testing.T, what string, d, broken time.Duration) {
 	t.Helper()
-	if d > limit {
-		t.Errorf("%s took %v, want at most %v", what, d, limit)
+	if d >= broken/2 {
+		t.Errorf("%s took %v: a client that did not handle the fault takes %v", what, d, broken)
 	}
 }
 
@@ -110,11 +113,12 @@ func TestFaultConnectionRefused(t *testing.T) {
 	var attempts []forward.Attempt
 	start := time.Now()
 	res := newClient(t, nil).Do(context.Background(), &forward.Request{
-		URL: "http://" + addr + "/hook", Body: body, Timeout: 2 * time.Second,
+		URL: "http://" + addr + "/hook", Body: body, Timeout: 30 * time.Second,
 		Policy:  forward.Policy{Retries: 2},
 		Observe: func(a forward.Attempt) { attempts = append(attempts, a) },
 	})
-	within(t, "connection refused", time.Since(start), 3*time.Second)
+	// a refused connection fails at once: waiting for the timeout is 90s
+	within(t, "connection refused", time.Since(start), 3*30*time.Second)
 	if res.OK() || res.Status != 0 || res.TimedOut || res.Attempts != 3 || len(attempts) != 3 {
 		t.Fatalf("result %+v, attempts %+v: want 3 attempts, no status, not a timeout", res, attempts)
 	}
@@ -142,9 +146,10 @@ func TestFaultResetMidBody(t *testing.T) {
 	})
 	start := time.Now()
 	res := newClient(t, nil).Do(context.Background(), &forward.Request{
-		URL: up.url(), Body: body, Timeout: 2 * time.Second, Policy: forward.Policy{Retries: 1},
+		URL: up.url(), Body: body, Timeout: 30 * time.Second, Policy: forward.Policy{Retries: 1},
 	})
-	within(t, "reset mid-body", time.Since(start), 3*time.Second)
+	// waiting for the rest of the body until the timeout is 60s
+	within(t, "reset mid-body", time.Since(start), 2*30*time.Second)
 	if res.OK() || res.Status != 0 || res.Err == nil || res.TimedOut || res.Attempts != 2 {
 		t.Fatalf("result %+v: a body cut by a reset is a failed, retried attempt", res)
 	}
@@ -221,7 +226,9 @@ func TestFaultHeadersNeverSent(t *testing.T) {
 		Observe: func(a forward.Attempt) { attempts = append(attempts, a) },
 	})
 	took := time.Since(start)
-	within(t, "three timed-out attempts", took, 2*time.Second)
+	// the black hole never answers: without the timeout this would hang
+	// until the cleanup; 60s is the test's own patience
+	within(t, "three timed-out attempts", took, time.Minute)
 	if took < 3*150*time.Millisecond {
 		t.Errorf("three attempts of 150ms each ended after %v: the timeout did not wait", took)
 	}
@@ -229,8 +236,8 @@ func TestFaultHeadersNeverSent(t *testing.T) {
 		t.Fatalf("result %+v: want a timed-out failure after 3 attempts", res)
 	}
 	for _, a := range attempts {
-		if a.Duration < 100*time.Millisecond || a.Duration > time.Second {
-			t.Errorf("attempt %d took %v, want about the 150ms timeout", a.N, a.Duration)
+		if a.Duration < 100*time.Millisecond || a.Duration > 10*time.Second {
+			t.Errorf("attempt %d took %v, want the 150ms timeout (an unbounded attempt never ends)", a.N, a.Duration)
 		}
 	}
 
@@ -239,17 +246,18 @@ func TestFaultHeadersNeverSent(t *testing.T) {
 	defer cancel()
 	start = time.Now()
 	res = newClient(t, nil).Do(ctx, &forward.Request{
-		URL: up.url(), Body: body, Timeout: 10 * time.Second, Policy: forward.Policy{Retries: 50},
+		URL: up.url(), Body: body, Timeout: time.Minute, Policy: forward.Policy{Retries: 50},
 	})
-	within(t, "delivery under a 200ms deadline", time.Since(start), time.Second)
+	// an attempt that ignored the caller's deadline would wait its minute
+	within(t, "delivery under a 200ms deadline", time.Since(start), time.Minute)
 	if !res.TimedOut || res.OK() || res.Attempts != 1 {
 		t.Fatalf("result %+v: want one attempt cut by the deadline", res)
 	}
 }
 
 func TestFaultBodyTrickled(t *testing.T) {
-	// Headers at once, then one byte every 20ms of a 1000-byte body: far
-	// longer than the attempt timeout.
+	// Headers at once, then one byte every 20ms of a 3000-byte body (60s):
+	// far longer than the attempt timeout.
 	trickle := func(w http.ResponseWriter, r *http.Request, n int) {
 		w.Header().Set("Content-Length", fmt.Sprint(n))
 		w.WriteHeader(http.StatusOK)
@@ -267,11 +275,11 @@ func TestFaultBodyTrickled(t *testing.T) {
 			f.Flush()
 		}
 	}
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { trickle(w, r, 1000) }))
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { trickle(w, r, 3000) }))
 	defer slow.Close()
 	start := time.Now()
 	res := newClient(t, nil).Do(context.Background(), &forward.Request{URL: slow.URL, Body: body, Timeout: 300 * time.Millisecond})
-	within(t, "trickled body under a 300ms timeout", time.Since(start), 1500*time.Millisecond)
+	within(t, "trickled body under a 300ms timeout", time.Since(start), 3000*20*time.Millisecond)
 	if res.OK() || res.Status != 0 || res.Err == nil || !res.TimedOut || res.Attempts != 1 {
 		t.Fatalf("result %+v: a body slower than the timeout is a timed-out attempt", res)
 	}
@@ -348,10 +356,10 @@ func TestFaultHugeResponseIsBounded(t *testing.T) {
 				written.Store(n)
 			}))
 			defer srv.Close()
-			start := time.Now()
-			res := newClient(t, nil).Do(context.Background(), &forward.Request{URL: srv.URL, Body: body, Timeout: 10 * time.Second})
-			within(t, "a 1 GiB answer", time.Since(start), 5*time.Second)
-			if res.Status != http.StatusOK || len(res.Body) != 64<<10 || res.Err != nil || res.Attempts != 1 {
+			res := newClient(t, nil).Do(context.Background(), &forward.Request{URL: srv.URL, Body: body, Timeout: time.Minute})
+			// not timed: the bound shows in what was kept and in how much
+			// the upstream could write before the client hung up
+			if res.Status != http.StatusOK || len(res.Body) != 64<<10 || res.Err != nil || res.TimedOut || res.Attempts != 1 {
 				t.Fatalf("status %d, body %d bytes, err %v: want 200 and the 64 KiB bound", res.Status, len(res.Body), res.Err)
 			}
 			srv.Close() // waits for the handler: the client hung up long before 1 GiB
@@ -390,10 +398,9 @@ func TestFaultHugeResponseHeaders(t *testing.T) {
 			}
 		}
 	})
-	start := time.Now()
-	res := newClient(t, nil).Do(context.Background(), &forward.Request{URL: up.url(), Body: body, Timeout: 5 * time.Second})
-	within(t, "endless headers", time.Since(start), 5*time.Second)
-	if res.OK() || res.Status != 0 || res.Err == nil {
-		t.Fatalf("result %+v: endless headers must fail the attempt", res)
+	// not timed: the header limit, not the (long) attempt timeout, ends it
+	res := newClient(t, nil).Do(context.Background(), &forward.Request{URL: up.url(), Body: body, Timeout: time.Minute})
+	if res.OK() || res.Status != 0 || res.Err == nil || res.TimedOut {
+		t.Fatalf("result %+v: endless headers must fail the attempt on the header limit, not on the timeout", res)
 	}
 }

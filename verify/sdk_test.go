@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"testing"
@@ -23,31 +24,71 @@ import (
 // These tests take signatures from the providers' own SDKs, or use the
 // SDK's verifier as an oracle that must agree with ours.
 
+// toleranceEdges are timestamps around the default 5-minute tolerance, in
+// whole seconds from now: one second inside and one second outside each
+// edge, in the past and in the future.
+var toleranceEdges = []struct {
+	name   string
+	offset int64
+	inside bool
+}{
+	{"now", 0, true},
+	{"1s inside the past edge", -299, true},
+	{"1s past the past edge", -301, false},
+	{"1s inside the future edge", 299, true},
+	{"1s past the future edge", 301, false},
+}
+
+// atFreshSecond runs check with the current unix second, just begun, so
+// the SDKs (which read the real clock) see the same second as the
+// verifier given now; when the second changed before check returned, it
+// runs again (up to 5 times). check returns its problems, reported once.
+func atFreshSecond(t *testing.T, check func(now int64) []string) {
+	t.Helper()
+	for range 5 {
+		time.Sleep(time.Until(time.Unix(time.Now().Unix()+1, 0)))
+		now := time.Now().Unix()
+		problems := check(now)
+		if time.Now().Unix() != now {
+			continue
+		}
+		for _, p := range problems {
+			t.Error(p)
+		}
+		return
+	}
+	t.Fatal("the clock never stayed within one second for a check")
+}
+
+// fixedAt is a verifier clock at the unix second now.
+func fixedAt(now int64) func() time.Time { return func() time.Time { return time.Unix(now, 0) } }
+
 func TestStripeSDK(t *testing.T) {
 	const secret = "whsec_test_secret"
+	atFreshSecond(t, func(now int64) (problems []string) {
+		v, err := verify.New(verify.Spec{Method: "stripe", Secrets: []string{secret}, Now: fixedAt(now)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range toleranceEdges {
+			signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: trapBody, Secret: secret, Timestamp: time.Unix(now+tc.offset, 0)})
+			err := v.Verify(newRequest(http.Header{"Stripe-Signature": {signed.Header}}, trapBody), trapBody)
+			if tc.inside && err != nil || !tc.inside && !errors.Is(err, verify.ErrTimestamp) {
+				problems = append(problems, fmt.Sprintf("%s: gateway says %v, want inside=%v", tc.name, err, tc.inside))
+			}
+			// stripe-go checks the age only: a future timestamp is never
+			// too old for it, while the gateway holds both directions
+			sdkErr := webhook.ValidatePayloadWithTolerance(trapBody, signed.Header, secret, 5*time.Minute)
+			sdkInside := tc.inside || tc.offset > 0
+			if (sdkErr == nil) != sdkInside {
+				problems = append(problems, fmt.Sprintf("%s: stripe-go says %v, want inside=%v", tc.name, sdkErr, sdkInside))
+			}
+		}
+		return problems
+	})
 	v, err := verify.New(verify.Spec{Method: "stripe", Secrets: []string{secret}})
 	if err != nil {
 		t.Fatal(err)
-	}
-	for name, tc := range map[string]struct {
-		ts   time.Time
-		want error
-	}{
-		"now":        {time.Now(), nil},
-		"stale":      {time.Now().Add(-10 * time.Minute), verify.ErrTimestamp},
-		"future":     {time.Now().Add(10 * time.Minute), verify.ErrTimestamp},
-		"edge stale": {time.Now().Add(-4 * time.Minute), nil},
-	} {
-		signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: trapBody, Secret: secret, Timestamp: tc.ts})
-		r := newRequest(http.Header{"Stripe-Signature": {signed.Header}}, trapBody)
-		err := v.Verify(r, trapBody)
-		if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
-			t.Errorf("%s: got %v, want %v", name, err, tc.want)
-		}
-		sdkErr := webhook.ValidatePayloadWithTolerance(trapBody, signed.Header, secret, 5*time.Minute)
-		if (err == nil) != (sdkErr == nil) && tc.want != verify.ErrTimestamp {
-			t.Errorf("%s: we say %v, stripe-go says %v", name, err, sdkErr)
-		}
 	}
 	// tampered body and wrong secret, as stripe-go signs them
 	signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: trapBody, Secret: "whsec_other"})
@@ -123,69 +164,88 @@ func TestStandardWebhooksLibraries(t *testing.T) {
 	}
 }
 
+// TestSlackOracle: slack-go's SecretsVerifier and the gateway must both
+// accept the valid requests (every body, timestamps one second inside the
+// tolerance) and both reject the others.
 func TestSlackOracle(t *testing.T) {
 	const secret = "8f742231b10e8888abcd99yyyzzz85a5"
-	v, err := verify.New(verify.Spec{Method: "slack", Secrets: []string{secret}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	for name, body := range map[string][]byte{
+	bodies := map[string][]byte{
 		"json":  trapBody,
 		"form":  []byte("token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&text=%3Ccaf%C3%A9%3E&payload=%7B%22a%22%3A1%7D"),
 		"empty": {},
-	} {
-		for _, tc := range []struct {
+	}
+	atFreshSecond(t, func(now int64) (problems []string) {
+		v, err := verify.New(verify.Spec{Method: "slack", Secrets: []string{secret}, Now: fixedAt(now)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		type attempt struct {
+			name   string
 			secret string
-			ts     time.Time
-		}{{secret, now}, {"wrong", now}, {secret, now.Add(-10 * time.Minute)}} {
-			ts := strconv.FormatInt(tc.ts.Unix(), 10)
-			h := http.Header{}
-			h.Set("X-Slack-Request-Timestamp", ts)
-			h.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac(sha256.New, []byte(tc.secret), "v0:", ts, ":", string(body))))
-			ours := v.Verify(newRequest(h, body), body)
-			sv, err := slack.NewSecretsVerifier(h, secret)
-			var theirs error
-			if err != nil {
-				theirs = err
-			} else {
-				_, _ = sv.Write(body)
-				theirs = sv.Ensure()
-			}
-			if (ours == nil) != (theirs == nil) {
-				t.Errorf("%s (secret %q, ts %s): we say %v, slack-go says %v", name, tc.secret, ts, ours, theirs)
+			offset int64
+			valid  bool
+		}
+		attempts := []attempt{{"wrong secret", "wrong", 0, false}}
+		for _, e := range toleranceEdges {
+			attempts = append(attempts, attempt{e.name, secret, e.offset, e.inside})
+		}
+		for name, body := range bodies {
+			for _, tc := range attempts {
+				ts := strconv.FormatInt(now+tc.offset, 10)
+				h := http.Header{}
+				h.Set("X-Slack-Request-Timestamp", ts)
+				h.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac(sha256.New, []byte(tc.secret), "v0:", ts, ":", string(body))))
+				ours := v.Verify(newRequest(h, body), body)
+				sv, err := slack.NewSecretsVerifier(h, secret)
+				theirs := err
+				if err == nil {
+					_, _ = sv.Write(body)
+					theirs = sv.Ensure()
+				}
+				if (ours == nil) != tc.valid || (theirs == nil) != tc.valid {
+					problems = append(problems, fmt.Sprintf("%s, %s: gateway says %v, slack-go says %v, want valid=%v", name, tc.name, ours, theirs, tc.valid))
+				}
 			}
 		}
-	}
+		return problems
+	})
 }
 
+// TestPaddleOracle: the Paddle SDK's WebhookVerifier and the gateway must
+// both accept the valid requests and both reject the others.
 func TestPaddleOracle(t *testing.T) {
 	const secret = "pdl_ntfset_01gkpjp8bkh3a5x4kq1ht8jg1a_secret"
-	v, err := verify.New(verify.Spec{Method: "paddle", Secrets: []string{secret}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	oracle := paddle.NewWebhookVerifier(secret, paddle.VerifierWithTimestampTolerance(5*time.Minute))
-	now := time.Now()
-	for _, tc := range []struct {
-		name   string
-		secret string
-		ts     time.Time
-		body   []byte
-	}{
-		{"valid", secret, now, trapBody},
-		{"wrong secret", "other", now, trapBody},
-		{"stale", secret, now.Add(-10 * time.Minute), trapBody},
-		{"future", secret, now.Add(10 * time.Minute), trapBody},
-	} {
-		ts := strconv.FormatInt(tc.ts.Unix(), 10)
-		h := http.Header{"Paddle-Signature": {"ts=" + ts + ";h1=" + hex.EncodeToString(mac(sha256.New, []byte(tc.secret), ts, ":", string(tc.body)))}}
-		ours := v.Verify(newRequest(h, tc.body), tc.body)
-		ok, theirs := oracle.Verify(newRequest(h, tc.body))
-		if (ours == nil) != (ok && theirs == nil) {
-			t.Errorf("%s: we say %v, the Paddle SDK says %v %v", tc.name, ours, ok, theirs)
+	atFreshSecond(t, func(now int64) (problems []string) {
+		v, err := verify.New(verify.Spec{Method: "paddle", Secrets: []string{secret}, Now: fixedAt(now)})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		type attempt struct {
+			name   string
+			secret string
+			offset int64
+			body   []byte
+			valid  bool
+		}
+		attempts := []attempt{
+			{"wrong secret", "other", 0, trapBody, false},
+			{"empty body", secret, 0, []byte{}, true},
+		}
+		for _, e := range toleranceEdges {
+			attempts = append(attempts, attempt{e.name, secret, e.offset, trapBody, e.inside})
+		}
+		for _, tc := range attempts {
+			ts := strconv.FormatInt(now+tc.offset, 10)
+			h := http.Header{"Paddle-Signature": {"ts=" + ts + ";h1=" + hex.EncodeToString(mac(sha256.New, []byte(tc.secret), ts, ":", string(tc.body)))}}
+			ours := v.Verify(newRequest(h, tc.body), tc.body)
+			ok, theirs := oracle.Verify(newRequest(h, tc.body))
+			if (ours == nil) != tc.valid || (ok && theirs == nil) != tc.valid {
+				problems = append(problems, fmt.Sprintf("%s: gateway says %v, the Paddle SDK says %v %v, want valid=%v", tc.name, ours, ok, theirs, tc.valid))
+			}
+		}
+		return problems
+	})
 }
 
 func TestGitHubOracle(t *testing.T) {
