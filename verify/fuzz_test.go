@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/caddy-webhooks/gateway/verify"
 )
@@ -83,6 +85,9 @@ func FuzzPresetHeaders(f *testing.F) {
 			if tg.tc.body != nil {
 				continue // the signature lives in, or is built from, a structured body (twilio, mailgun, adyen)
 			}
+			if tg.name == "trello" && trelloRefusesByDesign(body) {
+				continue
+			}
 			r := newRequest(tg.tc.sign(tg.tc.secret, fixedNow, body), body)
 			if tg.tc.setup != nil {
 				tg.tc.setup(r)
@@ -92,4 +97,25 @@ func FuzzPresetHeaders(f *testing.F) {
 			}
 		}
 	})
+}
+
+// trelloRefusesByDesign: Trello signs a lossy form of the body (each
+// UTF-16 unit's low byte). The verifier does not accept that form for
+// invalid UTF-8 (Trello never sends it) nor where a character outside
+// Latin-1 turns into '"' or '\\', since the signed bytes then read as
+// another JSON document (the U+0122 forgery).
+func trelloRefusesByDesign(body []byte) bool {
+	if !utf8.Valid(body) {
+		return true
+	}
+	for _, r := range string(body) {
+		if r > 0xFF {
+			for _, unit := range utf16.Encode([]rune{r}) {
+				if b := byte(unit); b == '"' || b == '\\' {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
