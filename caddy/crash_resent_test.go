@@ -1,12 +1,3 @@
-//go:build resent_ids
-
-// Built only with -tags resent_ids until the store keeps a re-sent id as a
-// new event: today the second write with an id replaces the first record
-// (bolt store), and the first payload is never delivered, so this test
-// fails. Run it with
-//
-//	go test -tags resent_ids -run TestCrashResentIDs ./caddy
-
 package main
 
 import "testing"
