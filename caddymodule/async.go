@@ -35,9 +35,12 @@ type acceptedBody struct {
 // event's Location; 200 duplicate when every action was stored before
 // within the dedup window; 503 when the store cannot write.
 func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, id string, doc, reshaped []byte) error {
+	reqs, err := h.requests(repl, id, doc, reshaped)
+	if err != nil {
+		return h.refuseURL(w, r, err)
+	}
 	stored := 0
-	for i, a := range h.actions {
-		req := h.request(a, repl, id, doc, reshaped)
+	for i, req := range reqs {
 		ev := &queue.Event{
 			ID:      storeID(id, i),
 			Hook:    h.name,

@@ -49,6 +49,7 @@ const (
 //		max_size <size>
 //		content_type <media-type...>
 //		form_payload
+//		pass_credentials
 //		auth basic <user> <password|hash>
 //		auth api_key <key...> [{ header <name> | query <name> | bearer }]
 //		auth hmac <secret...> {
@@ -119,6 +120,13 @@ type Handler struct {
 	// (a warning is logged at provisioning).
 	Auth []AuthConfig `json:"auth,omitempty"`
 
+	// PassCredentials keeps, in gate mode, the credential the sender
+	// authenticated with (the api_key header or query parameter, the
+	// Authorization header of basic and bearer, the header of presets that
+	// send their secret as is) on the request the next handler gets. By
+	// default they are removed, so an upstream never receives them.
+	PassCredentials bool `json:"pass_credentials,omitempty"`
+
 	// IDFrom is a placeholder template that yields the event id, e.g.
 	// "{http.request.header.X-Request-Id}". Default: the delivery id
 	// header of the auth preset that passed, else a new UUIDv7.
@@ -151,6 +159,8 @@ type Handler struct {
 	Deadline caddy.Duration `json:"deadline,omitempty"`
 
 	verifiers   []namedVerifier
+	credHeaders []string // stripped in gate mode unless PassCredentials
+	credQuery   []string
 	hasBasic    bool
 	accepted    []mediaRange
 	acceptPost  string
@@ -246,6 +256,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.verifiers = append(h.verifiers, namedVerifier{method: a.Method, idHeader: verify.IDHeader(a.Method), v: v})
 	}
+	h.credHeaders, h.credQuery = credentialPlaces(h.Auth)
 	if len(h.verifiers) == 0 {
 		h.logger.Warn("webhook_gateway has no auth: every request that is valid JSON passes", zap.String("hook", h.name))
 	}
@@ -297,6 +308,9 @@ func (h *Handler) Validate() error {
 	}
 	if h.Deduplicate != 0 && h.Mode != "async" {
 		return errors.New("deduplicate needs mode async, whose event store remembers ids")
+	}
+	if h.PassCredentials && len(h.Forward) > 0 {
+		return errors.New("pass_credentials applies to gate mode (no forward): forward actions never get the sender's credential")
 	}
 	if h.Deduplicate < 0 {
 		return errors.New("deduplicate window must not be negative")
@@ -378,8 +392,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	if len(h.actions) == 0 {
 		// Gate mode: the next handler gets the bytes that were verified,
-		// or the reshaped JSON.
+		// or the reshaped JSON; without the credential it was sent with.
 		h.metrics.passed.Inc()
+		if !h.PassCredentials {
+			stripCredentials(r, h.credHeaders, h.credQuery)
+		}
 		if h.program != nil {
 			return next.ServeHTTP(w, withBody(r, out, true))
 		}

@@ -36,13 +36,16 @@ func (h *Handler) forwardSync(w http.ResponseWriter, r *http.Request, repl *cadd
 	ctx, cancel := h.deadlineContext(r)
 	defer cancel()
 
+	reqs, err := h.requests(repl, id, doc, reshaped)
+	if err != nil {
+		return h.refuseURL(w, r, err)
+	}
 	results := make([]forward.Result, len(h.actions))
-	if len(h.actions) == 1 {
-		results[0] = h.client.Do(ctx, h.request(h.actions[0], repl, id, doc, reshaped))
+	if len(reqs) == 1 {
+		results[0] = h.client.Do(ctx, reqs[0])
 	} else {
 		var wg sync.WaitGroup
-		for i, a := range h.actions {
-			req := h.request(a, repl, id, doc, reshaped)
+		for i, req := range reqs {
 			wg.Go(func() { results[i] = h.client.Do(ctx, req) })
 		}
 		wg.Wait()
@@ -62,8 +65,38 @@ func (h *Handler) forwardSync(w http.ResponseWriter, r *http.Request, repl *cadd
 	return h.answerMany(w, id, results)
 }
 
+// requests builds the outbound request of every action, or none: a path
+// placeholder whose value cannot be a path segment refuses the event
+// (*forward.PathValueError) before anything is sent or stored.
+func (h *Handler) requests(repl *caddy.Replacer, id string, doc, reshaped []byte) ([]*forward.Request, error) {
+	reqs := make([]*forward.Request, len(h.actions))
+	for i, a := range h.actions {
+		req, err := h.request(a, repl, id, doc, reshaped)
+		if err != nil {
+			return nil, err
+		}
+		reqs[i] = req
+	}
+	return reqs, nil
+}
+
+// refuseURL answers 422 for a forward URL that cannot be built, naming the
+// field (or placeholder) but never its value.
+func (h *Handler) refuseURL(w http.ResponseWriter, r *http.Request, err error) error {
+	var pe *forward.PathValueError
+	if !errors.As(err, &pe) {
+		return h.reject(w, r, http.StatusUnprocessableEntity, reasonMapping, "forward url could not be built", err)
+	}
+	what := "placeholder {" + pe.Key + "}"
+	if path, ok := strings.CutPrefix(pe.Key, phJSON); ok {
+		what = "field " + strconv.Quote(path)
+	}
+	return h.reject(w, r, http.StatusUnprocessableEntity, reasonMapping,
+		what+" cannot be a URL path segment: its value "+pe.Reason, nil)
+}
+
 // request builds the outbound request of one action.
-func (h *Handler) request(a *action, repl *caddy.Replacer, id string, doc, reshaped []byte) *forward.Request {
+func (h *Handler) request(a *action, repl *caddy.Replacer, id string, doc, reshaped []byte) (*forward.Request, error) {
 	body := reshaped
 	if a.original {
 		body = doc
@@ -76,12 +109,14 @@ func (h *Handler) request(a *action, repl *caddy.Replacer, id string, doc, resha
 		}
 		header[name] = out
 	}
+	u, err := a.url.Resolve(repl.GetString)
+	if err != nil {
+		return nil, err
+	}
 	return &forward.Request{
-		ID:     id,
-		Method: a.method,
-		URL: a.url.Resolve(func(key string) (string, bool) {
-			return repl.GetString(key)
-		}),
+		ID:                 id,
+		Method:             a.method,
+		URL:                u,
 		Header:             header,
 		Body:               body,
 		Timeout:            a.timeout,
@@ -105,7 +140,7 @@ func (h *Handler) request(a *action, repl *caddy.Replacer, id string, doc, resha
 				ce.Write(fields...)
 			}
 		},
-	}
+	}, nil
 }
 
 // headerSafe drops control characters a placeholder value may carry, so a
@@ -161,9 +196,12 @@ func statusClass(res forward.Result) string {
 	}
 }
 
+// maxAnswerText is forward.DefaultMaxResponseBytes, as written in errors.
+const maxAnswerText = "1 MiB"
+
 // answerOne answers the sender like a proxy: the upstream's status,
-// headers and body, unless retries were exhausted (502) or time ran out
-// (504).
+// headers and body, unless retries were exhausted (502), time ran out
+// (504) or the body is larger than the client keeps (502).
 func (h *Handler) answerOne(w http.ResponseWriter, r *http.Request, res forward.Result) error {
 	switch {
 	case res.TimedOut:
@@ -174,6 +212,11 @@ func (h *Handler) answerOne(w http.ResponseWriter, r *http.Request, res forward.
 			msg += fmt.Sprintf(" (last status %d)", res.Status)
 		}
 		return h.fail(w, r, http.StatusBadGateway, errors.New(msg))
+	case res.TooLarge:
+		// never a cut body under the upstream's status
+		h.logger.Warn("upstream answer too large to pass on", zap.String("hook", h.name),
+			zap.String("action", h.actions[0].label), zap.Int("status", res.Status))
+		return h.fail(w, r, http.StatusBadGateway, fmt.Errorf("upstream answered %d with a body larger than %s, which is not passed on", res.Status, maxAnswerText))
 	}
 	hdr := w.Header()
 	for name, vals := range res.Header {
