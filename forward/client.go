@@ -154,9 +154,9 @@ type Attempt struct {
 
 // Result is the outcome of all attempts.
 type Result struct {
-	Status   int
-	Header   http.Header // hop-by-hop headers removed
-	Body     []byte      // bounded by MaxResponseBytes
+	Status int
+	Header http.Header // hop-by-hop headers removed
+	Body   []byte      // bounded by MaxResponseBytes
 	// TooLarge: the response body was longer than MaxResponseBytes; Body
 	// holds only its start and must not be passed on as the answer.
 	TooLarge bool
