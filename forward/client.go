@@ -161,7 +161,7 @@ type Result struct {
 	// holds only its start and must not be passed on as the answer.
 	TooLarge bool
 	Attempts int
-	Err      error // transport error or ErrGaveUp; nil when the last response was final
+	Err      error // transport error (never holding the URL) or ErrGaveUp; nil when the last response was final
 	TimedOut bool
 	Duration time.Duration
 }
@@ -252,6 +252,11 @@ func (c *Client) attempt(ctx context.Context, hc *http.Client, method string, ti
 	}
 	resp, err := hc.Do(hr)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			// the operation and the cause, without the URL
+			err = fmt.Errorf("%s: %w", ue.Op, ue.Err)
+		}
 		return 0, nil, nil, false, actx.Err() != nil && errors.Is(actx.Err(), context.DeadlineExceeded), c.opts.Now().Sub(start), err
 	}
 	defer func() { _ = resp.Body.Close() }()

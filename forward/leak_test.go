@@ -1,0 +1,59 @@
+package forward_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-webhooks/gateway/forward"
+)
+
+// TestResponseTooLarge (finding 10): a body beyond MaxResponseBytes is
+// reported, never handed over as if whole; one that fits exactly is not.
+func TestResponseTooLarge(t *testing.T) {
+	const max = 64 << 10
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/big":
+			_, _ = w.Write(bytes.Repeat([]byte("x"), 2*max))
+		case "/one-more":
+			_, _ = w.Write(bytes.Repeat([]byte("x"), max+1))
+		case "/chunked":
+			for range 3 {
+				_, _ = w.Write(bytes.Repeat([]byte("x"), max/2))
+				w.(http.Flusher).Flush()
+			}
+		default:
+			_, _ = w.Write(bytes.Repeat([]byte("y"), max))
+		}
+	}))
+	defer srv.Close()
+	c := newClient(t, nil)
+	for path, want := range map[string]bool{"/big": true, "/one-more": true, "/chunked": true, "/exact": false} {
+		res := c.Do(context.Background(), &forward.Request{URL: srv.URL + path, Policy: forward.Policy{Retries: 2}})
+		if res.TooLarge != want || res.Status != 200 || res.Err != nil || len(res.Body) != max || res.Attempts != 1 {
+			t.Errorf("%s: TooLarge %v status %d err %v body %d attempts %d; want TooLarge %v, 200, the first %d bytes, 1 attempt",
+				path, res.TooLarge, res.Status, res.Err, len(res.Body), res.Attempts, want, max)
+		}
+	}
+}
+
+// TestRequestErrorHidesURL: a URL that cannot be sent is reported without
+// the URL, whose query may hold a credential.
+func TestRequestErrorHidesURL(t *testing.T) {
+	c := newClient(t, nil)
+	for _, u := range []string{"http://h.example/%zz?token=url-secret-1", "http://h.example:99999/x?token=url-secret-1", "http://h\x7f.example/?token=url-secret-1"} {
+		res := c.Do(context.Background(), &forward.Request{URL: u, Timeout: time.Second, Policy: forward.Policy{Retries: 3}})
+		if res.Err == nil {
+			t.Errorf("%q: sent", u)
+			continue
+		}
+		if strings.Contains(res.Err.Error(), "url-secret-1") {
+			t.Errorf("%q: error shows the URL: %v", u, res.Err)
+		}
+	}
+}
