@@ -120,11 +120,12 @@ type Handler struct {
 	// (a warning is logged at provisioning).
 	Auth []AuthConfig `json:"auth,omitempty"`
 
-	// PassCredentials keeps, in gate mode, the credential the sender
-	// authenticated with (the api_key header or query parameter, the
-	// Authorization header of basic and bearer, the header of presets that
-	// send their secret as is) on the request the next handler gets. By
-	// default they are removed, so an upstream never receives them.
+	// PassCredentials keeps the credential the sender authenticated with
+	// (the api_key header or query parameter, the Authorization header of
+	// basic and bearer, the header of presets that send their secret as
+	// is) on the request once it is checked. By default it is removed, so
+	// neither the next handler in gate mode nor a placeholder such as
+	// {http.request.uri} in a forward action gets it.
 	PassCredentials bool `json:"pass_credentials,omitempty"`
 
 	// IDFrom is a placeholder template that yields the event id, e.g.
@@ -309,9 +310,6 @@ func (h *Handler) Validate() error {
 	if h.Deduplicate != 0 && h.Mode != "async" {
 		return errors.New("deduplicate needs mode async, whose event store remembers ids")
 	}
-	if h.PassCredentials && len(h.Forward) > 0 {
-		return errors.New("pass_credentials applies to gate mode (no forward): forward actions never get the sender's credential")
-	}
 	if h.Deduplicate < 0 {
 		return errors.New("deduplicate window must not be negative")
 	}
@@ -359,6 +357,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		return h.reject(w, r, http.StatusUnauthorized, reasonAuth, "unauthorized", err)
 	}
+	if !h.PassCredentials {
+		// checked: no later handler, placeholder or forward action gets it
+		stripCredentials(r, h.credHeaders, h.credQuery)
+	}
 
 	doc := body
 	if form {
@@ -392,11 +394,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	if len(h.actions) == 0 {
 		// Gate mode: the next handler gets the bytes that were verified,
-		// or the reshaped JSON; without the credential it was sent with.
+		// or the reshaped JSON.
 		h.metrics.passed.Inc()
-		if !h.PassCredentials {
-			stripCredentials(r, h.credHeaders, h.credQuery)
-		}
 		if h.program != nil {
 			return next.ServeHTTP(w, withBody(r, out, true))
 		}

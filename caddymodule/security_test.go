@@ -129,8 +129,9 @@ http://localhost:9080 {
 }
 
 // TestGateStripsCredentials (finding 2): in gate mode the next handler
-// gets the request without the credential it was authenticated with;
-// pass_credentials keeps it.
+// gets the request without the credential it was authenticated with, and
+// a forward action's placeholders cannot copy it; pass_credentials keeps
+// it.
 func TestGateStripsCredentials(t *testing.T) {
 	app := newUpstream(t, nil)
 	tester := startCaddy(t, fmt.Sprintf(`
@@ -172,6 +173,14 @@ http://localhost:9080 {
 		auth api_key phkey-secret
 		pass_credentials
 	}
+	webhook_gateway /forward {
+		auth api_key fkey-secret {
+			query key
+		}
+		forward http://%[1]s/forwarded?orig={http.request.uri.query} {
+			header X-Seen-Uri {http.request.uri}
+		}
+	}
 	reverse_proxy %[1]s {
 		header_up X-Seen-Uri {http.request.uri}
 	}
@@ -197,6 +206,7 @@ http://localhost:9080 {
 		{path: "/basic", header: basicHeader("hook:basic-secret"), wantURI: "/basic", gone: []string{"Authorization"}, secret: "aG9vazpiYXNpYy1zZWNyZXQ"},
 		{path: "/gitlab", header: http.Header{"X-Gitlab-Token": {"gitlab-secret"}}, wantURI: "/gitlab", gone: []string{"X-Gitlab-Token"}, secret: "gitlab-secret"},
 		{path: "/github", header: http.Header{"X-Hub-Signature-256": {githubSignature(ghSecret, body)}}, wantURI: "/github", kept: []string{"X-Hub-Signature-256"}},
+		{path: "/forward?key=fkey-secret&n=2", wantURI: "/forwarded?orig=n%3D2", secret: "fkey-secret"},
 		{path: "/pass?key=pkey-secret", wantURI: "/pass?key=pkey-secret", keep: "pkey-secret"},
 		{path: "/passheader", header: http.Header{"X-Api-Key": {"phkey-secret"}}, wantURI: "/passheader", kept: []string{"X-Api-Key"}, keep: "phkey-secret"},
 	}
@@ -212,7 +222,11 @@ http://localhost:9080 {
 			t.Fatalf("%s: app saw %d new requests", tc.path, len(got)-before)
 		}
 		r := got[len(got)-1]
-		if r.rawURI != tc.wantURI || r.header.Get("X-Seen-Uri") != tc.wantURI {
+		seen := tc.wantURI
+		if tc.path == "/forward?key=fkey-secret&n=2" {
+			seen = "/forward?n=2"
+		}
+		if r.rawURI != tc.wantURI || r.header.Get("X-Seen-Uri") != seen {
 			t.Errorf("%s: app got URI %q ({http.request.uri} %q), want %q", tc.path, r.rawURI, r.header.Get("X-Seen-Uri"), tc.wantURI)
 		}
 		for _, name := range tc.gone {

@@ -57,3 +57,30 @@ func TestRequestErrorHidesURL(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRetryAfter: whatever an upstream sends as Retry-After, the wait is
+// never negative and never beyond the policy's cap.
+func FuzzRetryAfter(f *testing.F) {
+	for _, v := range []string{
+		"120", "0", "-1", "+5", " 7 ", "1.5", "1e9", "0x10", "99999999999999999999", "9223372036854775807",
+		"3153600000", "3153600001", "Fri, 31 Dec 9999 23:59:59 GMT", "Mon, 01 Jan 0001 00:00:00 GMT",
+		"Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994", "Mon, 23 Nov 2026 10:00:30 GMT", "", "\x00", "5\r\n6",
+	} {
+		f.Add(v, uint8(1))
+	}
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	exp := forward.Policy{Base: time.Millisecond, Max: 30 * time.Second, Rand: func() float64 { return 0.999 }}
+	sched := forward.Policy{Schedule: []time.Duration{5 * time.Second, 5 * time.Minute, 10 * time.Hour}}
+	f.Fuzz(func(t *testing.T, v string, n uint8) {
+		d, ok := forward.ParseRetryAfter(v, now)
+		if d < 0 || (!ok && d != 0) {
+			t.Fatalf("ParseRetryAfter(%q) = %v, %v", v, d, ok)
+		}
+		if got := exp.Delay(int(n), d); got < 0 || got > exp.Max {
+			t.Fatalf("exponential Delay(%d, %v) = %v, beyond [0, %v]", n, d, got, exp.Max)
+		}
+		if got := sched.Delay(int(n), d); got < 0 || got > 10*time.Hour {
+			t.Fatalf("schedule Delay(%d, %v) = %v, beyond [0, 10h]", n, d, got)
+		}
+	})
+}
