@@ -74,6 +74,9 @@ http://localhost:9080 {
 		{`{"tenant":"\u2025","kind":"admin"}`, "tenant", ""},
 		{`{"tenant":"a\uff0fb","kind":"x"}`, "tenant", ""},
 		{`"just a string"`, "tenant", ""},
+		{`{"tenant":"..;","kind":"admin"}`, "tenant", ""},
+		{`{"tenant":"...","kind":"admin"}`, "tenant", ""},
+		{`{"tenant":".. ","kind":"admin"}`, "tenant", ""},
 	}
 	for _, hook := range []string{"/sync", "/fan", "/async"} {
 		for _, tc := range cases {

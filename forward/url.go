@@ -156,7 +156,8 @@ func (t *URLTemplate) Resolve(resolve func(key string) (string, bool)) (string, 
 		if reason := CheckSegment(v); reason != "" {
 			return "", &PathValueError{Key: p.key, Reason: reason}
 		}
-		b.WriteString(url.PathEscape(v))
+		// ";" escaped too: some servers cut a segment there
+		b.WriteString(strings.ReplaceAll(url.PathEscape(v), ";", "%3B"))
 	}
 	if len(t.query) > 0 {
 		b.WriteByte('?')
@@ -179,35 +180,38 @@ func (t *URLTemplate) Resolve(resolve func(key string) (string, bool)) (string, 
 // it must not be empty, "." or "..", and must not hold "/", "\\", "%", a
 // control character or invalid UTF-8. Characters that Unicode
 // normalisation (NFKC) or Windows best-fit mapping turn into one of those
-// are refused too, as are dot segments written with them, since some
-// servers normalise a path before they route it.
+// are refused too, and so are values made only of dots and spaces
+// (Windows drops trailing dots and spaces from a name) and values whose
+// part before a ";" is empty or dots (servers such as Tomcat cut a
+// segment at ";" before they resolve dot segments), since some servers
+// normalise a path before they route it.
 func CheckSegment(v string) string {
 	if !utf8.ValidString(v) {
 		return "is not valid UTF-8"
 	}
-	dots := 0
+	plain := false // holds a character other than a dot or a space
 	for _, r := range v {
 		switch r {
 		case '/', '\\', '\uff0f', '\uff3c', '\ufe68', '\u2215', '\u2044', '\u29f8', '\u29f9':
 			return "contains a path separator"
 		case '%', '\uff05', '\ufe6a':
 			return "contains %"
-		case '.', '\uff0e', '\ufe52', '\u2024':
-			dots++
-		case '\u2025':
-			dots += 2
+		case '.', '\uff0e', '\ufe52', '\u2024', '\u2025', ' ', '\u3000':
 		default:
 			if unicode.IsControl(r) {
 				return "contains a control character"
 			}
-			dots = 3 // any other character: not a dot segment
+			plain = true
 		}
 	}
 	switch {
 	case v == "":
 		return "is empty"
-	case dots <= 2:
+	case !plain:
 		return "is a dot segment"
+	}
+	if i := strings.IndexFunc(v, func(r rune) bool { return r == ';' || r == '\uff1b' }); i >= 0 && CheckSegment(v[:i]) != "" {
+		return "is a dot segment before ;"
 	}
 	return ""
 }

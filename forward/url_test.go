@@ -16,7 +16,7 @@ var hostileSegments = []string{
 	"", ".", "..", "a/b", "../admin", "/", "a\\b", "..\\admin", "%2e%2e", "%2E%2E", "%2F", "a%2Fb", "%",
 	"a\x00b", "a\nb", "a\r\nX-Injected: 1", "\t", "\x7f", "a\u0085b", "\xff\xfe", "a\xc0\xafb",
 	"\uff0e\uff0e", "\uff0e", ".\uff0e", "\u2025", "\ufe52\ufe52", "\u2024\u2024", "a\uff0fb", "a\uff3cb", "\u2215admin", "\u2044", "\ufe68",
-	"\uff05\uff12\uff45",
+	"\uff05\uff12\uff45", "...", " ..", ".. ", ". .", "   ", "\u3000", "..;", ".;x", ";", ";x", "..;jsessionid=1", "..\uff1b",
 }
 
 func TestResolveRefusesPathValues(t *testing.T) {
@@ -50,7 +50,7 @@ func TestResolveKeepsPlainSegments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range []string{"acme", "...", ".a", "a.", "a..b", "a b", "?#@:;=&+$,", "ünïcødé", "\u200b", "-", "~", "'\"<>"} {
+	for _, v := range []string{"acme", ".a", "a.", "a..b", "a b", "?#@:;=&+$,", "a;b", "a;..", "ünïcødé", "\u200b", "-", "~", "'\"<>"} {
 		got, err := tmpl.Resolve(func(string) (string, bool) { return v, true })
 		if err != nil {
 			t.Errorf("%q refused: %v", v, err)
@@ -63,6 +63,9 @@ func TestResolveKeepsPlainSegments(t *testing.T) {
 		}
 		if u.Host != "h.example" || u.Path != "/t/"+v+"/x" || u.Query().Get("q") != v {
 			t.Errorf("%q: resolved to %q (path %q)", v, got, u.Path)
+		}
+		if strings.Contains(u.EscapedPath(), ";") {
+			t.Errorf("%q: %q keeps a raw ; in the path", v, got)
 		}
 	}
 	// dot segments and separators are fine in the query: a query value is
@@ -106,7 +109,7 @@ func FuzzResolve(f *testing.F) {
 	for _, v := range hostileSegments {
 		f.Add(v, "b")
 	}
-	for _, v := range []string{"acme", "...", "a b", "ünï", "?#", "@evil.com", ":443", "a;b=c", "\u200b", "\ufeff"} {
+	for _, v := range []string{"acme", "a b", "ünï", "?#", "@evil.com", ":443", "a;b=c", "\u200b", "\ufeff", "..a", "a;.."} {
 		f.Add(v, v)
 	}
 	tmpl, err := forward.ParseURL("http://h.example/a/{v}/b/{w}?q={v}")
@@ -143,8 +146,11 @@ func FuzzResolve(f *testing.F) {
 				t.Fatalf("segments of %q: %q", got, segs)
 			}
 			for _, s := range segs[1:] {
-				if s == "." || s == ".." || s == "" {
-					t.Fatalf("dot or empty segment in %q", got)
+				if strings.Trim(s, ". ") == "" || strings.HasPrefix(s, ";") {
+					t.Fatalf("dot, space or empty segment in %q", got)
+				}
+				if before, _, ok := strings.Cut(s, ";"); ok && strings.Trim(before, ". ") == "" {
+					t.Fatalf("dot segment before ; in %q", got)
 				}
 			}
 			if path.Clean(p) != p {
