@@ -18,8 +18,11 @@ func TestCredentialPlaces(t *testing.T) {
 		{[]AuthConfig{{Method: "api_key", Header: "x-hook-token"}}, []string{"X-Hook-Token"}, nil},
 		{[]AuthConfig{{Method: "api_key", Query: "key"}}, nil, []string{"key"}},
 		{[]AuthConfig{{Method: "api_key", Bearer: true}, {Method: "basic"}}, []string{"Authorization"}, nil},
-		{[]AuthConfig{{Method: "gitlab"}, {Method: "okta"}, {Method: "cloudflare"}, {Method: "buildkite_token"}},
-			[]string{"X-Gitlab-Token", "Authorization", "Cf-Webhook-Auth", "X-Buildkite-Token"}, nil},
+		{
+			[]AuthConfig{{Method: "gitlab"}, {Method: "okta"}, {Method: "cloudflare"}, {Method: "buildkite_token"}},
+			[]string{"X-Gitlab-Token", "Authorization", "Cf-Webhook-Auth", "X-Buildkite-Token"},
+			nil,
+		},
 		// signatures are bound to the body: not credentials
 		{[]AuthConfig{{Method: "github"}, {Method: "stripe"}, {Method: "hmac", Header: "X-Sig"}, {Method: "vonage"}}, nil, nil},
 	}
