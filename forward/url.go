@@ -32,7 +32,7 @@ type tpart struct {
 func ParseURL(raw string) (*URLTemplate, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
-		return nil, fmt.Errorf("url %q needs a scheme (http:// or https://)", redact(raw))
+		return nil, fmt.Errorf("url %q needs a scheme (http:// or https://)", redactBroken(raw))
 	}
 	scheme = strings.ToLower(scheme)
 	if scheme != "http" && scheme != "https" {
@@ -50,10 +50,10 @@ func ParseURL(raw string) (*URLTemplate, error) {
 	}
 	u, err := url.Parse(scheme + "://" + authority)
 	if err != nil || u.Hostname() == "" {
-		return nil, fmt.Errorf("url %q: invalid host", redact(raw))
+		return nil, fmt.Errorf("url %q: invalid host", redactBroken(raw))
 	}
 	if err := checkPort(u.Host); err != nil {
-		return nil, fmt.Errorf("url %q: %w", redact(raw), err)
+		return nil, fmt.Errorf("url %q: %w", redactBroken(raw), err)
 	}
 	if strings.Contains(pathQuery, "#") {
 		pathQuery, _, _ = strings.Cut(pathQuery, "#")
@@ -81,6 +81,22 @@ func checkPort(host string) error {
 		return fmt.Errorf("invalid port %q (want 1-65535)", port)
 	}
 	return nil
+}
+
+// redactBroken is redact for a URL that did not parse, whose authority
+// cannot be told from its path (a password holding "/" or "?"): it drops
+// the query and everything up to the last "@".
+func redactBroken(raw string) string {
+	s, _, _ := strings.Cut(raw, "#")
+	if at := strings.LastIndexByte(s, '@'); at >= 0 {
+		scheme, _, ok := strings.Cut(s, "://")
+		s = s[at+1:]
+		if ok {
+			s = scheme + "://" + s
+		}
+	}
+	s, _, _ = strings.Cut(s, "?")
+	return s
 }
 
 // redact drops userinfo and query from a URL for error messages.

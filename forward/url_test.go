@@ -102,6 +102,26 @@ func TestParseURLPort(t *testing.T) {
 	}
 }
 
+// TestParseURLErrorsHideCredentials: a URL that does not parse is shown in
+// the error without its userinfo or query, even when the password holds a
+// character that ends the authority early.
+func TestParseURLErrorsHideCredentials(t *testing.T) {
+	for _, raw := range []string{
+		"http://user:pa/ss-secret1@host:99999/x", "http://user:pa?ss-secret1@host/x", "user:pass-secret1@host/x",
+		"http://user:pass-secret1@:80/x", "http://user:pass-secret1@host:0/x", "http://h:99999/x?token=pass-secret1",
+		"ftp://user:pass-secret1@host/",
+	} {
+		_, err := forward.ParseURL(raw)
+		if err == nil {
+			t.Errorf("%q accepted", raw)
+			continue
+		}
+		if strings.Contains(err.Error(), "secret1") || strings.Contains(err.Error(), "user") {
+			t.Errorf("%q: error shows a credential: %v", raw, err)
+		}
+	}
+}
+
 // FuzzResolve: whatever the values, an accepted URL keeps its host and its
 // number of path segments, each value decodes back to itself, and no
 // segment is a dot segment: path.Clean leaves the path as it is.
