@@ -423,3 +423,41 @@ http://localhost:9080 {
 		}
 	}
 }
+
+// TestForwardHeaderPlaceholders: payload values in forward headers cannot
+// split or add headers, and cannot copy the sender's checked credential.
+func TestForwardHeaderPlaceholders(t *testing.T) {
+	up := newUpstream(t, nil)
+	tester := startCaddy(t, fmt.Sprintf(`
+http://localhost:9080 {
+	webhook_gateway /h {
+		auth basic hook hdr-basic-secret
+		forward %s/x {
+			header X-Tenant {http.webhook_gateway.json.t}
+			header X-Copy "{http.request.header.Authorization}|{http.request.header.X-Extra}"
+		}
+	}
+}
+`, up.URL))
+	hdr := basicHeader("hook:hdr-basic-secret")
+	hdr.Set("X-Extra", "extra")
+	status, _, body := post(t, tester, "/h", "application/json", hdr,
+		[]byte(`{"t":"a\r\nX-Injected: 1\r\n\r\nGET / HTTP/1.1\u0000\u007fb\tc"}`))
+	if status != http.StatusOK {
+		t.Fatalf("status %d %s", status, body)
+	}
+	got := up.requests()
+	if len(got) != 1 {
+		t.Fatalf("upstream saw %d requests", len(got))
+	}
+	h := got[0].header
+	if v := h.Get("X-Tenant"); v != "aX-Injected: 1GET / HTTP/1.1b\tc" {
+		t.Errorf("X-Tenant %q", v)
+	}
+	if _, ok := h["X-Injected"]; ok || got[0].method != http.MethodPost || got[0].path != "/x" {
+		t.Errorf("a payload value split the request: %s %s %v", got[0].method, got[0].path, h)
+	}
+	if v := h.Get("X-Copy"); v != "|extra" {
+		t.Errorf("X-Copy %q: the checked Authorization must not be copied", v)
+	}
+}
