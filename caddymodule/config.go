@@ -241,6 +241,9 @@ func (f *ForwardConfig) provision(repl *caddy.Replacer, reshaped bool) (*action,
 		a.headers = http.Header{}
 	}
 	for name, vals := range a.headers {
+		if err := forward.CheckHeaderName(name); err != nil {
+			return nil, err // else every attempt fails once the request is built
+		}
 		for i, v := range vals {
 			// env placeholders now; the rest per request
 			vals[i] = repl.ReplaceKnown(v, "")

@@ -399,27 +399,39 @@ http://localhost:9080 {
 	}
 }
 
-// TestForwardPortRefusedAtLoad (finding 11): an out-of-range port is a
-// load error, not a request-time 502.
-func TestForwardPortRefusedAtLoad(t *testing.T) {
-	for _, u := range []string{"http://localhost:99999/x", "http://localhost:0/x", "http://localhost:/x", "http://[::1]:65536/"} {
+// TestForwardRefusedAtLoad (finding 11, and the same class found in the
+// second pass): a forward that could never be sent (a port out of range,
+// a header name Go will not send) is a load error, not a request-time 502
+// after every retry.
+func TestForwardRefusedAtLoad(t *testing.T) {
+	cases := []struct{ forward, want string }{
+		{"forward http://localhost:99999/x", "port"},
+		{"forward http://localhost:0/x", "port"},
+		{"forward http://localhost:/x", "port"},
+		{"forward http://[::1]:65536/", "port"},
+		{"forward http://localhost/x {\n\t\t\theader \"X Bad\" v\n\t\t}", "header name"},
+		{"forward http://localhost/x {\n\t\t\theader X:Bad v\n\t\t}", "header name"},
+		{"forward http://localhost/x {\n\t\t\theader X-Ok{json.a} v\n\t\t}", "header name"},
+		{"forward http://localhost/x {\n\t\t\tsign hmac s {\n\t\t\t\theader \"X Sig\"\n\t\t\t}\n\t\t}", "header name"},
+	}
+	for _, tc := range cases {
 		cfgJSON, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(fmt.Sprintf(`
 http://localhost:9080 {
 	webhook_gateway {
-		forward %s
+		%s
 	}
 }
-`, u)), nil)
+`, tc.forward)), nil)
 		if err != nil {
-			t.Fatalf("%s: adapt: %v", u, err)
+			t.Fatalf("%s: adapt: %v", tc.forward, err)
 		}
 		var cfg caddy.Config
 		if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
 			t.Fatal(err)
 		}
 		err = caddy.Validate(&cfg)
-		if err == nil || !strings.Contains(err.Error(), "port") {
-			t.Errorf("%s: load error %v, want one about the port", u, err)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: load error %v, want one about the %s", tc.forward, err, tc.want)
 		}
 	}
 }

@@ -84,3 +84,22 @@ func FuzzRetryAfter(f *testing.F) {
 		}
 	})
 }
+
+func TestHeaderNames(t *testing.T) {
+	for _, ok := range []string{"X-Api-Key", "x_y", "A1!#$%&'*+-.^_`|~"} {
+		if err := forward.CheckHeaderName(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "X Bad", "X:Bad", "X\r\nY", "Ü", "X{json.a}", "(x)", "x\x00"} {
+		if forward.CheckHeaderName(bad) == nil {
+			t.Errorf("%q accepted", bad)
+		}
+		if _, err := forward.NewSigner("hmac", "s", forward.HMACOptions{Header: bad}); err == nil {
+			t.Errorf("sign hmac with header %q accepted", bad)
+		}
+	}
+	if _, err := forward.NewSigner("hmac", "s", forward.HMACOptions{Header: "X-Sig", Prefix: "sha256=\r\n"}); err == nil {
+		t.Error("sign hmac with a prefix holding CRLF accepted")
+	}
+}
