@@ -234,6 +234,9 @@ func (f *ForwardConfig) provision(repl *caddy.Replacer, reshaped bool) (*action,
 	if a.method == "" {
 		a.method = http.MethodPost
 	}
+	if err := forward.CheckMethod(a.method); err != nil {
+		return nil, err
+	}
 	if a.timeout <= 0 {
 		a.timeout = defaultTimeout
 	}

@@ -412,6 +412,7 @@ func TestForwardRefusedAtLoad(t *testing.T) {
 		{"forward http://localhost/x {\n\t\t\theader \"X Bad\" v\n\t\t}", "header name"},
 		{"forward http://localhost/x {\n\t\t\theader X:Bad v\n\t\t}", "header name"},
 		{"forward http://localhost/x {\n\t\t\theader X-Ok{json.a} v\n\t\t}", "header name"},
+		{"forward http://localhost/x {\n\t\t\tmethod \"PO ST\"\n\t\t}", "method"},
 		{"forward http://localhost/x {\n\t\t\tsign hmac s {\n\t\t\t\theader \"X Sig\"\n\t\t\t}\n\t\t}", "header name"},
 	}
 	for _, tc := range cases {

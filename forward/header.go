@@ -20,6 +20,14 @@ func CheckHeaderName(name string) error {
 	return nil
 }
 
+// CheckMethod returns an error unless m is a valid HTTP method (a token).
+func CheckMethod(m string) error {
+	if err := CheckHeaderName(m); err != nil {
+		return fmt.Errorf("method %q is not a valid HTTP method", m)
+	}
+	return nil
+}
+
 // CheckHeaderValue returns an error if a configured header value holds a
 // control character other than tab: Go refuses to send it, on every
 // attempt.
