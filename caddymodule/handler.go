@@ -160,7 +160,7 @@ type Handler struct {
 	Deadline caddy.Duration `json:"deadline,omitempty"`
 
 	verifiers   []namedVerifier
-	credHeaders []string // stripped in gate mode unless PassCredentials
+	credHeaders []string // removed once checked, unless PassCredentials
 	credQuery   []string
 	hasBasic    bool
 	accepted    []mediaRange
