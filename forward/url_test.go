@@ -185,3 +185,19 @@ func FuzzResolve(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkResolve: two checked path values and one query value.
+func BenchmarkResolve(b *testing.B) {
+	tmpl, err := forward.ParseURL("http://127.0.0.1:8095/api/tenants/{t}/{k}?q={t}")
+	if err != nil {
+		b.Fatal(err)
+	}
+	vals := map[string]string{"t": "acme-corp-eu", "k": "orders.v2"}
+	get := func(k string) (string, bool) { v, ok := vals[k]; return v, ok }
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tmpl.Resolve(get); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
