@@ -134,7 +134,11 @@ func (c *ReshapeConfig) compile() (*reshape.Program, error) {
 type ForwardConfig struct {
 	// URL of the action. Scheme and host are fixed ({env.*} allowed);
 	// placeholders in the path and query are resolved per request and
-	// escaped, so a payload value cannot change where the request goes.
+	// escaped, so a payload value cannot change where the request goes. A
+	// path value must be one plain segment (not empty, no dot segment, no
+	// "/", "\\", "%" or control character), else the request gets 422.
+	// {json.<path>} is short for {http.webhook_gateway.json.<path>}, here
+	// and in header values, as in reshape.
 	URL string `json:"url"`
 
 	// Method of the outbound request. Default: POST.
@@ -219,7 +223,7 @@ func (f *ForwardConfig) provision(repl *caddy.Replacer, reshaped bool) (*action,
 	if f.URL == "" {
 		return nil, errors.New("url is required")
 	}
-	u, err := forward.ParseURL(repl.ReplaceKnown(f.URL, ""))
+	u, err := forward.ParseURL(repl.ReplaceKnown(expandJSONShorthand(f.URL), ""))
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +253,7 @@ func (f *ForwardConfig) provision(repl *caddy.Replacer, reshaped bool) (*action,
 		}
 		for i, v := range vals {
 			// env placeholders now; the rest per request
-			vals[i] = repl.ReplaceKnown(v, "")
+			vals[i] = repl.ReplaceKnown(expandJSONShorthand(v), "")
 		}
 		a.headers[name] = vals
 	}
@@ -298,6 +302,13 @@ func (f *ForwardConfig) provision(repl *caddy.Replacer, reshaped bool) (*action,
 		}
 	}
 	return a, nil
+}
+
+// expandJSONShorthand writes {json.<path>} as the placeholder it stands
+// for, {http.webhook_gateway.json.<path>}; without it the braces would be
+// sent as written.
+func expandJSONShorthand(s string) string {
+	return strings.ReplaceAll(s, "{json.", "{"+phJSON)
 }
 
 // actionLabel names an action by its configured URL (placeholders not

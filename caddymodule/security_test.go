@@ -53,6 +53,13 @@ http://localhost:9080 {
 			retries 0
 		}
 	}
+	webhook_gateway /short {
+		auth api_key k
+		forward %[1]s/api/tenants/{json.tenant}/{json.kind} {
+			retries 0
+			header X-Tenant {json.tenant}
+		}
+	}
 }
 `, up.URL, other.URL), "caddyfile")
 
@@ -78,7 +85,7 @@ http://localhost:9080 {
 		{`{"tenant":"...","kind":"admin"}`, "tenant", ""},
 		{`{"tenant":".. ","kind":"admin"}`, "tenant", ""},
 	}
-	for _, hook := range []string{"/sync", "/fan", "/async"} {
+	for _, hook := range []string{"/sync", "/fan", "/async", "/short"} {
 		for _, tc := range cases {
 			status, _, body := post(t, tester, hook, "application/json", key, []byte(tc.body))
 			if status != http.StatusUnprocessableEntity {
@@ -115,6 +122,11 @@ http://localhost:9080 {
 	if got := up.requests(); len(got) != 1 || got[0].rawURI != "/api/tenants/acme%20corp/v1.2" {
 		t.Errorf("upstream saw %+v", got)
 	}
+	// the issue's form: {json.x} in the forward URL and headers
+	status, _, body = post(t, tester, "/short", "application/json", key, []byte(`{"tenant":"acme","kind":"admin"}`))
+	if got := up.requests(); status != http.StatusOK || len(got) != 2 || got[1].rawURI != "/api/tenants/acme/admin" || got[1].header.Get("X-Tenant") != "acme" {
+		t.Fatalf("{json.x} shorthand: %d %s, upstream saw %+v", status, body, got[1:])
+	}
 	status, _, body = post(t, tester, "/async", "application/json", key, []byte(`{"tenant":"acme","kind":"orders"}`))
 	if status != http.StatusAccepted {
 		t.Fatalf("plain values, async: %d %s", status, body)
@@ -125,8 +137,8 @@ http://localhost:9080 {
 	if adminGet(t, "/webhook_gateway/events?hook=async", &list); len(list.Events) != 1 {
 		t.Errorf("stored events %+v, want the one accepted", list.Events)
 	}
-	waitFor(t, "the async delivery", func() bool { return len(up.requests()) == 2 })
-	if got := up.requests()[1].rawURI; got != "/api/tenants/acme/orders" {
+	waitFor(t, "the async delivery", func() bool { return len(up.requests()) == 3 })
+	if got := up.requests()[2].rawURI; got != "/api/tenants/acme/orders" {
 		t.Errorf("async delivery went to %q", got)
 	}
 }
