@@ -22,6 +22,10 @@ const (
 	// drainLimit bounds what is read past MaxResponseBytes to keep a
 	// connection reusable; beyond it the connection is closed.
 	drainLimit = 4 << 20
+	// maxResponseHeaderBytes bounds an upstream's response headers, which
+	// are held in memory and, in sync mode, copied to the sender (Go's
+	// default is 10 MiB).
+	maxResponseHeaderBytes = 1 << 20
 )
 
 // Header names every attempt carries.
@@ -90,12 +94,13 @@ func newHTTPClient(insecure bool) *http.Client {
 			Timeout:   10 * time.Second,
 			KeepAlive: 30 * time.Second,
 		}).DialContext,
-		ForceAttemptHTTP2:     true,
-		TLSHandshakeTimeout:   10 * time.Second,
-		IdleConnTimeout:       90 * time.Second,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
-		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:      true,
+		TLSHandshakeTimeout:    10 * time.Second,
+		IdleConnTimeout:        90 * time.Second,
+		MaxIdleConns:           1024,
+		MaxIdleConnsPerHost:    256,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 	}
 	if insecure {
 		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // opted into by tls_insecure_skip_verify

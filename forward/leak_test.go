@@ -103,3 +103,24 @@ func TestHeaderNames(t *testing.T) {
 		t.Error("sign hmac with a prefix holding CRLF accepted")
 	}
 }
+
+// TestResponseHeadersBounded: an upstream's response headers are read up
+// to 1 MiB, not Go's default 10 MiB; beyond, the attempt fails.
+func TestResponseHeadersBounded(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := 2 << 20
+		if r.URL.Path == "/fits" {
+			n = 512 << 10
+		}
+		w.Header().Set("X-Big", strings.Repeat("h", n))
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	c := newClient(t, nil)
+	if res := c.Do(context.Background(), &forward.Request{URL: srv.URL + "/big"}); res.Err == nil || res.Status != 0 {
+		t.Errorf("2 MiB of headers: status %d err %v, want a failed attempt", res.Status, res.Err)
+	}
+	if res := c.Do(context.Background(), &forward.Request{URL: srv.URL + "/fits"}); !res.OK() || len(res.Header.Get("X-Big")) != 512<<10 {
+		t.Errorf("512 KiB of headers: status %d err %v", res.Status, res.Err)
+	}
+}
