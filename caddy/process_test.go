@@ -22,25 +22,6 @@ type caddyProcess struct {
 	logs bytes.Buffer
 }
 
-// runCaddy starts `bin run --config <config> [--adapter caddyfile]` in dir,
-// with Caddy's data and config directories under it, and waits until addr
-// accepts connections.
-func runCaddy(t *testing.T, bin, dir, config, addr string) *caddyProcess {
-	t.Helper()
-	p := &caddyProcess{cmd: exec.Command(bin, "run", "--config", config, "--adapter", "caddyfile")}
-	p.cmd.Dir = dir
-	p.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
-	p.cmd.Stdout, p.cmd.Stderr = &p.logs, &p.logs
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if !waitDial(addr, 30*time.Second) {
-		p.kill()
-		t.Fatalf("caddy did not start:\n%s", p.logs.String())
-	}
-	return p
-}
-
 // listeners are loopback listeners the test opens once (on a port the
 // system picks) and hands to every Caddy process it starts, as fd/3,
 // fd/4, ... in the order given: no port is found free, closed and then

@@ -26,6 +26,9 @@ type acceptedBody struct {
 // records are written already leased and handed to them directly, so a
 // queue that keeps up never reads its own writes back.
 func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, id string, received time.Time, doc, reshaped []byte) error {
+	if err := h.checkTargets(repl); err != nil {
+		return h.refuseURL(w, r, err)
+	}
 	evs := make([]*queue.Event, len(h.actions))
 	for i, a := range h.actions {
 		evs[i] = &queue.Event{
@@ -88,7 +91,7 @@ func (a *App) deliver(ctx context.Context, ev *queue.Event) {
 	case res.OK():
 		err = a.store.Ack(ctx, lease, at)
 		h.observe(act, res)
-	case n <= policy.Retries && (res.Status == 0 || policy.Retryable(res.Status, nil)):
+	case n <= policy.Retries && !permanent(res.Err) && (res.Status == 0 || policy.Retryable(res.Status, nil)):
 		var retryAfter time.Duration
 		if ra := res.Header.Get("Retry-After"); ra != "" {
 			retryAfter, _ = forward.ParseRetryAfter(ra, a.now())
@@ -107,6 +110,14 @@ func (a *App) deliver(ctx context.Context, ev *queue.Event) {
 		h.observe(act, res)
 	}
 	a.recorded(ev, err)
+}
+
+// permanent: an attempt that failed before anything was sent and would
+// fail the same way again (the running config's URL cannot take the
+// event's stored path values).
+func permanent(err error) bool {
+	var pe *forward.PathValueError
+	return errors.As(err, &pe)
 }
 
 // recorded logs an outcome the store refused. A stale lease means the

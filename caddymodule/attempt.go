@@ -33,11 +33,16 @@ type outbound struct {
 // This is the only place an outbound request is built, so a forward option
 // means the same in both modes.
 func (h *Handler) send(ctx context.Context, a *action, o outbound, policy forward.Policy, first int) forward.Result {
-	lookup := func(key string) (string, bool) { return o.repl.GetString(key) }
+	target, err := a.target(o.repl)
+	if err != nil {
+		// checked when the event was accepted; an async event can meet a
+		// changed config here
+		return forward.Result{Err: err}
+	}
 	return h.client.Do(ctx, &forward.Request{
 		ID:                 o.id,
 		Method:             a.method,
-		URL:                a.url.Resolve(lookup),
+		URL:                target,
 		Header:             a.header(o.repl),
 		Body:               o.body,
 		Timeout:            a.timeout,
@@ -63,6 +68,38 @@ func (h *Handler) send(ctx context.Context, a *action, o outbound, policy forwar
 			}
 		},
 	})
+}
+
+// target resolves the action's URL for one request; a path value that
+// cannot be one plain segment is a *forward.PathValueError.
+func (a *action) target(repl *caddy.Replacer) (string, error) {
+	return a.url.Resolve(repl.GetString)
+}
+
+// checkTargets resolves every action's URL before anything is sent or
+// stored, so a refused path value refuses the whole event.
+func (h *Handler) checkTargets(repl *caddy.Replacer) error {
+	for _, a := range h.actions {
+		if _, err := a.target(repl); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// refuseURL answers 422 for a forward URL that cannot be built, naming the
+// field (or placeholder) but never its value.
+func (h *Handler) refuseURL(w http.ResponseWriter, r *http.Request, err error) error {
+	var pe *forward.PathValueError
+	if !errors.As(err, &pe) {
+		return h.reject(w, r, http.StatusUnprocessableEntity, reasonMapping, "forward url could not be built", err)
+	}
+	what := "placeholder {" + pe.Key + "}"
+	if path, ok := strings.CutPrefix(pe.Key, phJSON); ok {
+		what = "field " + strconv.Quote(path)
+	}
+	return h.reject(w, r, http.StatusUnprocessableEntity, reasonMapping,
+		what+" cannot be a URL path segment: its value "+pe.Reason, nil)
 }
 
 // header resolves the action's configured headers for one request.

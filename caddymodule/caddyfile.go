@@ -112,6 +112,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("form_payload takes no arguments")
 			}
 			h.FormPayload = true
+		case "pass_credentials":
+			if d.NextArg() {
+				return d.Errf("pass_credentials takes no arguments")
+			}
+			h.PassCredentials = true
 		case "auth":
 			a, err := parseAuth(d)
 			if err != nil {

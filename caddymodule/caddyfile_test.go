@@ -49,6 +49,8 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"methods empty", "webhook_gateway {\n methods\n}", "methods needs at least one method"},
 		{"content_type bad", "webhook_gateway {\n content_type json\n}", `invalid media type "json"`},
 		{"form_payload arg", "webhook_gateway {\n form_payload yes\n}", "form_payload takes no arguments"},
+		{"pass_credentials arg", "webhook_gateway {\n pass_credentials yes\n}", "pass_credentials takes no arguments"},
+		{"pass_credentials twice", "webhook_gateway {\n pass_credentials\n pass_credentials\n}", "pass_credentials given twice"},
 		{"auth no method", "webhook_gateway {\n auth\n}", "auth needs a method"},
 		{"auth unknown", "webhook_gateway {\n auth nosuch s\n}", `auth: unknown method "nosuch"`},
 		{"auth preset no secret", "webhook_gateway {\n auth github\n}", "auth github needs at least one secret"},

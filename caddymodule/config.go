@@ -148,7 +148,11 @@ type ForwardConfig struct {
 
 	// URL of the action. Scheme and host are fixed ({env.*} allowed);
 	// placeholders in the path and query are resolved per request and
-	// escaped, so a payload value cannot change where the request goes.
+	// escaped, so a payload value cannot change where the request goes. A
+	// path value must be one plain segment (not empty, no dot segment, no
+	// "/", "\\", "%" or control character), else the request gets 422.
+	// {json.<path>} is short for {http.webhook_gateway.json.<path>}, here
+	// and in header values, as in reshape.
 	URL string `json:"url"`
 
 	// Method of the outbound request. Default: POST.
@@ -234,7 +238,7 @@ func (f *ForwardConfig) provision(repl *caddy.Replacer, reshaped bool, index int
 	if f.URL == "" {
 		return nil, errors.New("url is required")
 	}
-	u, err := forward.ParseURL(expandJSONShorthand(repl.ReplaceKnown(f.URL, "")))
+	u, err := forward.ParseURL(repl.ReplaceKnown(expandJSONShorthand(f.URL), ""))
 	if err != nil {
 		return nil, err
 	}
@@ -252,6 +256,9 @@ func (f *ForwardConfig) provision(repl *caddy.Replacer, reshaped bool, index int
 	if a.method == "" {
 		a.method = http.MethodPost
 	}
+	if err := forward.CheckMethod(a.method); err != nil {
+		return nil, err
+	}
 	if a.timeout <= 0 {
 		a.timeout = defaultTimeout
 	}
@@ -259,9 +266,12 @@ func (f *ForwardConfig) provision(repl *caddy.Replacer, reshaped bool, index int
 		a.headers = http.Header{}
 	}
 	for name, vals := range a.headers {
+		if err := forward.CheckHeaderName(name); err != nil {
+			return nil, err // else every attempt fails once the request is built
+		}
 		for i, v := range vals {
 			// env placeholders now; the rest per request
-			vals[i] = expandJSONShorthand(repl.ReplaceKnown(v, ""))
+			vals[i] = repl.ReplaceKnown(expandJSONShorthand(v), "")
 		}
 		a.headers[name] = vals
 	}

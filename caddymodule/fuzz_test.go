@@ -23,6 +23,9 @@ func FuzzUnmarshalCaddyfile(f *testing.F) {
 		"webhook_gateway {\n forward http://x/{json.y} {\n  retries 2\n  backoff 1s 2s\n  sign hmac s {\n   header X\n  }\n }\n}",
 		"webhook_gateway {\n max_size 1MB\n methods POST PUT\n content_type application/*+json\n form_payload\n}",
 		"webhook_gateway {\n auth api_key k {\n  query q\n }\n id_from {header.X}\n mode sync\n deadline 2s\n}",
+		"webhook_gateway {\n auth api_key k {\n  bearer\n }\n pass_credentials\n}",
+		"webhook_gateway {\n forward http://localhost:99999/{json.t}/{json.k} {\n  retries 0\n }\n}",
+		"webhook_gateway {\n forward http://[::1]:/a/{http.webhook_gateway.json..}?q={json.%2e} {\n  header X {json.\\r\\n}\n }\n}",
 	} {
 		f.Add(seed)
 	}

@@ -50,6 +50,7 @@ const (
 //		max_size <size>
 //		content_type <media-type...>
 //		form_payload
+//		pass_credentials
 //		auth basic <user> <password|hash>
 //		auth api_key <key...> [{ header <name> | query <name> | bearer }]
 //		auth hmac <secret...> {
@@ -122,6 +123,14 @@ type Handler struct {
 	// (a warning is logged at provisioning).
 	Auth []AuthConfig `json:"auth,omitempty"`
 
+	// PassCredentials keeps the credential the sender authenticated with
+	// (the api_key header or query parameter, the Authorization header of
+	// basic and bearer, the header of presets that send their secret as
+	// is) on the request once it is checked. By default it is removed, so
+	// neither the next handler in gate mode nor a placeholder such as
+	// {http.request.uri} in a forward action gets it.
+	PassCredentials bool `json:"pass_credentials,omitempty"`
+
 	// IDFrom is a placeholder template that yields the event id, e.g.
 	// "{http.request.header.X-Request-Id}". Default: the delivery id
 	// header of the auth preset that passed, else a new UUIDv7.
@@ -154,6 +163,8 @@ type Handler struct {
 	Deadline caddy.Duration `json:"deadline,omitempty"`
 
 	verifiers   []namedVerifier
+	credHeaders []string // removed once checked, unless PassCredentials
+	credQuery   []string
 	hasBasic    bool
 	accepted    []mediaRange
 	acceptPost  string
@@ -262,6 +273,7 @@ func (h *Handler) Provision(ctx caddy.Context) (err error) {
 		}
 		h.verifiers = append(h.verifiers, namedVerifier{method: a.Method, v: v})
 	}
+	h.credHeaders, h.credQuery = credentialPlaces(h.Auth)
 	if len(h.verifiers) == 0 {
 		h.logger.Warn("webhook_gateway has no auth: every request that is valid JSON passes", zap.String("hook", h.name))
 	}
@@ -372,6 +384,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			w.Header().Set("WWW-Authenticate", `Basic realm="webhook_gateway"`)
 		}
 		return h.reject(w, r, http.StatusUnauthorized, reasonAuth, "unauthorized", fmt.Errorf("%w; body %s", err, bodyHint(body)))
+	}
+	if !h.PassCredentials {
+		// checked: no later handler, placeholder or forward action gets it
+		stripCredentials(r, h.credHeaders, h.credQuery)
 	}
 
 	doc := body

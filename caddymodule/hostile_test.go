@@ -89,6 +89,12 @@ http://localhost:9080 {
 			retries 0
 		}
 	}
+	webhook_gateway /fwdpath {
+		auth api_key %[1]q
+		forward %[9]s/t/{http.webhook_gateway.json.t}/x {
+			retries 0
+		}
+	}
 	reverse_proxy %[8]s
 }
 `, hostileKey, hostileQueryKey, hostileGHSecret, hostileStripe, hostileStd, hostileUser, hostilePass, appAddr, appURL, adyenKey)
@@ -338,7 +344,25 @@ func hostileCases(t *testing.T) []hostileCase {
 		{name: "forward: no key", path: "/fwd", body: valid, want: 401},
 		{name: "forward: oversized chunked", path: "/fwd", header: withKeyAnd("X-Pad", "1"), body: bytes.Repeat([]byte(" "), 2<<20), chunked: true, want: 413},
 		{name: "forward: accepted", path: "/fwd", header: keyHeader(), body: valid, want: 200, accept: true},
+
+		// --- payload values in the forward URL's path (finding 1) ---
+		{name: "path value ..", path: "/fwdpath", header: keyHeader(), body: pathBody(`".."`), want: 422},
+		{name: "path value .", path: "/fwdpath", header: keyHeader(), body: pathBody(`"."`), want: 422},
+		{name: "path value %2e%2e", path: "/fwdpath", header: keyHeader(), body: pathBody(`"%2e%2e"`), want: 422},
+		{name: "path value with /", path: "/fwdpath", header: keyHeader(), body: pathBody(`"../../admin"`), want: 422},
+		{name: "path value with backslash", path: "/fwdpath", header: keyHeader(), body: pathBody(`"..\\admin"`), want: 422},
+		{name: "path value empty", path: "/fwdpath", header: keyHeader(), body: pathBody(`""`), want: 422},
+		{name: "path value missing", path: "/fwdpath", header: keyHeader(), body: valid, want: 422},
+		{name: "path value with CRLF", path: "/fwdpath", header: keyHeader(), body: pathBody(`"a\r\nHost: evil"`), want: 422},
+		{name: "path value with NUL", path: "/fwdpath", header: keyHeader(), body: pathBody(`"a\u0000"`), want: 422},
+		{name: "path value fullwidth dots", path: "/fwdpath", header: keyHeader(), body: pathBody(`"\uff0e\uff0e"`), want: 422},
+		{name: "path value plain", path: "/fwdpath", header: keyHeader(), body: pathBody(`"tenant-1"`), want: 200, accept: true},
 	}
+}
+
+// pathBody is a document whose field t is the raw JSON value v.
+func pathBody(v string) []byte {
+	return []byte(`{"marker":"` + bodyMarker + `","t":` + v + `}`)
 }
 
 // errorBodyOK checks a rejection's body: the documented JSON error shape,
@@ -488,6 +512,14 @@ func TestHostileRequests(t *testing.T) {
 			}
 			if len(got) != 1 {
 				t.Fatalf("accepted request reached the upstream %d times, want once", len(got))
+			}
+			var seen bytes.Buffer
+			seen.WriteString(got[0].rawURI)
+			_ = got[0].header.Write(&seen)
+			for _, s := range append(hostileSecrets(), base64.StdEncoding.EncodeToString([]byte(hostileUser+":"+hostilePass))) {
+				if strings.Contains(seen.String(), s) {
+					t.Errorf("the upstream got the sender's credential %q: %s", s, seen.String())
+				}
 			}
 			want := tc.body
 			if tc.raw != nil {
@@ -705,11 +737,10 @@ http://localhost:9080 {
 	defer sender.CloseIdleConnections()
 
 	cases := []struct {
-		path    string
-		want    int
-		upSeen  func() int
-		wantUp  int
-		bodyLen int
+		path   string
+		want   int
+		upSeen func() int
+		wantUp int
 	}{
 		{path: "/refused", want: 502},
 		{path: "/reset", want: 502, upSeen: func() int { return len(reset.requests()) }, wantUp: 2},
@@ -718,7 +749,8 @@ http://localhost:9080 {
 		{path: "/hang", want: 504, upSeen: func() int { return len(hang.requests()) }, wantUp: 1},
 		{path: "/trickle", want: 504, upSeen: func() int { return len(trickle.requests()) }, wantUp: 1},
 		{path: "/redirect", want: 307, upSeen: func() int { return len(redirect.requests()) }, wantUp: 1},
-		{path: "/huge", want: 200, upSeen: func() int { return len(huge.requests()) }, wantUp: 1, bodyLen: 1 << 20},
+		// a 1 GiB answer is never passed on cut (finding 10)
+		{path: "/huge", want: 502, upSeen: func() int { return len(huge.requests()) }, wantUp: 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.path, func(t *testing.T) {
@@ -755,9 +787,6 @@ http://localhost:9080 {
 			}
 			if tc.path == "/redirect" && hdr.Get("Location") == "" {
 				t.Error("the upstream's 307 came back without its Location")
-			}
-			if tc.bodyLen != 0 && (len(body) != tc.bodyLen || hdr.Get("Content-Length") != strconv.Itoa(tc.bodyLen)) {
-				t.Errorf("body %d bytes, Content-Length %s: want the %d-byte bound", len(body), hdr.Get("Content-Length"), tc.bodyLen)
 			}
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/caddy-webhooks/gateway/forward"
 )
@@ -33,6 +34,9 @@ func (h *Handler) forwardSync(w http.ResponseWriter, r *http.Request, repl *cadd
 	ctx, cancel := h.deadlineContext(r)
 	defer cancel()
 
+	if err := h.checkTargets(repl); err != nil {
+		return h.refuseURL(w, r, err)
+	}
 	results := make([]forward.Result, len(h.actions))
 	if len(h.actions) == 1 {
 		a := h.actions[0]
@@ -60,9 +64,12 @@ func (h *Handler) forwardSync(w http.ResponseWriter, r *http.Request, repl *cadd
 	return h.answerMany(w, id, results)
 }
 
+// maxAnswerText is forward.DefaultMaxResponseBytes, as written in errors.
+const maxAnswerText = "1 MiB"
+
 // answerOne answers the sender like a proxy: the upstream's status,
-// headers and body, unless retries were exhausted (502) or time ran out
-// (504).
+// headers and body, unless retries were exhausted (502), time ran out
+// (504) or the body is larger than the client keeps (502).
 func (h *Handler) answerOne(w http.ResponseWriter, r *http.Request, res forward.Result) error {
 	switch {
 	case res.TimedOut:
@@ -73,6 +80,11 @@ func (h *Handler) answerOne(w http.ResponseWriter, r *http.Request, res forward.
 			msg += fmt.Sprintf(" (last status %d)", res.Status)
 		}
 		return h.fail(w, r, http.StatusBadGateway, errors.New(msg))
+	case res.TooLarge:
+		// never a cut body under the upstream's status
+		h.logger.Warn("upstream answer too large to pass on", zap.String("hook", h.name),
+			zap.String("action", h.actions[0].name), zap.Int("status", res.Status))
+		return h.fail(w, r, http.StatusBadGateway, fmt.Errorf("upstream answered %d with a body larger than %s, which is not passed on", res.Status, maxAnswerText))
 	}
 	hdr := w.Header()
 	for name, vals := range res.Header {

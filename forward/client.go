@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -21,6 +22,10 @@ const (
 	// drainLimit bounds what is read past MaxResponseBytes to keep a
 	// connection reusable; beyond it the connection is closed.
 	drainLimit = 4 << 20
+	// maxResponseHeaderBytes bounds an upstream's response headers, which
+	// are held in memory and, in sync mode, copied to the sender (Go's
+	// default is 10 MiB).
+	maxResponseHeaderBytes = 1 << 20
 )
 
 // Header names every attempt carries.
@@ -89,12 +94,13 @@ func newHTTPClient(insecure bool) *http.Client {
 			Timeout:   10 * time.Second,
 			KeepAlive: 30 * time.Second,
 		}).DialContext,
-		ForceAttemptHTTP2:     true,
-		TLSHandshakeTimeout:   10 * time.Second,
-		IdleConnTimeout:       90 * time.Second,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
-		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:      true,
+		TLSHandshakeTimeout:    10 * time.Second,
+		IdleConnTimeout:        90 * time.Second,
+		MaxIdleConns:           1024,
+		MaxIdleConnsPerHost:    256,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 	}
 	if insecure {
 		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // opted into by tls_insecure_skip_verify
@@ -153,11 +159,14 @@ type Attempt struct {
 
 // Result is the outcome of all attempts.
 type Result struct {
-	Status   int
-	Header   http.Header // hop-by-hop headers removed
-	Body     []byte      // bounded by MaxResponseBytes
+	Status int
+	Header http.Header // hop-by-hop headers removed
+	Body   []byte      // bounded by MaxResponseBytes
+	// TooLarge: the response body was longer than MaxResponseBytes; Body
+	// holds only its start and must not be passed on as the answer.
+	TooLarge bool
 	Attempts int
-	Err      error // transport error or ErrGaveUp; nil when the last response was final
+	Err      error // transport error (never holding the URL) or ErrGaveUp; nil when the last response was final
 	TimedOut bool
 	Duration time.Duration
 }
@@ -186,8 +195,8 @@ func (c *Client) Do(ctx context.Context, req *Request) Result {
 	var res Result
 	for try := 0; ; try++ {
 		n := first + try
-		status, header, body, timedOut, took, err := c.attempt(ctx, hc, method, timeout, n, req)
-		res = Result{Status: status, Header: header, Body: body, Attempts: try + 1, Err: err, TimedOut: timedOut}
+		status, header, body, tooLarge, timedOut, took, err := c.attempt(ctx, hc, method, timeout, n, req)
+		res = Result{Status: status, Header: header, Body: body, TooLarge: tooLarge, Attempts: try + 1, Err: err, TimedOut: timedOut}
 		retry := try < req.Policy.Retries && ctx.Err() == nil && req.Policy.Retryable(status, err)
 		at := Attempt{N: n, Status: status, Err: err, Duration: took}
 		var delay time.Duration
@@ -221,13 +230,17 @@ func (c *Client) Do(ctx context.Context, req *Request) Result {
 }
 
 // attempt sends one try under its own timeout.
-func (c *Client) attempt(ctx context.Context, hc *http.Client, method string, timeout time.Duration, n int, req *Request) (status int, header http.Header, body []byte, timedOut bool, took time.Duration, err error) {
+func (c *Client) attempt(ctx context.Context, hc *http.Client, method string, timeout time.Duration, n int, req *Request) (status int, header http.Header, body []byte, tooLarge, timedOut bool, took time.Duration, err error) {
 	start := c.opts.Now()
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	hr, err := http.NewRequestWithContext(actx, method, req.URL, bytes.NewReader(req.Body))
 	if err != nil {
-		return 0, nil, nil, false, 0, fmt.Errorf("%w: %v", errNotRetryable, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL, whose query may hold a credential
+		}
+		return 0, nil, nil, false, false, 0, fmt.Errorf("%w: %v", errNotRetryable, err)
 	}
 	for k, v := range req.Header {
 		hr.Header[k] = v
@@ -244,10 +257,19 @@ func (c *Client) attempt(ctx context.Context, hc *http.Client, method string, ti
 	}
 	resp, err := hc.Do(hr)
 	if err != nil {
-		return 0, nil, nil, actx.Err() != nil && errors.Is(actx.Err(), context.DeadlineExceeded), c.opts.Now().Sub(start), err
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			// the operation and the cause, without the URL
+			err = fmt.Errorf("%s: %w", ue.Op, ue.Err)
+		}
+		return 0, nil, nil, false, actx.Err() != nil && errors.Is(actx.Err(), context.DeadlineExceeded), c.opts.Now().Sub(start), err
 	}
 	defer func() { _ = resp.Body.Close() }()
-	body, readErr := io.ReadAll(io.LimitReader(resp.Body, c.opts.MaxResponseBytes))
+	// one byte past the bound tells a body that was cut from one that fits
+	body, readErr := io.ReadAll(io.LimitReader(resp.Body, c.opts.MaxResponseBytes+1))
+	if int64(len(body)) > c.opts.MaxResponseBytes {
+		body, tooLarge = body[:c.opts.MaxResponseBytes], true
+	}
 	// drain a bounded rest so the connection can be reused, unless the
 	// declared length says the rest is beyond the bound (the connection is
 	// then closed instead)
@@ -258,9 +280,9 @@ func (c *Client) attempt(ctx context.Context, hc *http.Client, method string, ti
 	removeHopByHop(header)
 	if readErr != nil {
 		timedOut = actx.Err() != nil && errors.Is(actx.Err(), context.DeadlineExceeded)
-		return 0, header, nil, timedOut, c.opts.Now().Sub(start), readErr
+		return 0, header, nil, false, timedOut, c.opts.Now().Sub(start), readErr
 	}
-	return resp.StatusCode, header, body, false, c.opts.Now().Sub(start), nil
+	return resp.StatusCode, header, body, tooLarge, false, c.opts.Now().Sub(start), nil
 }
 
 // hopByHop are the headers that belong to one connection (RFC 9110 7.6.1).

@@ -51,6 +51,12 @@ func NewSigner(kind, secret string, opts HMACOptions) (Signer, error) {
 		if opts.Header == "" {
 			return nil, errors.New("hmac signing needs a header")
 		}
+		if err := CheckHeaderName(opts.Header); err != nil {
+			return nil, err
+		}
+		if err := CheckHeaderValue(opts.Prefix); err != nil {
+			return nil, fmt.Errorf("prefix: %w", err)
+		}
 		newHash, err := hashFunc(opts.Algorithm)
 		if err != nil {
 			return nil, err
