@@ -41,12 +41,14 @@ http://127.0.0.1:%d {
 	}
 	handle /hooks/stripe {
 		webhook_gateway {
+			name stripe
 			auth stripe whsec_cli_stripe
 		}
 		respond "stripe ok"
 	}
 	handle /hooks/standard {
 		webhook_gateway {
+			name standard
 			auth standard whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
 		}
 		respond "standard ok"
@@ -303,7 +305,7 @@ func TestCLI(t *testing.T) {
 			t.Errorf("events list: exit %d\n%s", code, out)
 		}
 		out, errOut, code = cli(t, bin, nil, nil, "webhook-gateway", "replay", "--address", adminAddr, "--hook", "async", "--id", "evt-cli-1")
-		if code != 0 || !strings.Contains(out, "queued") {
+		if code != 0 || !strings.Contains(out, `"replayed": [`) {
 			t.Errorf("replay: exit %d\n%s\n%s", code, out, errOut)
 		}
 		deadline = time.Now().Add(20 * time.Second)

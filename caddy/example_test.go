@@ -188,7 +188,7 @@ func TestCaddyfileExample(t *testing.T) {
 		t.Errorf("events: exit %d\n%s\n%s", code, out, errOut)
 	}
 	out, errOut, code = cli(t, bin, nil, nil, "webhook-gateway", "replay", "--config", caddyfile, "--hook", "pets-async", "--id", acc.ID)
-	if code != 0 || !strings.Contains(out, `"queued"`) {
+	if code != 0 || !strings.Contains(out, `"replayed": [`) {
 		t.Errorf("replay: exit %d\n%s\n%s", code, out, errOut)
 	}
 }
