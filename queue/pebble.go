@@ -30,6 +30,7 @@ const (
 	kindByID     = 'i' // i idHook(id, hook) key -> nothing
 	kindDedup    = 'd' // d idHook(id, hook) -> expiry (8 bytes)
 	kindDedupExp = 'x' // x expiry idHook(id, hook) -> nothing: dedup marks by expiry
+	kindStatus   = 's' // s status 0 key -> nothing: records by status, for listings
 )
 
 // PebbleLogger receives Pebble's log lines. *zap.SugaredLogger satisfies
@@ -285,6 +286,11 @@ func indexKey(ev *Event) []byte {
 	return nil
 }
 
+// statusKey is the entry of ev in the listing index of its status.
+func statusKey(ev *Event) []byte {
+	return prefixed(kindStatus, []byte(ev.Status), []byte{0}, []byte(ev.Key))
+}
+
 func (p *Pebble) byIDKey(ev *Event) []byte {
 	return prefixed(kindByID, idHook(ev.ID, ev.Hook), []byte(ev.Key))
 }
@@ -360,6 +366,14 @@ func putRecord(b *batch, ev *Event) error {
 func (p *Pebble) move(b *batch, ev *Event, status Status, due, now time.Time) error {
 	if old := indexKey(ev); old != nil {
 		if err := b.Delete(old, nil); err != nil {
+			return err
+		}
+	}
+	if status != ev.Status {
+		if err := b.Delete(statusKey(ev), nil); err != nil {
+			return err
+		}
+		if err := b.Set(statusKey(&Event{Key: ev.Key, Status: status}), nil, nil); err != nil {
 			return err
 		}
 	}
@@ -509,6 +523,7 @@ func (p *Pebble) Enqueue(ctx context.Context, evs []*Event, opts EnqueueOptions)
 			b.Set(bodyKey(rec.Key), rec.Body, nil),
 			b.setIndex(&rec),
 			b.Set(p.byIDKey(&rec), nil, nil),
+			b.Set(statusKey(&rec), nil, nil),
 		} {
 			if err != nil {
 				return unavailable(err)
@@ -750,8 +765,9 @@ func (p *Pebble) Replay(ctx context.Context, key string) error {
 	return nil
 }
 
-// List pages through records newest first, filtered; an id is looked up
-// in its index, other filters are applied while reading back.
+// List pages through records newest first, filtered: through the index
+// of an id, else of a status, else all records; the other filters are
+// applied while reading back.
 func (p *Pebble) List(ctx context.Context, q ListQuery) (ListPage, error) {
 	if err := ctx.Err(); err != nil {
 		return ListPage{}, err
@@ -804,6 +820,35 @@ func (p *Pebble) List(ctx context.Context, q ListQuery) (ListPage, error) {
 			if keep(ev) && !add(ev) {
 				break
 			}
+		}
+		return page, nil
+	}
+	if q.Status != "" {
+		// newest first through the status index
+		prefix := prefixed(kindStatus, []byte(q.Status), []byte{0})
+		upper := prefixEnd(prefix)
+		if q.Cursor != "" {
+			upper = append(bytes.Clone(prefix), q.Cursor...)
+		}
+		it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upper})
+		if err != nil {
+			return ListPage{}, unavailable(err)
+		}
+		for it.Last(); it.Valid(); it.Prev() {
+			ev, err := p.get(string(it.Key()[len(prefix):]))
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				_ = it.Close()
+				return ListPage{}, unavailable(err)
+			}
+			if keep(ev) && !add(ev) {
+				break
+			}
+		}
+		if err := errors.Join(it.Error(), it.Close()); err != nil {
+			return ListPage{}, unavailable(err)
 		}
 		return page, nil
 	}
@@ -904,7 +949,7 @@ func (p *Pebble) purgeRecords(t time.Time, limit int) (int, int, error) {
 		if !bytes.Equal(indexKey(ev), entries[i]) {
 			continue // replayed since: a stale entry
 		}
-		for _, k := range [][]byte{recordKey(key), bodyKey(key), p.byIDKey(ev)} {
+		for _, k := range [][]byte{recordKey(key), bodyKey(key), p.byIDKey(ev), statusKey(ev)} {
 			if err := b.Delete(k, nil); err != nil {
 				return 0, 0, err
 			}

@@ -13,27 +13,43 @@ import (
 	"github.com/caddy-webhooks/gateway/queue"
 )
 
-// countByListing counts events by hook and status the slow way.
-func countByListing(t *testing.T, s queue.Store) map[string]map[queue.Status]int {
+// countByListing counts events by hook and status the slow way: pages of
+// every record, or of each status when byStatus is set (checking that each
+// page is newest first and holds only that status).
+func countByListing(t *testing.T, s queue.Store, byStatus bool) map[string]map[queue.Status]int {
 	t.Helper()
 	out := map[string]map[queue.Status]int{}
-	q := queue.ListQuery{Limit: 100}
-	for {
-		page, err := s.List(context.Background(), q)
-		if err != nil {
-			t.Fatal(err)
+	queries := []queue.ListQuery{{Limit: 7}}
+	if byStatus {
+		queries = nil
+		for _, st := range []queue.Status{queue.StatusQueued, queue.StatusDelivering, queue.StatusDelivered, queue.StatusDead} {
+			queries = append(queries, queue.ListQuery{Status: st, Limit: 7})
 		}
-		for _, ev := range page.Events {
-			if out[ev.Hook] == nil {
-				out[ev.Hook] = map[queue.Status]int{}
-			}
-			out[ev.Hook][ev.Status]++
-		}
-		if page.Next == "" {
-			return out
-		}
-		q.Cursor = page.Next
 	}
+	for _, q := range queries {
+		last := ""
+		for {
+			page, err := s.List(context.Background(), q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ev := range page.Events {
+				if out[ev.Hook] == nil {
+					out[ev.Hook] = map[queue.Status]int{}
+				}
+				out[ev.Hook][ev.Status]++
+				if q.Status != "" && ev.Status != q.Status || last != "" && ev.Key >= last {
+					t.Fatalf("listing %+v: %s (%s) after %s", q, ev.Key, ev.Status, last)
+				}
+				last = ev.Key
+			}
+			if page.Next == "" {
+				break
+			}
+			q.Cursor = page.Next
+		}
+	}
+	return out
 }
 
 func sameCounts(a, b map[string]map[queue.Status]int) bool {
@@ -77,8 +93,11 @@ func testCountsFollowTransitions(t *testing.T, open func(clock *fakeClock, dir s
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := countByListing(t, s); !sameCounts(st.Counts, want) {
+		if want := countByListing(t, s, false); !sameCounts(st.Counts, want) {
 			t.Fatalf("%s: stats %v, listing %v", when, st.Counts, want)
+		}
+		if want := countByListing(t, s, true); !sameCounts(st.Counts, want) {
+			t.Fatalf("%s: stats %v, listing by status %v", when, st.Counts, want)
 		}
 	}
 	for round := range 40 {
@@ -440,5 +459,44 @@ func TestPebbleLeaseWhileEnqueueing(t *testing.T) {
 	st, err := s.Stats(ctx)
 	if err != nil || st.Counts["h"][queue.StatusDelivered] != senders*each || len(st.Counts["h"]) != 1 {
 		t.Fatalf("stats: %v %+v", err, st.Counts)
+	}
+}
+
+// recordingLogger keeps the lines Pebble logs.
+type recordingLogger struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *recordingLogger) add(format string, args ...any) {
+	l.mu.Lock()
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+	l.mu.Unlock()
+}
+
+func (l *recordingLogger) Infof(format string, args ...any)  { l.add(format, args...) }
+func (l *recordingLogger) Errorf(format string, args ...any) { l.add(format, args...) }
+func (l *recordingLogger) Fatalf(format string, args ...any) { l.add(format, args...) }
+
+// TestPebbleLogger: Pebble's log lines go to the logger given (a reopened
+// store logs how it replays its WAL).
+func TestPebbleLogger(t *testing.T) {
+	dir := t.TempDir()
+	for range 2 {
+		logger := &recordingLogger{}
+		s, err := queue.OpenPebble(dir, queue.PebbleOptions{Logger: logger, CacheSize: 1 << 20, MemTableSize: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		enqueue(t, s, "h", "x", queue.EnqueueOptions{})
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		logger.mu.Lock()
+		n := len(logger.lines)
+		logger.mu.Unlock()
+		if n == 0 {
+			t.Fatal("nothing logged")
+		}
 	}
 }
