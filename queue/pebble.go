@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -230,13 +231,18 @@ func OpenPebble(dir string, opts PebbleOptions) (*Pebble, error) {
 		return nil, fmt.Errorf("event store %s is in use by another process (%v)", dir, err)
 	}
 	cache := pebble.NewCache(opts.CacheSize)
-	db, err := pebble.Open(dir, &pebble.Options{
+	po := &pebble.Options{
 		Cache:              cache,
 		MemTableSize:       opts.MemTableSize,
 		Logger:             opts.Logger,
 		Lock:               lock,
 		FormatMajorVersion: pebble.FormatNewest,
-	})
+	}
+	// Bloom filters (every level inherits them): a dedup lookup of a new id
+	// and a point read of a record skip the tables without the key instead
+	// of reading their blocks.
+	po.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	db, err := pebble.Open(dir, po)
 	if err != nil {
 		cache.Unref()
 		_ = lock.Close()
