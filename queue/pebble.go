@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -55,6 +56,13 @@ type PebbleOptions struct {
 	// Logger receives Pebble's logs; nil drops its informational lines
 	// and writes errors to the standard logger.
 	Logger PebbleLogger
+	// MinFreeBytes is the free space under which Enqueue is refused with
+	// ErrUnavailable (the sender gets 503), checked at most every 100ms.
+	// Pebble ends the process when a WAL write fails, so accepts stop
+	// before the disk is full, and the margin is left to delivery
+	// records, which let the queue drain. Default 64 MiB; negative: no
+	// check.
+	MinFreeBytes int64
 }
 
 // Pebble is the embedded store: a Pebble database in one directory.
@@ -79,6 +87,11 @@ type PebbleOptions struct {
 // rewritten with another event's content and an outcome is recorded only
 // for the lease generation it names. At open, records that were being
 // delivered are due again at once.
+//
+// A disk that fills up: accepts are refused (ErrUnavailable) while less
+// than PebbleOptions.MinFreeBytes is free. A write that fails all the same
+// ends the process (Pebble cannot go on after a failed WAL write): as with
+// a crash, nothing accepted is lost, and the request in flight gets no 202.
 //
 // Every state change is one write batch; lookups are point reads or
 // bounded iterations of an index: due records by due time, leases by
@@ -107,6 +120,10 @@ type Pebble struct {
 
 	// floors of the due (0) and lease (1) indexes
 	floors [2]floor
+
+	minFree int64
+	// free space of dir at the last check (bytes), and when (unix nanos)
+	free, freeAt atomic.Int64
 }
 
 // floor is a lower bound of the live entries of the due or the lease
@@ -219,6 +236,9 @@ func OpenPebble(dir string, opts PebbleOptions) (*Pebble, error) {
 	if opts.Logger == nil {
 		opts.Logger = discardInfo{}
 	}
+	if opts.MinFreeBytes == 0 {
+		opts.MinFreeBytes = 64 << 20
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("event store %s: %w", dir, err)
 	}
@@ -248,7 +268,7 @@ func OpenPebble(dir string, opts PebbleOptions) (*Pebble, error) {
 		_ = lock.Close()
 		return nil, fmt.Errorf("event store %s: %w", dir, err)
 	}
-	p := &Pebble{dir: dir, db: db, lock: lock, cache: cache, now: opts.Now, seed: maphash.MakeSeed()}
+	p := &Pebble{dir: dir, db: db, lock: lock, cache: cache, now: opts.Now, seed: maphash.MakeSeed(), minFree: opts.MinFreeBytes}
 	if err := p.recover(); err != nil {
 		_ = p.Close()
 		return nil, fmt.Errorf("event store %s: %w", dir, err)
@@ -480,6 +500,9 @@ func (p *Pebble) Enqueue(ctx context.Context, evs []*Event, opts EnqueueOptions)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := p.checkFree(); err != nil {
+		return err
+	}
 	b := p.newBatch()
 	defer func() { _ = b.Close() }()
 	var now time.Time
@@ -543,6 +566,28 @@ func (p *Pebble) Enqueue(ctx context.Context, evs []*Event, opts EnqueueOptions)
 	for i, ev := range evs {
 		rec := recs[i]
 		ev.Key, ev.Status, ev.UpdatedAt, ev.DueAt, ev.ReceivedAt, ev.Attempts, ev.Deferrals, ev.Gen = rec.Key, rec.Status, rec.UpdatedAt, rec.DueAt, rec.ReceivedAt, nil, 0, rec.Gen
+	}
+	return nil
+}
+
+// checkFree refuses accepts while the disk has less than MinFreeBytes
+// free.
+func (p *Pebble) checkFree() error {
+	if p.minFree < 0 {
+		return nil
+	}
+	free := p.free.Load()
+	if now := time.Now().UnixNano(); now-p.freeAt.Load() > int64(100*time.Millisecond) {
+		u, err := vfs.Default.GetDiskUsage(p.dir)
+		if err != nil {
+			return fmt.Errorf("%w: free space of %s: %v", ErrUnavailable, p.dir, err)
+		}
+		free = int64(min(u.AvailBytes, 1<<62))
+		p.free.Store(free)
+		p.freeAt.Store(now)
+	}
+	if free < p.minFree {
+		return fmt.Errorf("%w: %s has %d bytes free, accepts stop under %d", ErrUnavailable, p.dir, free, p.minFree)
 	}
 	return nil
 }

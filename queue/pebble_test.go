@@ -500,3 +500,33 @@ func TestPebbleLogger(t *testing.T) {
 		}
 	}
 }
+
+// TestPebbleDiskNearlyFull: below MinFreeBytes of free space, accepts are
+// refused as unavailable (503, never 202), and delivery goes on.
+func TestPebbleDiskNearlyFull(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
+	dir := t.TempDir()
+	s, err := queue.OpenPebble(dir, queue.PebbleOptions{Now: clock.Now, MinFreeBytes: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enqueue(t, s, "h", "before", queue.EnqueueOptions{})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// more free space than any disk has
+	s, err = queue.OpenPebble(dir, queue.PebbleOptions{Now: clock.Now, MinFreeBytes: 1 << 62})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	err = s.Enqueue(ctx, []*queue.Event{newEvent("h", "after")}, queue.EnqueueOptions{})
+	if !errors.Is(err, queue.ErrUnavailable) || !strings.Contains(err.Error(), "bytes free") {
+		t.Fatalf("enqueue on a nearly full disk: %v", err)
+	}
+	ev := leaseN(t, s, 1, time.Minute)[0]
+	if err := s.Ack(ctx, queue.LeaseOf(ev), queue.Attempt{At: clock.Now(), Status: 200}); err != nil {
+		t.Fatalf("ack on a nearly full disk: %v", err)
+	}
+}
