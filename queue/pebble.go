@@ -44,7 +44,8 @@ type PebbleLogger interface {
 	Fatalf(format string, args ...any)
 }
 
-// PebbleOptions configure the embedded store.
+// PebbleOptions configure the embedded store. By default it holds about
+// 48 MiB of memory: the block cache and up to two memtables.
 type PebbleOptions struct {
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
