@@ -1,12 +1,16 @@
 package queue_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -529,4 +533,72 @@ func TestPebbleDiskNearlyFull(t *testing.T) {
 	if err := s.Ack(ctx, queue.LeaseOf(ev), queue.Attempt{At: clock.Now(), Status: 200}); err != nil {
 		t.Fatalf("ack on a nearly full disk: %v", err)
 	}
+}
+
+// BenchmarkPebbleBacklog measures accepts (64 at once) and a drain with a
+// backlog already stored: QUEUE_BENCH_BACKLOG records (default 200000; the
+// budget is stated for 1000000), queued but due only tomorrow, so the new
+// events are due first. Compare with BenchmarkPebbleEnqueue/parallel64
+// and BenchmarkPebbleDrain on an empty store. QUEUE_BENCH_SETTLE (a
+// duration) waits after the fill: right after a bulk fill of 1M records,
+// compactions are still catching up and accepts measured then are several
+// times slower than once they are done (a backlog built up over time does
+// not have that debt); measured here, 30s was enough.
+func BenchmarkPebbleBacklog(b *testing.B) {
+	backlog := 200_000
+	if v := os.Getenv("QUEUE_BENCH_BACKLOG"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		backlog = n
+	}
+	var offset atomic.Int64
+	offset.Store(int64(24 * time.Hour))
+	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	s, err := queue.OpenPebble(b.TempDir(), queue.PebbleOptions{Now: now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	ctx := context.Background()
+	const per = 500
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := g; i < backlog/per; i += 8 {
+				evs := make([]*queue.Event, per)
+				for j := range evs {
+					evs[j] = &queue.Event{ID: fmt.Sprintf("old-%d", i), Hook: "h", Action: j, Body: []byte(`{"a":1}`)}
+				}
+				if err := s.Enqueue(ctx, evs, queue.EnqueueOptions{Dedup: time.Hour}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if d := os.Getenv("QUEUE_BENCH_SETTLE"); d != "" {
+		settle, _ := time.ParseDuration(d)
+		time.Sleep(settle)
+	}
+	offset.Store(0)
+	body := bytes.Repeat([]byte{'x'}, 1024)
+	var n atomic.Int64
+	b.Run("enqueue64-dedup", func(b *testing.B) {
+		b.SetParallelism(32)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				ev := []*queue.Event{{ID: fmt.Sprint(n.Add(1)), Hook: "h", Body: body}}
+				if err := s.Enqueue(ctx, ev, queue.EnqueueOptions{Dedup: 24 * time.Hour}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+	b.Run("drain", func(b *testing.B) {
+		benchDrain(b, s)
+	})
 }
