@@ -12,9 +12,11 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -30,6 +32,7 @@ const (
 	kindByID     = 'i' // i idHook(id, hook) key -> nothing
 	kindDedup    = 'd' // d idHook(id, hook) -> expiry (8 bytes)
 	kindDedupExp = 'x' // x expiry idHook(id, hook) -> nothing: dedup marks by expiry
+	kindStatus   = 's' // s status 0 key -> nothing: records by status, for listings
 )
 
 // PebbleLogger receives Pebble's log lines. *zap.SugaredLogger satisfies
@@ -41,7 +44,8 @@ type PebbleLogger interface {
 	Fatalf(format string, args ...any)
 }
 
-// PebbleOptions configure the embedded store.
+// PebbleOptions configure the embedded store. By default it holds about
+// 48 MiB of memory: the block cache and up to two memtables.
 type PebbleOptions struct {
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
@@ -53,6 +57,13 @@ type PebbleOptions struct {
 	// Logger receives Pebble's logs; nil drops its informational lines
 	// and writes errors to the standard logger.
 	Logger PebbleLogger
+	// MinFreeBytes is the free space under which Enqueue is refused with
+	// ErrUnavailable (the sender gets 503), checked at most every 100ms.
+	// Pebble ends the process when a WAL write fails, so accepts stop
+	// before the disk is full, and the margin is left to delivery
+	// records, which let the queue drain. Default 64 MiB; negative: no
+	// check.
+	MinFreeBytes int64
 }
 
 // Pebble is the embedded store: a Pebble database in one directory.
@@ -77,6 +88,11 @@ type PebbleOptions struct {
 // rewritten with another event's content and an outcome is recorded only
 // for the lease generation it names. At open, records that were being
 // delivered are due again at once.
+//
+// A disk that fills up: accepts are refused (ErrUnavailable) while less
+// than PebbleOptions.MinFreeBytes is free. A write that fails all the same
+// ends the process (Pebble cannot go on after a failed WAL write): as with
+// a crash, nothing accepted is lost, and the request in flight gets no 202.
 //
 // Every state change is one write batch; lookups are point reads or
 // bounded iterations of an index: due records by due time, leases by
@@ -105,6 +121,10 @@ type Pebble struct {
 
 	// floors of the due (0) and lease (1) indexes
 	floors [2]floor
+
+	minFree int64
+	// free space of dir at the last check (bytes), and when (unix nanos)
+	free, freeAt atomic.Int64
 }
 
 // floor is a lower bound of the live entries of the due or the lease
@@ -217,6 +237,9 @@ func OpenPebble(dir string, opts PebbleOptions) (*Pebble, error) {
 	if opts.Logger == nil {
 		opts.Logger = discardInfo{}
 	}
+	if opts.MinFreeBytes == 0 {
+		opts.MinFreeBytes = 64 << 20
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("event store %s: %w", dir, err)
 	}
@@ -229,19 +252,24 @@ func OpenPebble(dir string, opts PebbleOptions) (*Pebble, error) {
 		return nil, fmt.Errorf("event store %s is in use by another process (%v)", dir, err)
 	}
 	cache := pebble.NewCache(opts.CacheSize)
-	db, err := pebble.Open(dir, &pebble.Options{
+	po := &pebble.Options{
 		Cache:              cache,
 		MemTableSize:       opts.MemTableSize,
 		Logger:             opts.Logger,
 		Lock:               lock,
 		FormatMajorVersion: pebble.FormatNewest,
-	})
+	}
+	// Bloom filters (every level inherits them): a dedup lookup of a new id
+	// and a point read of a record skip the tables without the key instead
+	// of reading their blocks.
+	po.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	db, err := pebble.Open(dir, po)
 	if err != nil {
 		cache.Unref()
 		_ = lock.Close()
 		return nil, fmt.Errorf("event store %s: %w", dir, err)
 	}
-	p := &Pebble{dir: dir, db: db, lock: lock, cache: cache, now: opts.Now, seed: maphash.MakeSeed()}
+	p := &Pebble{dir: dir, db: db, lock: lock, cache: cache, now: opts.Now, seed: maphash.MakeSeed(), minFree: opts.MinFreeBytes}
 	if err := p.recover(); err != nil {
 		_ = p.Close()
 		return nil, fmt.Errorf("event store %s: %w", dir, err)
@@ -283,6 +311,11 @@ func indexKey(ev *Event) []byte {
 		return prefixed(kindFinished, unixBytes(ev.UpdatedAt), []byte(ev.Key))
 	}
 	return nil
+}
+
+// statusKey is the entry of ev in the listing index of its status.
+func statusKey(ev *Event) []byte {
+	return prefixed(kindStatus, []byte(ev.Status), []byte{0}, []byte(ev.Key))
 }
 
 func (p *Pebble) byIDKey(ev *Event) []byte {
@@ -360,6 +393,14 @@ func putRecord(b *batch, ev *Event) error {
 func (p *Pebble) move(b *batch, ev *Event, status Status, due, now time.Time) error {
 	if old := indexKey(ev); old != nil {
 		if err := b.Delete(old, nil); err != nil {
+			return err
+		}
+	}
+	if status != ev.Status {
+		if err := b.Delete(statusKey(ev), nil); err != nil {
+			return err
+		}
+		if err := b.Set(statusKey(&Event{Key: ev.Key, Status: status}), nil, nil); err != nil {
 			return err
 		}
 	}
@@ -460,6 +501,9 @@ func (p *Pebble) Enqueue(ctx context.Context, evs []*Event, opts EnqueueOptions)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := p.checkFree(); err != nil {
+		return err
+	}
 	b := p.newBatch()
 	defer func() { _ = b.Close() }()
 	var now time.Time
@@ -509,6 +553,7 @@ func (p *Pebble) Enqueue(ctx context.Context, evs []*Event, opts EnqueueOptions)
 			b.Set(bodyKey(rec.Key), rec.Body, nil),
 			b.setIndex(&rec),
 			b.Set(p.byIDKey(&rec), nil, nil),
+			b.Set(statusKey(&rec), nil, nil),
 		} {
 			if err != nil {
 				return unavailable(err)
@@ -522,6 +567,28 @@ func (p *Pebble) Enqueue(ctx context.Context, evs []*Event, opts EnqueueOptions)
 	for i, ev := range evs {
 		rec := recs[i]
 		ev.Key, ev.Status, ev.UpdatedAt, ev.DueAt, ev.ReceivedAt, ev.Attempts, ev.Deferrals, ev.Gen = rec.Key, rec.Status, rec.UpdatedAt, rec.DueAt, rec.ReceivedAt, nil, 0, rec.Gen
+	}
+	return nil
+}
+
+// checkFree refuses accepts while the disk has less than MinFreeBytes
+// free.
+func (p *Pebble) checkFree() error {
+	if p.minFree < 0 {
+		return nil
+	}
+	free := p.free.Load()
+	if now := time.Now().UnixNano(); now-p.freeAt.Load() > int64(100*time.Millisecond) {
+		u, err := vfs.Default.GetDiskUsage(p.dir)
+		if err != nil {
+			return fmt.Errorf("%w: free space of %s: %v", ErrUnavailable, p.dir, err)
+		}
+		free = int64(min(u.AvailBytes, 1<<62))
+		p.free.Store(free)
+		p.freeAt.Store(now)
+	}
+	if free < p.minFree {
+		return fmt.Errorf("%w: %s has %d bytes free, accepts stop under %d", ErrUnavailable, p.dir, free, p.minFree)
 	}
 	return nil
 }
@@ -750,8 +817,9 @@ func (p *Pebble) Replay(ctx context.Context, key string) error {
 	return nil
 }
 
-// List pages through records newest first, filtered; an id is looked up
-// in its index, other filters are applied while reading back.
+// List pages through records newest first, filtered: through the index
+// of an id, else of a status, else all records; the other filters are
+// applied while reading back.
 func (p *Pebble) List(ctx context.Context, q ListQuery) (ListPage, error) {
 	if err := ctx.Err(); err != nil {
 		return ListPage{}, err
@@ -804,6 +872,35 @@ func (p *Pebble) List(ctx context.Context, q ListQuery) (ListPage, error) {
 			if keep(ev) && !add(ev) {
 				break
 			}
+		}
+		return page, nil
+	}
+	if q.Status != "" {
+		// newest first through the status index
+		prefix := prefixed(kindStatus, []byte(q.Status), []byte{0})
+		upper := prefixEnd(prefix)
+		if q.Cursor != "" {
+			upper = append(bytes.Clone(prefix), q.Cursor...)
+		}
+		it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upper})
+		if err != nil {
+			return ListPage{}, unavailable(err)
+		}
+		for it.Last(); it.Valid(); it.Prev() {
+			ev, err := p.get(string(it.Key()[len(prefix):]))
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				_ = it.Close()
+				return ListPage{}, unavailable(err)
+			}
+			if keep(ev) && !add(ev) {
+				break
+			}
+		}
+		if err := errors.Join(it.Error(), it.Close()); err != nil {
+			return ListPage{}, unavailable(err)
 		}
 		return page, nil
 	}
@@ -904,7 +1001,7 @@ func (p *Pebble) purgeRecords(t time.Time, limit int) (int, int, error) {
 		if !bytes.Equal(indexKey(ev), entries[i]) {
 			continue // replayed since: a stale entry
 		}
-		for _, k := range [][]byte{recordKey(key), bodyKey(key), p.byIDKey(ev)} {
+		for _, k := range [][]byte{recordKey(key), bodyKey(key), p.byIDKey(ev), statusKey(ev)} {
 			if err := b.Delete(k, nil); err != nil {
 				return 0, 0, err
 			}

@@ -87,7 +87,8 @@ func TestPebbleKillWriter(t *testing.T) {
 	wg.Wait()
 }
 
-// TestPebbleSurvivesKill: a writer process is killed (SIGKILL) while it
+// TestPebbleSurvivesKill: while a writer process runs, opening its
+// directory is refused in words; the writer is killed (SIGKILL) while it
 // accepts, leases and acks; after reopening, every record it reported
 // accepted is there with its event id, its dedup mark holds, and it is
 // queued (a lease or an ack lost or cut short: due again) or delivered.
@@ -124,6 +125,13 @@ func TestPebbleSurvivesKill(t *testing.T) {
 			acks++
 		case len(f) > 0 && f[0] == "error":
 			t.Errorf("writer: %s", lines.Text())
+		}
+		if len(got) == 1 {
+			// the writer holds the directory: another process is told so
+			_, err := queue.OpenPebble(dir, queue.PebbleOptions{})
+			if want := "event store " + dir + " is in use by another process"; err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("open while the writer runs: %v, want %q", err, want)
+			}
 		}
 		if acks >= 2000 && !killed {
 			if err := cmd.Process.Kill(); err != nil {

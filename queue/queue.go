@@ -4,8 +4,8 @@
 //
 // One interface, Store, has two implementations: an embedded Pebble
 // database (the default) and NATS (a JetStream cluster shared by several
-// gateway instances). Delivery is at least once: a lease that is not acked before
-// it expires makes the event due again.
+// gateway instances). Delivery is at least once: a lease that is not acked
+// before it expires makes the event due again.
 //
 // A stored event is typed: it holds what the sender sent and what was
 // decided when it was accepted (the hook, the action index, the body, the
