@@ -259,7 +259,12 @@ func TestCLI(t *testing.T) {
 			t.Errorf("no reshape: exit %d %q", code, out)
 		}
 		// two hooks without a name are both "default": refused, not guessed
-		_, errOut, code = cli(t, bin, nil, nil, "webhook-gateway", "reshape", "--config", caddyfile, "--hook", "default", "--data", `{}`)
+		ambiguous := filepath.Join(dir, "Ambiguous.caddyfile")
+		twoDefaults := "http://127.0.0.1:1 {\n\thandle /a {\n\t\twebhook_gateway {\n\t\t\tauth api_key a\n\t\t}\n\t}\n\thandle /b {\n\t\twebhook_gateway {\n\t\t\tauth api_key b\n\t\t}\n\t}\n}\n"
+		if err := os.WriteFile(ambiguous, []byte(twoDefaults), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, errOut, code = cli(t, bin, nil, nil, "webhook-gateway", "reshape", "--config", ambiguous, "--hook", "default", "--data", `{}`)
 		if code == 0 || !strings.Contains(errOut, `2 hooks are named \"default\"`) {
 			t.Errorf("ambiguous hook: exit %d\n%s", code, errOut)
 		}
@@ -276,9 +281,11 @@ func TestCLI(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "202") {
 			t.Fatalf("async send: exit %d\n%s\n%s", code, out, errOut)
 		}
-		var ev struct {
-			ID, Status string
-			Attempts   []json.RawMessage
+		var list struct {
+			Events []struct {
+				ID, Status string
+				Attempts   []json.RawMessage
+			}
 		}
 		deadline := time.Now().Add(20 * time.Second)
 		for {
@@ -286,10 +293,10 @@ func TestCLI(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("events --id: exit %d\n%s\n%s", code, out, errOut)
 			}
-			if err := json.Unmarshal([]byte(out), &ev); err != nil {
+			if err := json.Unmarshal([]byte(out), &list); err != nil {
 				t.Fatalf("events --id printed %q: %v", out, err)
 			}
-			if ev.Status == "delivered" {
+			if len(list.Events) == 1 && list.Events[0].Status == "delivered" {
 				break
 			}
 			if time.Now().After(deadline) {
