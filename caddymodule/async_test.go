@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -265,5 +266,58 @@ http://localhost:9080 {
 	var empty eventList
 	if code := adminGet(t, "/webhook_gateway/events?hook=nothing-here", &empty); code != http.StatusOK || empty.Events == nil || len(empty.Events) != 0 {
 		t.Errorf("empty listing: %d %+v", code, empty)
+	}
+}
+
+// moduleGoroutines lists the running goroutines with a frame of this
+// module or of the Pebble store, apart from tests' own.
+func moduleGoroutines() []string {
+	buf := make([]byte, 8<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "testing.tRunner") || strings.Contains(g, "caddymodule_test.") {
+			continue
+		}
+		if strings.Contains(g, "caddy-webhooks/gateway/") || strings.Contains(g, "cockroachdb/pebble") {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// Workers, the lease loop, the purge loop and the store belong to a config:
+// once a config without the app replaces it, none of them runs on.
+func TestNoGoroutineOutlivesConfig(t *testing.T) {
+	up := newUpstream(t, nil)
+	tester, _ := asyncCaddy(t, "\t\tworkers 8", fmt.Sprintf(`
+http://localhost:9080 {
+	webhook_gateway /a {
+		auth api_key k
+		mode async
+		forward %s/a
+	}
+}
+`, up.URL))
+	for range 20 {
+		if status, _, b := post(t, tester, "/a", "application/json", http.Header{"X-Api-Key": {"k"}}, []byte(`{}`)); status != http.StatusAccepted {
+			t.Fatalf("%d %s", status, b)
+		}
+	}
+	waitFor(t, "deliveries", func() bool { return len(up.requests()) == 20 })
+	if len(moduleGoroutines()) == 0 {
+		t.Fatal("no worker goroutine seen while the config runs: the check below would prove nothing")
+	}
+	tester.InitServer(withPorts(globalOptions), "caddyfile")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		left := moduleGoroutines()
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines outlive the config, the first:\n%s", len(left), left[0])
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
