@@ -296,6 +296,19 @@ func TestAsyncReloadUnderLoad(t *testing.T) {
 	if accepted < 50 {
 		t.Fatalf("only %d events accepted during the reloads", accepted)
 	}
+	// on failure, the run log of a few events that were not delivered
+	defer func() {
+		if !t.Failed() {
+			return
+		}
+		for _, id := range l.missingSample(3) {
+			if resp, err := adminClient.Get(adminURL + "/webhook_gateway/event?id=" + id); err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				_ = resp.Body.Close()
+				t.Logf("not delivered: %s: %s", id, b)
+			}
+		}
+	}()
 	l.waitAllDelivered(t, 30*time.Second)
 
 	// same config as the baseline; idle keep-alive connections (Caddy's to
