@@ -87,7 +87,7 @@ http://localhost:9080 {
 	}
 	tester, dir := asyncCaddy(t, "", sites("name a", "name b"))
 
-	clash := strings.Replace(globalOptions, "auto_https off", "auto_https off\n\twebhook_gateway {\n\t\tstore pebble "+dir+"\n\t}", 1) + sites("", "")
+	clash := pebbleGlobal(dir, "") + sites("", "")
 	err := validateCaddyfile(t, clash)
 	if err == nil {
 		t.Fatal("two differently configured hooks named default were loaded")
@@ -102,7 +102,7 @@ http://localhost:9080 {
 	}
 	// the same config twice under one name is fine (one hook on two sites)
 	hook := "\t\twebhook_gateway {\n\t\t\tauth api_key k\n\t\t\tmode async\n\t\t\tforward " + upA.URL + "/a\n\t\t}\n"
-	same := strings.Replace(globalOptions, "auto_https off", "auto_https off\n\twebhook_gateway {\n\t\tstore pebble "+dir+"\n\t}", 1) +
+	same := pebbleGlobal(dir, "") +
 		"http://localhost:9080 {\n\thandle /one {\n" + hook + "\t}\n\thandle /two {\n" + hook + "\t}\n}\n"
 	if err := validateCaddyfile(t, same); err != nil {
 		t.Errorf("identical hooks sharing a name: %v", err)
@@ -218,7 +218,7 @@ http://localhost:9080 {
 	waitFor(t, "the first attempt", func() bool { return len(up.requests()) == 1 })
 
 	// the hook is removed by a reload (same store)
-	without := strings.Replace(globalOptions, "auto_https off", "auto_https off\n\twebhook_gateway {\n\t\tstore pebble "+dir+"\n\t\torphan_after 3s\n\t}", 1) + `
+	without := pebbleGlobal(dir, "\t\torphan_after 3s") + `
 http://localhost:9080 {
 	respond /other 204
 }
@@ -413,7 +413,7 @@ http://localhost:9080 {
 
 	// rotate both; the next attempt uses the running config's values
 	t.Setenv("WG_TEST_UPSTREAM_KEY", "upstream-key-TWO-44d1")
-	config := strings.Replace(globalOptions, "auto_https off", "auto_https off\n\twebhook_gateway {\n\t\tstore pebble "+dir+"\n\t}", 1) + site("sign-secret-TWO-90ee")
+	config := pebbleGlobal(dir, "") + site("sign-secret-TWO-90ee")
 	if err := loadCaddyfile(t, config); err != nil {
 		t.Fatal(err)
 	}

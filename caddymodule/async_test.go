@@ -88,11 +88,17 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func asyncCaddy(t *testing.T, appOptions, sites string) (*caddytest.Tester, string) {
 	t.Helper()
 	dir := t.TempDir()
-	config := strings.Replace(globalOptions, "auto_https off", fmt.Sprintf("auto_https off\n\twebhook_gateway {\n\t\tstore pebble %s\n%s\n\t}", dir, appOptions), 1) + sites
+	config := pebbleGlobal(dir, appOptions) + sites
 	tester := newTester(t)
 	tester.InitServer(withPorts(config), "caddyfile")
 	t.Cleanup(func() { tester.InitServer(withPorts(globalOptions), "caddyfile") })
 	return tester, dir
+}
+
+// pebbleGlobal is the test's global options with the app on a Pebble
+// store in dir and extra app options.
+func pebbleGlobal(dir, appOptions string) string {
+	return strings.Replace(globalOptions, "auto_https off", fmt.Sprintf("auto_https off\n\twebhook_gateway {\n\t\tstore pebble %s\n%s\n\t}", dir, appOptions), 1)
 }
 
 // metricValue reads one sample from the admin /metrics endpoint, 0 when
