@@ -76,8 +76,10 @@ func runHookTokensConformance(t *testing.T, open hookPair) {
 			t.Fatal("two hooks share tokens")
 		}
 		// tokens given for a new hook are used
-		given := mustPut(t, b, queue.IssuedHook{Issuer: "gh", Tenant: "acme", Datasource: "dockerhub", Event: "push",
-			APIToken: "0b6f5a6e-6f5e-4f57-9c43-7a0b8f1e2d3c", Token: strings.Repeat("ab", 20)}, false)
+		given := mustPut(t, b, queue.IssuedHook{
+			Issuer: "gh", Tenant: "acme", Datasource: "dockerhub", Event: "push",
+			APIToken: "0b6f5a6e-6f5e-4f57-9c43-7a0b8f1e2d3c", Token: strings.Repeat("ab", 20),
+		}, false)
 		if given.APIToken != "0b6f5a6e-6f5e-4f57-9c43-7a0b8f1e2d3c" || given.Token != strings.Repeat("ab", 20) {
 			t.Fatalf("given tokens not used: %+v", given)
 		}
