@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -598,5 +599,72 @@ http://localhost:9080 {
 	}
 	if _, err := other.HookByTokens(context.Background(), "github-hooks", h.APIToken, h.Token); err == nil {
 		t.Fatal("the other instance still finds the deleted hook")
+	}
+
+	// the store goes away: no verdict, so 503, not 401
+	live := createHook(t, tester, "/wh/config", acme, `{"datasource":"github","event":"push"}`)
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	status, hdr, b := call(t, tester, http.MethodPost, "/hooks/"+live.APIToken+"/"+live.Token, nil, githubPush)
+	if status != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
+		t.Errorf("push with the store down: %d %s", status, b)
+	}
+	status, _, b = call(t, tester, http.MethodGet, "/wh/config", acme, "")
+	if status != http.StatusServiceUnavailable || strings.Contains(string(b), "nats") {
+		t.Errorf("list with the store down: %d %s", status, b)
+	}
+}
+
+// TestReadmeIssuedHooks runs the README's issued hooks block: a token
+// service behind forward_auth names the tenant, a hook pushed to reaches
+// the app with the issued placeholders, and the access log filter keeps
+// the token out of the log.
+func TestReadmeIssuedHooks(t *testing.T) {
+	block := readmeBlock(t, "request>uri regexp")
+	app := newUpstream(t, nil)
+	sts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/validate" || r.Header.Get("Authorization") != "Bearer acme-token" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("X-Tenant-Id", "acme")
+	}))
+	t.Cleanup(sts.Close)
+	logFile := t.TempDir() + "/access.log"
+	site := strings.NewReplacer(
+		"hooks.example.com {", "http://localhost:9080 {",
+		"log {", fmt.Sprintf("log {\n\t\toutput file %q", logFile),
+		"https://{http.request.host}", "http://{http.request.hostport}",
+		"localhost:8081", strings.TrimPrefix(sts.URL, "http://"),
+		"localhost:3000", app.addr(),
+	).Replace(block)
+	tester, _ := asyncCaddy(t, "", site)
+
+	h := createHook(t, tester, "/wh/config", http.Header{"Authorization": {"Bearer acme-token"}},
+		`{"datasource":"github","event":"push","tsField":"commits[0].timestamp"}`)
+	if h.TenantID != "acme" {
+		t.Fatalf("hook %+v", h)
+	}
+	if status, _, _ := call(t, tester, http.MethodHead, "/wh/config/"+h.Token, http.Header{"Authorization": {"Bearer acme-token"}}, ""); status != http.StatusOK {
+		t.Fatalf("HEAD: %d", status)
+	}
+	if status, _, b := call(t, tester, http.MethodPost, hookPath(t, h), nil, githubPush); status != http.StatusOK {
+		t.Fatalf("push: %d %s", status, b)
+	}
+	got := app.requests()
+	if len(got) != 1 || got[0].path != "/events/acme" || got[0].header.Get("X-Datasource") != "github" ||
+		got[0].header.Get("X-Event") != "push" || got[0].header.Get("X-Event-Time") != "2026-11-23T10:00:00+01:00" {
+		t.Fatalf("app got %+v", got)
+	}
+	var log []byte
+	waitFor(t, "the access log lines", func() bool {
+		log, _ = os.ReadFile(logFile)
+		return bytes.Count(log, []byte(`"uri":`)) >= 3
+	})
+	if bytes.Contains(log, []byte(h.Token)) {
+		t.Errorf("the token is in the access log: %s", log)
+	}
+	if !bytes.Contains(log, []byte("/wh/"+h.APIToken+"/REDACTED")) || !bytes.Contains(log, []byte("/wh/config/REDACTED")) {
+		t.Errorf("the access log lost the rest of the URIs: %s", log)
 	}
 }
