@@ -220,7 +220,7 @@ http://localhost:9080 {
 	t.Run("list and get", func(t *testing.T) {
 		status, hdr, b := call(t, tester, http.MethodGet, "/wh/config", acme, "")
 		var list []issuedHook
-		if status != http.StatusOK || hdr.Get("Content-Type") != "application/json" || json.Unmarshal(b, &list) != nil {
+		if status != http.StatusOK || hdr.Get("Content-Type") != "application/json" || hdr.Get("Cache-Control") != "no-store" || json.Unmarshal(b, &list) != nil {
 			t.Fatalf("list: %d %s", status, b)
 		}
 		if len(list) != 3 || list[0] != circle || list[1] != push || list[2] != release {
