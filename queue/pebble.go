@@ -33,6 +33,7 @@ const (
 	kindDedup    = 'd' // d idHook(id, hook) -> expiry (8 bytes)
 	kindDedupExp = 'x' // x expiry idHook(id, hook) -> nothing: dedup marks by expiry
 	kindStatus   = 's' // s status 0 key -> nothing: records by status, for listings
+	// 'h' and 'k' hold issued hooks: see tokens_pebble.go
 )
 
 // PebbleLogger receives Pebble's log lines. *zap.SugaredLogger satisfies
@@ -125,6 +126,8 @@ type Pebble struct {
 	minFree int64
 	// free space of dir at the last check (bytes), and when (unix nanos)
 	free, freeAt atomic.Int64
+	// hooksMu serializes changes of issued hooks (tokens_pebble.go)
+	hooksMu sync.Mutex
 }
 
 // floor is a lower bound of the live entries of the due or the lease
