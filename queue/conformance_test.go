@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(killDirEnv); dir != "" {
+		killWriter(dir) // the process TestPebbleSurvivesKill kills
+		return
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -19,18 +19,16 @@ import (
 // TestPebbleSurvivesKill starts and kills.
 const killDirEnv = "QUEUE_TEST_KILL_DIR"
 
-// TestPebbleKillWriter is the process TestPebbleSurvivesKill kills: 16
-// senders enqueue (some re-sending ids, with and without dedup, some
-// leased at enqueue) while workers lease and ack. Each accepted record is
-// printed after Enqueue returned, each ack after Ack returned.
-func TestPebbleKillWriter(t *testing.T) {
-	dir := os.Getenv(killDirEnv)
-	if dir == "" {
-		t.Skip("run by TestPebbleSurvivesKill")
-	}
+// killWriter is the process TestPebbleSurvivesKill kills (TestMain runs
+// it when killDirEnv is set): 16 senders enqueue (some re-sending ids,
+// with and without dedup, some leased at enqueue) while workers lease and
+// ack. Each accepted record is printed after Enqueue returned, each ack
+// after Ack returned. It runs until it is killed.
+func killWriter(dir string) {
 	s, err := queue.OpenPebble(dir, queue.PebbleOptions{})
 	if err != nil {
-		t.Fatal(err)
+		fmt.Println("error", err)
+		os.Exit(1)
 	}
 	ctx := context.Background()
 	var mu sync.Mutex
@@ -97,7 +95,7 @@ func TestPebbleSurvivesKill(t *testing.T) {
 		t.Skip("starts a process")
 	}
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestPebbleKillWriter$", "-test.count=1")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), killDirEnv+"="+dir)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
