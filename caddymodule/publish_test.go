@@ -338,4 +338,3 @@ http://localhost:9080 {
 		}
 	}
 }
-

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"sync"
 	"time"
@@ -56,7 +57,7 @@ func (p *amqpPublisher) Publish(ctx context.Context, m Message) error {
 		mode = amqp.Transient
 	}
 	dc, err := cc.ch.PublishWithDeferredConfirmWithContext(ctx, m.Exchange, m.Key, true, false, amqp.Publishing{
-		Headers:      amqp.Table{HeaderHook: m.Hook, HeaderAttempt: int32(min(m.Attempt, 1<<30))},
+		Headers:      amqp.Table{HeaderHook: m.Hook, HeaderAttempt: attemptHeader(m.Attempt)},
 		ContentType:  "application/json",
 		DeliveryMode: mode,
 		MessageId:    m.ID,
@@ -92,6 +93,15 @@ func (p *amqpPublisher) Publish(ctx context.Context, m Message) error {
 	}
 	p.release(cc)
 	return nil
+}
+
+// attemptHeader is the attempt number as an AMQP long (int32), which
+// every client library reads.
+func attemptHeader(n int) int32 {
+	if n < 0 || n > math.MaxInt32 {
+		return math.MaxInt32
+	}
+	return int32(n)
 }
 
 // channel takes an idle channel or opens one, dialling the broker when
