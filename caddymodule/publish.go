@@ -101,8 +101,12 @@ func (p *PublishConfig) provision(repl *caddy.Replacer, reshaped bool, index int
 	if p.URL == "" {
 		return nil, errors.New("url is required")
 	}
-	if err := emptyEnv("url", p.URL, repl); err != nil {
-		return nil, err
+	// every {env.*} of the URL, since a part left empty (a password)
+	// would only show as a refused connection
+	for _, m := range envPlaceholder.FindAllString(p.URL, -1) {
+		if err := emptyEnv("url: part", m, repl); err != nil {
+			return nil, err
+		}
 	}
 	rawURL := repl.ReplaceKnown(p.URL, "")
 	if strings.Contains(rawURL, "{") {
