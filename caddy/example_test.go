@@ -167,7 +167,55 @@ func TestCaddyfileExample(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	// 4. the README's "Command line" commands on the example
+	// 4. hook URLs issued at run time: create, list, read, validate, push,
+	// a token never issued, delete
+	mgmt := func(method, path, body string) (int, string) {
+		t.Helper()
+		var rd io.Reader
+		if body != "" {
+			rd = strings.NewReader(body)
+		}
+		req, err := http.NewRequest(method, base+path, rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth("demo", "demo-password")
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	st, got = mgmt(http.MethodPost, "/wh/config", `{"datasource":"github","event":"push","tsField":"commits[0].timestamp"}`)
+	var hook struct{ APIToken, Token, TenantID, TSField, HookURL string }
+	if st != http.StatusOK || json.Unmarshal([]byte(got), &hook) != nil || hook.TenantID != "demo" || hook.TSField != "commits[0].timestamp" ||
+		hook.HookURL != fmt.Sprintf("%s/wh/%s/%s", base, hook.APIToken, hook.Token) {
+		t.Fatalf("create hook: %d %s", st, got)
+	}
+	st, got = mgmt(http.MethodGet, "/wh/config", "")
+	expect("list hooks", st, got, http.StatusOK, `"token":"`+hook.Token+`"`)
+	st, got = mgmt(http.MethodGet, "/wh/config/"+hook.Token, "")
+	expect("read hook", st, got, http.StatusOK, `"hookUrl":"`+hook.HookURL+`"`)
+	st, _ = mgmt(http.MethodHead, "/wh/config/"+hook.Token, "")
+	expect("validate hook", st, "", http.StatusOK, "")
+	push := `{"ref":"refs/heads/main","commits":[{"id":"6113728f","timestamp":"2026-11-23T10:00:00Z"}]}`
+	st, got = send(strings.TrimPrefix(hook.HookURL, base), "application/json", nil, push)
+	expect("push to the hook", st, got, http.StatusOK, "app got POST /events/demo/github/push?ts=2026-11-23T10%3A00%3A00Z id=")
+	st, got = send("/wh/00000000-0000-4000-8000-000000000000/0000000000000000000000000000000000000000", "application/json", nil, `{}`)
+	expect("token never issued", st, got, http.StatusUnauthorized, "unauthorized")
+	st, _ = mgmt(http.MethodDelete, "/wh/config/"+hook.Token, "")
+	expect("delete hook", st, "", http.StatusNoContent, "")
+	st, got = send(strings.TrimPrefix(hook.HookURL, base), "application/json", nil, push)
+	expect("push after delete", st, got, http.StatusUnauthorized, "unauthorized")
+	st, _ = mgmt(http.MethodHead, "/wh/config/"+hook.Token, "")
+	expect("validate deleted hook", st, "", http.StatusNotFound, "")
+
+	// 5. the README's "Command line" commands on the example
 	out, errOut, code := cli(t, bin, nil, nil, "webhook-gateway", "send", "--preset", "github", "--secret", "demo-github-secret",
 		"--url", base+"/hooks/github", "--data", `{"action":"opened"}`)
 	if code != 0 || !strings.Contains(out, `app got POST /hooks/github id=`) {

@@ -208,7 +208,7 @@ func isPreset(name string) bool {
 func parseAuth(d *caddyfile.Dispenser) (AuthConfig, error) {
 	var a AuthConfig
 	if !d.NextArg() {
-		return a, d.Errf("auth needs a method: basic, api_key, hmac or a preset such as github")
+		return a, d.Errf("auth needs a method: basic, api_key, hmac, issued or a preset such as github")
 	}
 	given := d.Val()
 	a.Method = strings.ToLower(given)
@@ -219,6 +219,11 @@ func parseAuth(d *caddyfile.Dispenser) (AuthConfig, error) {
 			return a, d.Errf("auth basic needs a username and a password (or hash)")
 		}
 		a.Username, a.Password = args[0], args[1]
+	case "issued":
+		if len(args) != 3 {
+			return a, d.Errf("auth issued needs an issuer, an api token template and a token template, e.g. auth issued github-hooks {path.1} {path.2}")
+		}
+		a.Issuer, a.APIToken, a.Token = args[0], args[1], args[2]
 	case "api_key", "hmac":
 		if len(args) == 0 {
 			return a, d.Errf("auth %s needs at least one key or secret", a.Method)
@@ -229,7 +234,7 @@ func parseAuth(d *caddyfile.Dispenser) (AuthConfig, error) {
 			if near := verify.Closest(a.Method); near != "" {
 				return a, d.Errf("auth: unknown method %q; did you mean %s?", given, near)
 			}
-			return a, d.Errf("auth: unknown method %q (want basic, api_key, hmac or one of: %s)", given, strings.Join(verify.Presets(), ", "))
+			return a, d.Errf("auth: unknown method %q (want basic, api_key, hmac, issued or one of: %s)", given, strings.Join(verify.Presets(), ", "))
 		}
 		if len(args) == 0 {
 			return a, d.Errf("auth %s needs at least one secret", a.Method)
@@ -243,11 +248,12 @@ func parseAuth(d *caddyfile.Dispenser) (AuthConfig, error) {
 			"api_key": {"header", "query", "bearer"},
 			"hmac":    {"header", "algorithm", "encoding", "prefix", "timestamp_header", "signed", "tolerance"},
 			"basic":   {},
+			"issued":  {},
 		}[a.Method]
 		if allowed == nil {
 			allowed = []string{"tolerance"}
 		}
-		if !slices.Contains(allowed, opt) && opt != "reject_duplicate_keys" {
+		if !slices.Contains(allowed, opt) && (opt != "reject_duplicate_keys" || a.Method == "issued") {
 			return a, d.Errf("auth %s: unrecognized option %q", a.Method, opt)
 		}
 		var err error

@@ -18,9 +18,20 @@ import (
 // AuthConfig is one way to authenticate the sender. Secrets, usernames
 // and passwords may be {env.*} placeholders, resolved at provisioning.
 type AuthConfig struct {
-	// Method is "basic", "api_key", "hmac", or a provider preset such as
-	// "github", "stripe", "slack", "standard" (see the verify package).
+	// Method is "basic", "api_key", "hmac", "issued", or a provider
+	// preset such as "github", "stripe", "slack", "standard" (see the
+	// verify package).
 	Method string `json:"method"`
+
+	// Issuer of "issued": the issuer of a webhook_gateway_tokens handler,
+	// whose hooks are accepted.
+	Issuer string `json:"issuer,omitempty"`
+
+	// APIToken and Token of "issued": placeholder templates resolved per
+	// request that yield the two tokens of a hook URL, e.g.
+	// {http.request.uri.path.1} and {http.request.uri.path.2}.
+	APIToken string `json:"api_token,omitempty"`
+	Token    string `json:"token,omitempty"`
 
 	// Secrets are the HMAC secrets of "hmac" and presets, or the accepted
 	// keys of "api_key". Any one matching passes (rotation).

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-webhooks/gateway/forward"
+	"github.com/caddy-webhooks/gateway/queue"
 	"github.com/caddy-webhooks/gateway/reshape"
 	"github.com/caddy-webhooks/gateway/verify"
 )
@@ -64,6 +65,7 @@ const (
 //			reject_duplicate_keys
 //		}
 //		auth <preset> <secret...> [{ tolerance <duration>; reject_duplicate_keys }]
+//		auth issued <issuer> <api token template> <token template>
 //		id_from <placeholder>
 //		reshape [keep] {
 //			set <dest.path> <value> [required]
@@ -112,6 +114,11 @@ const (
 //	{http.webhook_gateway.json.<path>}     a value of the received JSON (gjson path syntax)
 //	{http.webhook_gateway.attempts}        attempts made by the forward (sync mode)
 //	{http.webhook_gateway.upstream_status} last upstream status (sync mode)
+//	{http.webhook_gateway.issued.tenant}     the tenant of the issued hook (auth issued)
+//	{http.webhook_gateway.issued.datasource} its datasource
+//	{http.webhook_gateway.issued.event}      its event
+//	{http.webhook_gateway.issued.ts_field}   its tsField
+//	{http.webhook_gateway.issued.ts}         the payload's value at tsField
 type Handler struct {
 	// Name keys this hook's metrics and logs. Default: derived from the
 	// path matcher in the Caddyfile (e.g. "hooks/github"), else "default".
@@ -287,6 +294,14 @@ func (h *Handler) Provision(ctx caddy.Context) (err error) {
 		if err := authEnvError(a, repl); err != nil {
 			return fmt.Errorf("auth #%d (%s): %w", i+1, a.Method, err)
 		}
+		if a.Method == "issued" {
+			v, err := newIssuedVerifier(ctx, a)
+			if err != nil {
+				return fmt.Errorf("auth #%d (issued): %w", i+1, err)
+			}
+			h.verifiers = append(h.verifiers, namedVerifier{method: a.Method, v: v})
+			continue
+		}
 		spec := a.spec(repl)
 		v, err := verify.New(spec)
 		if err != nil {
@@ -414,6 +429,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// too many password hashes in progress: no verdict, so not 401
 		w.Header().Set("Retry-After", "1")
 		return h.reject(w, r, http.StatusTooManyRequests, reasonAuthBusy, "too many requests", err)
+	}
+	if errors.Is(err, queue.ErrUnavailable) {
+		// the store of issued hooks cannot say: no verdict, so not 401
+		w.Header().Set("Retry-After", "5")
+		return h.reject(w, r, http.StatusServiceUnavailable, reasonStore, "hook store unavailable", err)
 	}
 	if err != nil {
 		if h.hasBasic {

@@ -19,6 +19,8 @@
 //     hex(hook).hex(id), value the end of the window.
 //   - Stream <prefix>_dead: a copy of every record that goes dead, for
 //     operators and for tools that consume dead letters.
+//   - KV bucket <prefix>_hooks: the hooks issued at run time and their
+//     token index (see tokens_nats.go).
 //
 // Enqueue checks the dedup key, publishes a ticket per record (the first
 // with a Nats-Msg-Id derived from the dedup key and its revision, so two
@@ -139,7 +141,10 @@ type NATS struct {
 	work     jetstream.Stream
 	keys     keyGen
 	evPre    string // $KV.<prefix>_events.
-	grace    time.Duration
+	// issued hooks (tokens_nats.go)
+	hooks      jetstream.KeyValue
+	hookStream jetstream.Stream
+	grace      time.Duration
 	// published is the highest ticket sequence this instance published.
 	published atomic.Uint64
 }
@@ -265,10 +270,11 @@ func (n *NATS) setup(ctx context.Context) error {
 		}
 	}
 	events := bucket(p + "_events")
+	hooks := bucket(p + "_hooks")
 	dedup := bucket(p + "_dedup")
 	dedup.AllowMsgTTL = true
 	dedup.SubjectDeleteMarkerTTL = n.opts.DuplicateWindow
-	streams := []jetstream.StreamConfig{events, dedup, {
+	streams := []jetstream.StreamConfig{events, hooks, dedup, {
 		Name:       p + "_work",
 		Subjects:   []string{p + ".work.>"},
 		Retention:  jetstream.WorkQueuePolicy,
@@ -296,6 +302,12 @@ func (n *NATS) setup(ctx context.Context) error {
 		return err
 	}
 	if n.evStream, err = js.Stream(ctx, "KV_"+p+"_events"); err != nil {
+		return err
+	}
+	if n.hooks, err = js.KeyValue(ctx, p+"_hooks"); err != nil {
+		return err
+	}
+	if n.hookStream, err = js.Stream(ctx, "KV_"+p+"_hooks"); err != nil {
 		return err
 	}
 	if n.work, err = js.Stream(ctx, p+"_work"); err != nil {

@@ -105,6 +105,9 @@ type Pebble struct {
 
 	// floors of the due (0) and lease (1) indexes
 	floors [2]floor
+
+	// hooksMu serializes changes of issued hooks (tokens_pebble.go)
+	hooksMu sync.Mutex
 }
 
 // floor is a lower bound of the live entries of the due or the lease
