@@ -122,6 +122,30 @@ http://localhost:9080 {
 		}
 	})
 
+	t.Run("README block as written", func(t *testing.T) {
+		block := readmeBlock(t, "publish amqp://{env.AMQP_USER}:{env.AMQP_PASS}@rabbit:5672/")
+		t.Setenv("AMQP_USER", "guest")
+		t.Setenv("AMQP_PASS", "guest")
+		t.Setenv("GITHUB_WEBHOOK_SECRET", "readme-secret")
+		block = strings.Replace(block, "rabbit:5672", fmt.Sprintf("127.0.0.1:%d", b.Port), 1)
+		tester, _ := asyncCaddy(t, "", "http://localhost:9080 {\n"+block+"}\n")
+		deliveries := b.Consume(t, queue)
+		body := []byte(`{"ref":"refs/heads/main","repository":{"name":"gateway"}}`)
+		hdr := http.Header{
+			"X-Hub-Signature-256": {githubSignature("readme-secret", body)},
+			"X-Github-Event":      {"push"},
+			"X-Github-Delivery":   {"readme-1"},
+		}
+		status, _, got := post(t, tester, "/hooks/github", "application/json", hdr, body)
+		if status != http.StatusAccepted {
+			t.Fatalf("push: %d %s", status, got)
+		}
+		d := rabbittest.Next(t, deliveries)
+		if d.RoutingKey != "event.acme.github.push" || d.MessageId != "readme-1" || string(d.Body) != string(body) {
+			t.Errorf("message: key %q id %q body %s", d.RoutingKey, d.MessageId, d.Body)
+		}
+	})
+
 	t.Run("async across a broker restart", func(t *testing.T) {
 		tester, _ := asyncCaddy(t, "\t\tworkers 4", `
 http://localhost:9080 {
