@@ -239,7 +239,11 @@ func (h *Handler) observe(a *action, res forward.Result) {
 		if res.Err != nil {
 			fields = append(fields, zap.String("error", describeErr(res.Err)))
 		}
-		h.logger.Warn("forward gave up", fields...)
+		msg := "forward gave up"
+		if a.broker != nil {
+			msg = "publish gave up"
+		}
+		h.logger.Warn(msg, fields...)
 	}
 }
 

@@ -116,10 +116,13 @@ http://localhost:9080 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	attempts := 0
+	attempts, gaveUp := 0, 0
 	for _, line := range bytes.Split(raw, []byte("\n")) {
 		if bytes.Contains(line, []byte(`"publish attempt"`)) {
 			attempts++
+		}
+		if bytes.Contains(line, []byte(`"publish gave up"`)) {
+			gaveUp++
 		}
 		for _, s := range []string{pass, token} {
 			if bytes.Contains(line, []byte(s)) {
@@ -127,7 +130,7 @@ http://localhost:9080 {
 			}
 		}
 	}
-	if attempts < 6 {
-		t.Errorf("%d publish attempt lines captured, want at least 6: DEBUG logging not captured", attempts)
+	if attempts < 6 || gaveUp < 3 {
+		t.Errorf("%d publish attempt and %d gave up lines captured, want at least 6 and 3: DEBUG logging not captured", attempts, gaveUp)
 	}
 }
