@@ -175,6 +175,8 @@ type hookRequest struct {
 // ServeHTTP answers the management API.
 func (t *TokensHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	// answers hold tokens: no cache may keep them
+	w.Header().Set("Cache-Control", "no-store")
 	token, item, ok := t.route(r.Method, r.URL.Path)
 	if !ok {
 		return t.fail(w, r, http.StatusNotFound, "not found")

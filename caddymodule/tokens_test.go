@@ -120,7 +120,7 @@ func bcryptHash(t *testing.T, pass string) string {
 // TestIssuedHooks runs the management API and `auth issued` through a
 // real Caddy on the embedded store: the tenant is the basic_auth user.
 func TestIssuedHooks(t *testing.T) {
-	up := newUpstream(t, nil)
+	up, upAsync := newUpstream(t, nil), newUpstream(t, nil)
 	tester, _ := asyncCaddy(t, "", fmt.Sprintf(`
 http://localhost:9080 {
 	handle /wh/config* {
@@ -162,6 +162,17 @@ http://localhost:9080 {
 		}
 		respond "{http.webhook_gateway.issued.tenant}|{http.webhook_gateway.issued.datasource}|{http.webhook_gateway.issued.event}|{http.webhook_gateway.issued.ts_field}|{http.webhook_gateway.issued.ts}"
 	}
+	handle /async/* {
+		webhook_gateway {
+			name issued-async
+			auth issued github-hooks {path.1} {path.2}
+			mode async
+			forward %s/async/{http.webhook_gateway.issued.tenant} {
+				header X-Event {http.webhook_gateway.issued.event}
+				header X-TS {http.webhook_gateway.issued.ts}
+			}
+		}
+	}
 	handle /other/* {
 		webhook_gateway {
 			name other-issuer
@@ -170,7 +181,7 @@ http://localhost:9080 {
 		respond "passed"
 	}
 }
-`, bcryptHash(t, "acme-pw"), bcryptHash(t, "globex-pw"), up.URL))
+`, bcryptHash(t, "acme-pw"), bcryptHash(t, "globex-pw"), up.URL, upAsync.URL))
 	acme, globex := basicAuth("acme", "acme-pw"), basicAuth("globex", "globex-pw")
 
 	before := time.Now().UnixMilli()
@@ -209,7 +220,7 @@ http://localhost:9080 {
 	t.Run("list and get", func(t *testing.T) {
 		status, hdr, b := call(t, tester, http.MethodGet, "/wh/config", acme, "")
 		var list []issuedHook
-		if status != http.StatusOK || hdr.Get("Content-Type") != "application/json" || json.Unmarshal(b, &list) != nil {
+		if status != http.StatusOK || hdr.Get("Content-Type") != "application/json" || hdr.Get("Cache-Control") != "no-store" || json.Unmarshal(b, &list) != nil {
 			t.Fatalf("list: %d %s", status, b)
 		}
 		if len(list) != 3 || list[0] != circle || list[1] != push || list[2] != release {
@@ -354,6 +365,15 @@ http://localhost:9080 {
 			if status != http.StatusOK || string(b) != c.want {
 				t.Errorf("gate for %s/%s: %d %q, want %q", c.h.TenantID, c.h.Event, status, b, c.want)
 			}
+		}
+		// async mode stores the placeholder values with the event
+		status, _, b = call(t, tester, http.MethodPost, strings.Replace(hookPath(t, theirs), "/wh/", "/async/", 1), nil, githubPush)
+		if status != http.StatusAccepted {
+			t.Fatalf("async: %d %s", status, b)
+		}
+		waitFor(t, "the async delivery", func() bool { return len(upAsync.requests()) == 1 })
+		if r := upAsync.requests()[0]; r.path != "/async/globex" || r.header.Get("X-Event") != "push" || r.header.Get("X-Ts") != "2026-11-23T11:00:00+01:00" {
+			t.Errorf("async delivery %s %v", r.path, r.header)
 		}
 		// another issuer's gate does not accept these hooks
 		if status, _, b := call(t, tester, http.MethodPost, strings.Replace(hookPath(t, push), "/wh/", "/other/", 1), nil, githubPush); status != http.StatusUnauthorized {

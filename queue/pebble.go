@@ -30,6 +30,7 @@ const (
 	kindByID     = 'i' // i idHook(id, hook) key -> nothing
 	kindDedup    = 'd' // d idHook(id, hook) -> expiry (8 bytes)
 	kindDedupExp = 'x' // x expiry idHook(id, hook) -> nothing: dedup marks by expiry
+	// 'h' and 'k' hold issued hooks: see tokens_pebble.go
 )
 
 // PebbleLogger receives Pebble's log lines. *zap.SugaredLogger satisfies

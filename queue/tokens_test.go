@@ -305,3 +305,42 @@ func TestNATSHookTokens(t *testing.T) {
 		return open(urls[0]), open(urls[2])
 	})
 }
+
+// benchHookByTokens looks up one of 1000 hooks per iteration.
+func benchHookByTokens(b *testing.B, s queue.HookTokens) {
+	ctx := context.Background()
+	hooks := make([]queue.IssuedHook, 1000)
+	for i := range hooks {
+		h, err := s.PutHook(ctx, queue.IssuedHook{Issuer: "gh", Tenant: fmt.Sprintf("t%d", i%50), Datasource: "github", Event: fmt.Sprintf("e%d", i)}, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		hooks[i] = h
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		h := hooks[i%len(hooks)]
+		if _, err := s.HookByTokens(ctx, "gh", h.APIToken, h.Token); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkPebbleHookByTokens(b *testing.B) {
+	s, err := queue.OpenPebble(b.TempDir(), queue.PebbleOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	benchHookByTokens(b, s)
+}
+
+func BenchmarkNATSHookByTokens(b *testing.B) {
+	c := startNATSCluster(b, 3)
+	s, err := queue.OpenNATS(context.Background(), queue.NATSOptions{URLs: c.urls(), Stream: "benchhooks", Replicas: 3})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	benchHookByTokens(b, s)
+}
