@@ -10,6 +10,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.uber.org/goleak"
 
 	"github.com/caddy-webhooks/gateway/internal/rabbittest"
 	"github.com/caddy-webhooks/gateway/publish"
@@ -132,6 +133,26 @@ func TestAMQP(t *testing.T) {
 		err = bp.Publish(ctx, publish.Message{ID: "x", Exchange: "events-to-enrich", Key: "event.x", Body: []byte(`{}`)})
 		if err == nil || strings.Contains(err.Error(), "s3cr3t-Pa55") {
 			t.Fatalf("error %v", err)
+		}
+	})
+
+	t.Run("nothing left running after Close", func(t *testing.T) {
+		ignore := goleak.IgnoreCurrent()
+		lp, err := publish.New(b.URL, publish.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 20 {
+			if err := lp.Publish(ctx, publish.Message{ID: fmt.Sprintf("l-%d", i), Exchange: "events-to-enrich", Key: "event.leak", Body: []byte(`{}`)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := lp.Close(); err != nil {
+			t.Fatal(err)
+		}
+		goleak.VerifyNone(t, ignore)
+		for range 20 {
+			rabbittest.Next(t, deliveries)
 		}
 	})
 
