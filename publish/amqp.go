@@ -13,8 +13,13 @@ import (
 )
 
 // maxIdleChannels bounds the confirm-mode channels kept open between
-// publishes; more may be open while as many publishes are in flight.
-const maxIdleChannels = 32
+// publishes; maxInFlight bounds the publishes in flight (each on a channel
+// of its own), well under RabbitMQ's default channel_max of 2047; more
+// callers wait for a turn.
+const (
+	maxIdleChannels = 32
+	maxInFlight     = 256
+)
 
 // amqpPublisher keeps one connection and a pool of confirm-mode channels.
 // Each channel carries one publish at a time, so a basic.return that the
@@ -24,6 +29,7 @@ type amqpPublisher struct {
 	url    string
 	opts   Options
 	redact redactor
+	turns  chan struct{}
 
 	mu     sync.Mutex
 	conn   *amqp.Connection
@@ -41,13 +47,19 @@ func newAMQP(rawURL string, opts Options) (*amqpPublisher, error) {
 	if _, err := amqp.ParseURI(rawURL); err != nil {
 		return nil, fmt.Errorf("invalid AMQP URL %s: %w", Redact(rawURL), newRedactor(rawURL).wrap(err))
 	}
-	return &amqpPublisher{url: rawURL, opts: opts, redact: newRedactor(rawURL)}, nil
+	return &amqpPublisher{url: rawURL, opts: opts, redact: newRedactor(rawURL), turns: make(chan struct{}, maxInFlight)}, nil
 }
 
 // Publish sends m with the mandatory flag and waits for the broker's
 // confirm. A returned (unroutable) message is ErrUnroutable; a nack or a
 // channel closed before the confirm is ErrNotConfirmed.
 func (p *amqpPublisher) Publish(ctx context.Context, m Message) error {
+	select {
+	case p.turns <- struct{}{}:
+		defer func() { <-p.turns }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	cc, err := p.channel(ctx)
 	if err != nil {
 		return p.redact.wrap(err)
