@@ -117,7 +117,8 @@ func (a *App) deliver(ctx context.Context, ev *queue.Event) {
 // event's stored path values).
 func permanent(err error) bool {
 	var pe *forward.PathValueError
-	return errors.As(err, &pe)
+	var re *routeError
+	return errors.As(err, &pe) || errors.As(err, &re)
 }
 
 // recorded logs an outcome the store refused. A stale lease means the

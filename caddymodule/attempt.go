@@ -30,9 +30,12 @@ type outbound struct {
 // send makes the attempts of one action under policy, numbering the first
 // one first. Sync mode passes the action's policy (every retry within the
 // deadline); async mode passes one attempt and records the outcome itself.
-// This is the only place an outbound request is built, so a forward option
-// means the same in both modes.
+// This is the only place an outbound request or publish is made, so an
+// action's option means the same in both modes.
 func (h *Handler) send(ctx context.Context, a *action, o outbound, policy forward.Policy, first int) forward.Result {
+	if a.broker != nil {
+		return h.publish(ctx, a, o, policy, first)
+	}
 	target, err := a.target(o.repl)
 	if err != nil {
 		// checked when the event was accepted; an async event can meet a
@@ -50,24 +53,32 @@ func (h *Handler) send(ctx context.Context, a *action, o outbound, policy forwar
 		Signer:             a.signer,
 		InsecureSkipVerify: a.insecure,
 		FirstAttempt:       first,
-		Observe: func(at forward.Attempt) {
-			h.metrics.attempts.WithLabelValues(h.name, a.name).Inc()
-			if at.N > 1 {
-				h.metrics.retries.WithLabelValues(h.name, a.name).Inc()
-			}
-			if ce := h.logger.Check(zapcore.DebugLevel, "forward attempt"); ce != nil {
-				fields := []zap.Field{
-					zap.String("hook", h.name), zap.String("id", o.id), zap.String("action", a.name),
-					zap.Int("attempt", at.N), zap.Int("status", at.Status), zap.Duration("duration", at.Duration),
-					zap.Duration("next_delay", at.Delay),
-				}
-				if at.Err != nil {
-					fields = append(fields, zap.String("error", describeErr(at.Err)))
-				}
-				ce.Write(fields...)
-			}
-		},
+		Observe:            func(at forward.Attempt) { h.observeAttempt(a, o.id, at) },
 	})
+}
+
+// observeAttempt records one attempt of an action in metrics and the
+// debug log.
+func (h *Handler) observeAttempt(a *action, id string, at forward.Attempt) {
+	h.metrics.attempts.WithLabelValues(h.name, a.name).Inc()
+	if at.N > 1 {
+		h.metrics.retries.WithLabelValues(h.name, a.name).Inc()
+	}
+	msg := "forward attempt"
+	if a.broker != nil {
+		msg = "publish attempt"
+	}
+	if ce := h.logger.Check(zapcore.DebugLevel, msg); ce != nil {
+		fields := []zap.Field{
+			zap.String("hook", h.name), zap.String("id", id), zap.String("action", a.name),
+			zap.Int("attempt", at.N), zap.Int("status", at.Status), zap.Duration("duration", at.Duration),
+			zap.Duration("next_delay", at.Delay),
+		}
+		if at.Err != nil {
+			fields = append(fields, zap.String("error", describeErr(at.Err)))
+		}
+		ce.Write(fields...)
+	}
 }
 
 // target resolves the action's URL for one request; a path value that
@@ -76,10 +87,17 @@ func (a *action) target(repl *caddy.Replacer) (string, error) {
 	return a.url.Resolve(repl.GetString)
 }
 
-// checkTargets resolves every action's URL before anything is sent or
-// stored, so a refused path value refuses the whole event.
+// checkTargets resolves every action's URL (or exchange and routing key)
+// before anything is sent or stored, so a refused value refuses the whole
+// event.
 func (h *Handler) checkTargets(repl *caddy.Replacer) error {
 	for _, a := range h.actions {
+		if a.broker != nil {
+			if _, _, err := a.broker.route(repl); err != nil {
+				return err
+			}
+			continue
+		}
 		if _, err := a.target(repl); err != nil {
 			return err
 		}
@@ -90,6 +108,10 @@ func (h *Handler) checkTargets(repl *caddy.Replacer) error {
 // refuseURL answers 422 for a forward URL that cannot be built, naming the
 // field (or placeholder) but never its value.
 func (h *Handler) refuseURL(w http.ResponseWriter, r *http.Request, err error) error {
+	var re *routeError
+	if errors.As(err, &re) {
+		return h.reject(w, r, http.StatusUnprocessableEntity, reasonMapping, re.Error(), nil)
+	}
 	var pe *forward.PathValueError
 	if !errors.As(err, &pe) {
 		return h.reject(w, r, http.StatusUnprocessableEntity, reasonMapping, "forward url could not be built", err)
@@ -217,7 +239,11 @@ func (h *Handler) observe(a *action, res forward.Result) {
 		if res.Err != nil {
 			fields = append(fields, zap.String("error", describeErr(res.Err)))
 		}
-		h.logger.Warn("forward gave up", fields...)
+		msg := "forward gave up"
+		if a.broker != nil {
+			msg = "publish gave up"
+		}
+		h.logger.Warn(msg, fields...)
 	}
 }
 

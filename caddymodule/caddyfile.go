@@ -68,7 +68,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
 		switch opt {
-		case "auth", "forward":
+		case "auth", "forward", "publish":
 		default:
 			if seen[opt] {
 				return d.Errf("option %s given twice", opt)
@@ -147,6 +147,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.Forward = append(h.Forward, f)
+		case "publish":
+			p, err := parsePublish(d)
+			if err != nil {
+				return err
+			}
+			h.Publish = append(h.Publish, p)
 		case "mode":
 			if err := oneArg(d, &h.Mode); err != nil {
 				return err
@@ -373,26 +379,9 @@ func parseForward(d *caddyfile.Dispenser) (ForwardConfig, error) {
 		case "timeout":
 			err = durationArg(d, &f.Timeout)
 		case "retries":
-			var s string
-			if err = oneArg(d, &s); err != nil {
-				return f, err
-			}
-			n, convErr := strconv.Atoi(s)
-			if convErr != nil || n < 0 || n > 100 {
-				return f, d.Errf("retries: want a whole number from 0 to 100, not %q", s)
-			}
-			f.Retries = &n
+			f.Retries, err = retriesArg(d)
 		case "backoff":
-			args := d.RemainingArgs()
-			if len(args) != 2 {
-				return f, d.Errf("backoff needs a base and a maximum duration")
-			}
-			base, err1 := caddy.ParseDuration(args[0])
-			maxDelay, err2 := caddy.ParseDuration(args[1])
-			if err1 != nil || err2 != nil || base <= 0 || maxDelay < base {
-				return f, d.Errf("backoff: invalid durations %q %q (base > 0, max >= base)", args[0], args[1])
-			}
-			f.BackoffBase, f.BackoffMax = caddy.Duration(base), caddy.Duration(maxDelay)
+			f.BackoffBase, f.BackoffMax, err = backoffArgs(d)
 		case "retry_on":
 			f.RetryOn = d.RemainingArgs()
 			if len(f.RetryOn) == 0 {
@@ -418,6 +407,33 @@ func parseForward(d *caddyfile.Dispenser) (ForwardConfig, error) {
 		}
 	}
 	return f, nil
+}
+
+// retriesArg reads `retries <n>`.
+func retriesArg(d *caddyfile.Dispenser) (*int, error) {
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return nil, err
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > 100 {
+		return nil, d.Errf("retries: want a whole number from 0 to 100, not %q", s)
+	}
+	return &n, nil
+}
+
+// backoffArgs reads `backoff <base> <max>`.
+func backoffArgs(d *caddyfile.Dispenser) (base, maxDelay caddy.Duration, err error) {
+	args := d.RemainingArgs()
+	if len(args) != 2 {
+		return 0, 0, d.Errf("backoff needs a base and a maximum duration")
+	}
+	b, err1 := caddy.ParseDuration(args[0])
+	m, err2 := caddy.ParseDuration(args[1])
+	if err1 != nil || err2 != nil || b <= 0 || m < b {
+		return 0, 0, d.Errf("backoff: invalid durations %q %q (base > 0, max >= base)", args[0], args[1])
+	}
+	return caddy.Duration(b), caddy.Duration(m), nil
 }
 
 // parseSign reads `sign standard|github <secret>` or

@@ -223,9 +223,10 @@ type SignConfig struct {
 	Prefix string `json:"prefix,omitempty"`
 }
 
-// action is a provisioned ForwardConfig.
+// action is a provisioned ForwardConfig or PublishConfig.
 type action struct {
-	name     string // for metrics, logs, summaries; never the URL
+	name     string        // for metrics, logs, summaries; never the URL
+	broker   *brokerTarget // set for a publish action
 	url      *forward.URLTemplate
 	keys     []string // per-request placeholders of the URL and headers
 	method   string

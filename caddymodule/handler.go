@@ -84,6 +84,24 @@ const (
 //			tls_insecure_skip_verify
 //			body reshaped|original
 //		}
+//		publish amqp://<user>:<pass>@<host>:<port>/<vhost> {
+//			name <name>
+//			exchange <template>
+//			routing_key <template>
+//			persistent on|off
+//			timeout <duration>
+//			retries <n>
+//			backoff <base> <max>
+//			body reshaped|original
+//		}
+//		publish nats://<host>:<port> {
+//			name <name>
+//			subject <template>
+//			timeout <duration>
+//			retries <n>
+//			backoff <base> <max>
+//			body reshaped|original
+//		}
 //		mode sync
 //		deadline <duration>
 //	}
@@ -149,9 +167,15 @@ type Handler struct {
 	Reshape *ReshapeConfig `json:"reshape,omitempty"`
 
 	// Forward lists the upstream actions the event is delivered to,
-	// concurrently. With none, the handler is a gate: the verified body
-	// goes to the next handler.
+	// concurrently. With no forward and no publish, the handler is a
+	// gate: the verified body goes to the next handler.
 	Forward []ForwardConfig `json:"forward,omitempty"`
+
+	// Publish lists the broker actions (RabbitMQ, NATS JetStream), which
+	// run beside the forwards. Actions are numbered forwards first, then
+	// publishes, in the order written; stored async events refer to their
+	// action by that number.
+	Publish []PublishConfig `json:"publish,omitempty"`
 
 	// Mode is how forwarding answers the sender: "sync" (default), the
 	// sender waits for the actions' outcome; "async", the event is stored
@@ -314,6 +338,18 @@ func (h *Handler) Provision(ctx caddy.Context) (err error) {
 		names[a.name] = true
 		h.actions = append(h.actions, a)
 	}
+	// publishes after forwards: stored events keep their action's number
+	for i := range h.Publish {
+		a, err := h.Publish[i].provision(repl, h.program != nil, len(h.Forward)+i)
+		if err != nil {
+			return fmt.Errorf("publish #%d: %w", i+1, err)
+		}
+		h.actions = append(h.actions, a)
+		if names[a.name] {
+			return fmt.Errorf("publish #%d: two actions are named %q; names label metrics and stored events", i+1, a.name)
+		}
+		names[a.name] = true
+	}
 
 	h.metrics, err = registerMetrics(ctx.GetMetricsRegistry(), h.name)
 	if err != nil {
@@ -339,8 +375,8 @@ func (h *Handler) Validate() (err error) {
 	switch h.Mode {
 	case "", "sync":
 	case "async":
-		if len(h.Forward) == 0 {
-			return errors.New("mode async needs at least one forward action")
+		if len(h.Forward)+len(h.Publish) == 0 {
+			return errors.New("mode async needs at least one forward or publish action")
 		}
 	default:
 		return fmt.Errorf("unknown mode %q (want sync or async)", h.Mode)
@@ -455,14 +491,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return h.forwardSync(w, r, repl, id, doc, out)
 }
 
-// Cleanup stops delivering this hook's events and closes the idle
-// connections of the forward client.
+// Cleanup stops delivering this hook's events, closes the idle
+// connections of the forward client and the broker connections.
 func (h *Handler) Cleanup() error {
 	if h.app != nil {
 		h.app.unregister(h)
 	}
 	if h.client != nil {
 		h.client.Close()
+	}
+	for _, a := range h.actions {
+		a.closeBroker()
 	}
 	return nil
 }

@@ -59,6 +59,9 @@ func (h *Handler) forwardSync(w http.ResponseWriter, r *http.Request, repl *cadd
 	repl.Set(phUpstreamStatus, results[len(results)-1].Status)
 
 	if len(results) == 1 {
+		if h.actions[0].broker != nil {
+			return h.answerPublished(w, r, id, results[0])
+		}
 		return h.answerOne(w, r, results[0])
 	}
 	return h.answerMany(w, id, results)
@@ -96,14 +99,18 @@ func (h *Handler) answerOne(w http.ResponseWriter, r *http.Request, res forward.
 	return nil
 }
 
-// answerMany answers a fan-out: 200 when every action ended 2xx, else 502,
-// with one summary per action.
+// answerMany answers a fan-out: 200 when every action ended 2xx (a
+// confirmed publish counts as 202), else 502, with one summary per action.
 func (h *Handler) answerMany(w http.ResponseWriter, id string, results []forward.Result) error {
 	out := fanOutBody{ID: id, Status: "delivered", Actions: make([]actionSummary, len(results))}
 	status := http.StatusOK
 	for i, res := range results {
 		s := actionSummary{Action: h.actions[i].name, Status: res.Status, Attempts: res.Attempts}
 		switch {
+		case h.actions[i].broker != nil:
+			if !res.OK() {
+				s.Error = publishFailure(res)
+			}
 		case res.TimedOut:
 			s.Error = "timed out"
 		case res.Err != nil && res.Status == 0:
