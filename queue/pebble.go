@@ -102,6 +102,11 @@ type Pebble struct {
 
 	countsMu sync.Mutex
 	counts   map[string]map[Status]int
+
+	// Where Lease starts reading the due and lease indexes (see start).
+	floorMu sync.Mutex
+	floor   [2][]byte // due, lease: no live entry below, but those in low
+	low     [2][]byte // the lowest entry written since Lease read floor
 }
 
 // discardInfo is the default logger: Pebble's informational lines are
@@ -352,6 +357,7 @@ func (p *Pebble) recover() error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return err
 	}
+	p.wrote(leased...)
 	for _, ev := range leased {
 		p.count(ev.Hook, StatusDelivering, StatusQueued, 1)
 	}
@@ -426,6 +432,9 @@ func (p *Pebble) Enqueue(ctx context.Context, evs []*Event, opts EnqueueOptions)
 	if err := b.Commit(pebble.Sync); err != nil {
 		return unavailable(err)
 	}
+	for i := range recs {
+		p.wrote(&recs[i])
+	}
 	p.count(recs[0].Hook, "", recs[0].Status, len(recs))
 	for i, ev := range evs {
 		rec := recs[i]
@@ -434,25 +443,107 @@ func (p *Pebble) Enqueue(ctx context.Context, evs []*Event, opts EnqueueOptions)
 	return nil
 }
 
-// dueKeys returns the record keys of up to limit entries of an index
-// whose time is at or before t, with the entries themselves.
-func (p *Pebble) dueKeys(kind byte, t time.Time, limit int) ([]string, [][]byte, error) {
-	if limit <= 0 {
-		return nil, nil, nil
+// floorSlot is the place of index kind in Pebble.floor (-1: none).
+func floorSlot(kind byte) int {
+	switch kind {
+	case kindDue:
+		return 0
+	case kindLease:
+		return 1
 	}
-	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kind}, UpperBound: upTo(kind, t)})
+	return -1
+}
+
+// wrote notes the index entries of records just committed: one below
+// where Lease would start reading its index lowers that start.
+func (p *Pebble) wrote(evs ...*Event) {
+	p.floorMu.Lock()
+	defer p.floorMu.Unlock()
+	for _, ev := range evs {
+		k := indexKey(ev)
+		if k == nil {
+			continue
+		}
+		if i := floorSlot(k[0]); i >= 0 && (p.low[i] == nil || bytes.Compare(k, p.low[i]) < 0) {
+			p.low[i] = k
+		}
+	}
+}
+
+// start is where Lease reads index kind from. An index whose entries are
+// deleted as fast as they are written (a queue that keeps up) holds them
+// as tombstones until compactions drop them, and an iteration from the
+// start of the index steps over every one: Lease would cost as much as
+// the events handled recently. So Lease starts where it stopped last time
+// (every entry it read is gone), or lower where an entry was written
+// since: writers note their entries after their commit, so an entry
+// committed after Lease's iterator was opened is noted after start read
+// the notes, for the next Lease.
+func (p *Pebble) start(kind byte) []byte {
+	i := floorSlot(kind)
+	p.floorMu.Lock()
+	defer p.floorMu.Unlock()
+	if p.floor[i] == nil {
+		p.floor[i] = []byte{kind}
+	}
+	if p.low[i] != nil && bytes.Compare(p.low[i], p.floor[i]) < 0 {
+		p.floor[i] = p.low[i]
+	}
+	p.low[i] = nil
+	return p.floor[i]
+}
+
+// lowest is where the live entries of index kind begin at most, for a
+// reader other than Lease.
+func (p *Pebble) lowest(kind byte) []byte {
+	i := floorSlot(kind)
+	p.floorMu.Lock()
+	defer p.floorMu.Unlock()
+	at := p.floor[i]
+	if at == nil {
+		at = []byte{kind}
+	}
+	if p.low[i] != nil && bytes.Compare(p.low[i], at) < 0 {
+		at = p.low[i]
+	}
+	return at
+}
+
+// stopped records where Lease stopped reading index kind: every entry
+// below was leased or deleted by its committed batch.
+func (p *Pebble) stopped(kind byte, at []byte) {
+	p.floorMu.Lock()
+	defer p.floorMu.Unlock()
+	p.floor[floorSlot(kind)] = at
+}
+
+// dueKeys returns the record keys of up to limit entries of an index
+// from lower whose time is at or before t, with the entries themselves,
+// and where a next read may start once they are gone.
+func (p *Pebble) dueKeys(kind byte, lower []byte, t time.Time, limit int) ([]string, [][]byte, []byte, error) {
+	upper := upTo(kind, t)
+	if limit <= 0 || bytes.Compare(lower, upper) >= 0 {
+		return nil, nil, lower, nil
+	}
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var keys []string
 	var entries [][]byte
-	for it.First(); it.Valid() && len(keys) < limit; it.Next() {
-		if k := it.Key(); len(k) > 9 {
+	next := upper
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		if len(keys) == limit {
+			next = bytes.Clone(k)
+			break
+		}
+		if len(k) > 9 {
 			keys = append(keys, string(k[9:]))
 			entries = append(entries, bytes.Clone(k))
 		}
 	}
-	return keys, entries, errors.Join(it.Error(), it.Close())
+	return keys, entries, next, errors.Join(it.Error(), it.Close())
 }
 
 // Lease marks up to limit due records delivering with their next
@@ -465,16 +556,18 @@ func (p *Pebble) Lease(ctx context.Context, limit int, leaseFor time.Duration) (
 	p.multi.Lock()
 	defer p.multi.Unlock()
 	now := p.now()
-	keys, entries, err := p.dueKeys(kindLease, now, limit)
+	keys, entries, leaseNext, err := p.dueKeys(kindLease, p.start(kindLease), now, limit)
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	more, moreEntries, err := p.dueKeys(kindDue, now, limit-len(keys))
+	more, moreEntries, dueNext, err := p.dueKeys(kindDue, p.start(kindDue), now, limit-len(keys))
 	if err != nil {
 		return nil, unavailable(err)
 	}
 	keys, entries = append(keys, more...), append(entries, moreEntries...)
 	if len(keys) == 0 {
+		p.stopped(kindLease, leaseNext)
+		p.stopped(kindDue, dueNext)
 		return nil, nil
 	}
 	unlock := p.lockRecords(keys)
@@ -510,6 +603,10 @@ func (p *Pebble) Lease(ctx context.Context, limit int, leaseFor time.Duration) (
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return nil, unavailable(err)
 	}
+	// every entry read is gone
+	p.stopped(kindLease, leaseNext)
+	p.stopped(kindDue, dueNext)
+	p.wrote(out...)
 	for i, ev := range out {
 		p.count(ev.Hook, was[i], StatusDelivering, 1)
 	}
@@ -543,6 +640,7 @@ func (p *Pebble) leased(ctx context.Context, l Lease, change func(b *pebble.Batc
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return unavailable(err)
 	}
+	p.wrote(ev)
 	p.count(ev.Hook, StatusDelivering, ev.Status, 1)
 	return nil
 }
@@ -629,6 +727,7 @@ func (p *Pebble) Replay(ctx context.Context, key string) error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return unavailable(err)
 	}
+	p.wrote(ev)
 	p.count(ev.Hook, from, StatusQueued, 1)
 	return nil
 }
@@ -764,7 +863,7 @@ func (p *Pebble) Purge(ctx context.Context, before time.Time) (int, error) {
 func (p *Pebble) purgeRecords(t time.Time, limit int) (int, int, error) {
 	p.multi.Lock()
 	defer p.multi.Unlock()
-	keys, entries, err := p.dueKeys(kindFinished, t, limit)
+	keys, entries, _, err := p.dueKeys(kindFinished, []byte{kindFinished}, t, limit)
 	if err != nil || len(keys) == 0 {
 		return 0, 0, err
 	}
@@ -808,7 +907,7 @@ func (p *Pebble) purgeRecords(t time.Time, limit int) (int, int, error) {
 func (p *Pebble) purgeMarks(t time.Time, limit int) (int, error) {
 	p.multi.Lock()
 	defer p.multi.Unlock()
-	_, entries, err := p.dueKeys(kindDedupExp, t, limit)
+	_, entries, _, err := p.dueKeys(kindDedupExp, []byte{kindDedupExp}, t, limit)
 	if err != nil || len(entries) == 0 {
 		return 0, err
 	}
@@ -863,7 +962,7 @@ func (p *Pebble) Stats(ctx context.Context) (Stats, error) {
 	p.countsMu.Unlock()
 	now := p.now()
 	for _, kind := range []byte{kindDue, kindLease} {
-		_, entries, err := p.dueKeys(kind, now, 1)
+		_, entries, _, err := p.dueKeys(kind, p.lowest(kind), now, 1)
 		if err != nil {
 			return Stats{}, unavailable(err)
 		}
