@@ -1,13 +1,15 @@
 -- wrk script for the webhook_gateway load harness.
 --
---   wrk -s bench/post.lua <url> -- <body file> <hex signature> <run tag>
+--   wrk -s bench/post.lua <url> -- <body file> <hex signature> <run tag> [limit]
 --
 -- Every request is a POST of the body file's bytes with the headers GitHub
 -- sends: Content-Type application/json, X-Hub-Signature-256 (precomputed
 -- by the harness over the body with the shared secret) and a unique
 -- X-GitHub-Delivery, so that async mode stores one event per request.
 -- Responses are counted by status; done() prints one machine-readable
--- line starting with "BENCH" that the harness parses.
+-- line starting with "BENCH" that the harness parses. With a limit (use
+-- one thread, -t1), wrk reports and exits after that many responses: the
+-- fills of the drain and backlog scenarios store a given number of events.
 
 local threads = {}
 local counter = 0
@@ -19,6 +21,7 @@ end
 
 function init(args)
 	local path, sig, tag = args[1], args[2], args[3] or "run"
+	limit = tonumber(args[4] or "0") or 0
 	if path == nil or sig == nil then
 		error("usage: wrk -s post.lua <url> -- <body file> <hex signature> [run tag]")
 	end
@@ -51,6 +54,20 @@ function response(status, headers, body)
 	else
 		non2xx = non2xx + 1
 		mix[status] = (mix[status] or 0) + 1
+	end
+	if limit > 0 and ok2xx + non2xx >= limit then
+		-- wrk would wait out its -d duration after thread:stop(): report
+		-- and leave now (requests in flight are abandoned; the harness
+		-- times the fill and counts what was stored).
+		local parts = {}
+		for k, v in pairs(mix) do
+			table.insert(parts, k .. "x" .. v)
+		end
+		table.sort(parts)
+		io.write(string.format("BENCH requests=%d ok2xx=%d non2xx=%d mix=%s\n", ok2xx + non2xx, ok2xx, non2xx,
+			#parts > 0 and table.concat(parts, ",") or "-"))
+		io.flush()
+		os.exit(0)
 	end
 end
 

@@ -100,6 +100,7 @@ type workers struct {
 	hooks          map[string]*Handler
 	leaseFor       atomic.Int64 // longest action timeout + margin, as a duration
 	wake           chan struct{}
+	waiting        atomic.Bool // events may be due in the store beyond those leased
 	jobs           chan *queue.Event
 	free           atomic.Int64       // idle workers not yet promised an event
 	handoff        sync.RWMutex       // held to read by hand-offs, to write by Stop
@@ -301,7 +302,11 @@ func (a *App) Start() error {
 					}
 					a.deliver(attemptCtx, ev)
 					a.free.Add(1)
-					a.notify()
+					// Only a store known to hold waiting events is read
+					// now; retries coming due are found by the poll.
+					if a.waiting.Load() {
+						a.notify()
+					}
 				}
 			}
 		})
@@ -485,9 +490,10 @@ func (a *App) handler(hook string) *Handler {
 	return a.hooks[hook]
 }
 
-// notify wakes the lease loop after an enqueue, so a new event does not
-// wait for the next poll.
+// notify wakes the lease loop after events were stored queued (or
+// replayed, or given back), so they do not wait for the next poll.
 func (a *App) notify() {
+	a.waiting.Store(true)
 	select {
 	case a.wake <- struct{}{}:
 	default:
@@ -512,9 +518,15 @@ func (a *App) leaseLoop(ctx context.Context) {
 			timer.Reset(pollEvery)
 			continue
 		}
+		// Cleared before reading: an event stored queued after this
+		// read began sets it again.
+		a.waiting.Store(false)
 		evs, err := a.store.Lease(ctx, n, a.leaseDuration())
 		if err != nil && ctx.Err() == nil {
 			a.logger.Warn("leasing events", zap.Error(err))
+		}
+		if err != nil || len(evs) == n {
+			a.waiting.Store(true) // more may be due
 		}
 		for _, ev := range evs {
 			a.jobs <- ev

@@ -602,3 +602,59 @@ func BenchmarkPebbleBacklog(b *testing.B) {
 		benchDrain(b, s)
 	})
 }
+// Lease starts reading its indexes where it stopped last time; an entry
+// written below that point since (here: with the clock set back) is
+// still leased, from the due index and from the lease index alike.
+func TestPebbleLeaseFindsEntriesBelowWhereItStopped(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	s := openPebble(t, clock)
+	lease := func(limit int, leaseFor time.Duration) []string {
+		t.Helper()
+		evs, err := s.Lease(ctx, limit, leaseFor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, ev := range evs {
+			ids = append(ids, ev.ID)
+		}
+		return ids
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		if err := s.Enqueue(ctx, []*queue.Event{newEvent("h", id)}, queue.EnqueueOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := lease(2, time.Hour); len(got) != 2 {
+		t.Fatalf("first lease: %v, want 2 events", got)
+	}
+	if got := lease(10, time.Hour); len(got) != 1 || got[0] != "c" {
+		t.Fatalf("second lease: %v, want [c]", got)
+	}
+	if got := lease(10, time.Hour); len(got) != 0 {
+		t.Fatalf("nothing due: leased %v", got)
+	}
+
+	// due an hour before everything read so far
+	clock.Advance(-time.Hour)
+	if err := s.Enqueue(ctx, []*queue.Event{newEvent("h", "early")}, queue.EnqueueOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := lease(10, time.Minute); len(got) != 1 || got[0] != "early" {
+		t.Fatalf("after an earlier enqueue: %v, want [early]", got)
+	}
+
+	// a lease that expires before the ones read so far
+	clock.Advance(2 * time.Minute)
+	if got := lease(10, time.Minute); len(got) != 1 || got[0] != "early" {
+		t.Fatalf("after its lease expired: %v, want [early] again", got)
+	}
+	st, err := s.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Counts["h"][queue.StatusDelivering] != 4 {
+		t.Fatalf("counts %v, want 4 delivering", st.Counts)
+	}
+}

@@ -6,6 +6,16 @@
 //
 // The address it bound is written to -portfile (the port number only) once
 // it is listening, so the harness can pick a free port with :0.
+//
+// With -hold it starts holding: every request waits (its connection open,
+// no answer) until the harness releases them, which is how the drain
+// scenarios store a backlog "while the upstream is down" without every
+// event getting a failed attempt and a retry time. Control, answered
+// without waiting and not counted:
+//
+//	POST /_bench/hold      hold from now on
+//	POST /_bench/release   answer the held requests and every later one
+//	GET  /_bench/count     requests answered so far (a decimal number)
 package main
 
 import (
@@ -18,13 +28,86 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
 
 var okBody = []byte(`{"ok":true}`)
 
+// gate holds requests while closed; release opens it.
+type gate struct {
+	mu   sync.Mutex
+	open chan struct{} // closed when released
+}
+
+func newGate(hold bool) *gate {
+	g := &gate{open: make(chan struct{})}
+	if !hold {
+		close(g.open)
+	}
+	return g
+}
+
+func (g *gate) wait() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.open
+}
+
+func (g *gate) hold() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	select {
+	case <-g.open:
+		g.open = make(chan struct{})
+	default: // already holding
+	}
+}
+
+func (g *gate) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	select {
+	case <-g.open:
+	default:
+		close(g.open)
+	}
+}
+
+var (
+	requestGate *gate
+	answered    atomic.Int64
+)
+
+func control(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/_bench/hold":
+		requestGate.hold()
+	case "/_bench/release":
+		requestGate.release()
+	case "/_bench/count":
+		_, _ = fmt.Fprintf(w, "%d\n", answered.Load())
+		return
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 func handle(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/_bench/") {
+		control(w, r)
+		return
+	}
+	select {
+	case <-requestGate.wait():
+	case <-r.Context().Done():
+		return
+	}
 	// Drain the body (bounded by what the client sends; the harness sends
 	// at most a few MiB) so the connection can be reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 64<<20))
@@ -33,12 +116,15 @@ func handle(w http.ResponseWriter, r *http.Request) {
 	h["Content-Length"] = []string{strconv.Itoa(len(okBody))}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(okBody)
+	answered.Add(1)
 }
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to listen on (loopback)")
 	portfile := flag.String("portfile", "", "file to write the bound port to")
+	hold := flag.Bool("hold", false, "start holding requests until POST /_bench/release")
 	flag.Parse()
+	requestGate = newGate(*hold)
 
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
