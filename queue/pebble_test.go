@@ -602,6 +602,7 @@ func BenchmarkPebbleBacklog(b *testing.B) {
 		benchDrain(b, s)
 	})
 }
+
 // Lease starts reading its indexes where it stopped last time; an entry
 // written below that point since (here: with the clock set back) is
 // still leased, from the due index and from the lease index alike.
