@@ -34,6 +34,12 @@ func startNATSCluster(tb testing.TB, n int) *natsCluster {
 	tb.Helper()
 	c := &natsCluster{tb: tb}
 	c.servers = make([]*server.Server, n)
+	// the store directories first: cleanups run last-registered first, so
+	// the servers stop before their directories are removed
+	dirs := make([]string, n)
+	for i := range dirs {
+		dirs[i] = tb.TempDir()
+	}
 	tb.Cleanup(c.stopAll)
 	var routes []string
 	for i := range n {
@@ -46,7 +52,7 @@ func startNATSCluster(tb testing.TB, n int) *natsCluster {
 			JetStream:          true,
 			JetStreamMaxMemory: 64 << 20,
 			JetStreamMaxStore:  1 << 30,
-			StoreDir:           tb.TempDir(),
+			StoreDir:           dirs[i],
 			SyncAlways:         true,
 			Cluster:            server.ClusterOpts{Name: "gateway", Host: "127.0.0.1", Port: server.RANDOM_PORT},
 			Routes:             server.RoutesFromStr(strings.Join(routes, ",")),
