@@ -98,10 +98,28 @@ func splitMediaType(v string) (typ, sub, params string, ok bool) {
 	mt, params, _ := strings.Cut(v, ";")
 	mt = strings.TrimSpace(mt)
 	typ, sub, found := strings.Cut(mt, "/")
-	if !found || typ == "" || sub == "" || strings.ContainsAny(sub, "/ \t") || strings.ContainsAny(typ, " \t") {
+	if !found || !isToken(typ) || !isToken(sub) {
 		return "", "", "", false
 	}
 	return lowerASCII(typ), lowerASCII(sub), params, true
+}
+
+// isToken: a non-empty RFC 9110 token, as a media type's type and subtype
+// must be (so `application/vnd(x+json` is not a JSON type).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func lowerASCII(s string) string {
