@@ -296,27 +296,8 @@ func (f *ForwardConfig) provision(repl *caddy.Replacer, reshaped bool, index int
 	if a.headers.Get("Content-Type") == "" {
 		a.headers.Set("Content-Type", "application/json")
 	}
-	switch f.Body {
-	case "", "reshaped":
-		a.original = !reshaped
-	case "original":
-		a.original = true
-	default:
-		return nil, fmt.Errorf("body must be reshaped or original, not %q", f.Body)
-	}
-
-	a.customRetry = f.Retries != nil || f.BackoffBase != 0 || f.BackoffMax != 0
-	retries := defaultRetries
-	if f.Retries != nil {
-		retries = *f.Retries
-	}
-	if retries < 0 {
-		return nil, errors.New("retries must not be negative")
-	}
-	a.policy = forward.Policy{
-		Retries: retries,
-		Base:    time.Duration(f.BackoffBase),
-		Max:     time.Duration(f.BackoffMax),
+	if err := a.delivery(f.Body, reshaped, f.Retries, f.BackoffBase, f.BackoffMax); err != nil {
+		return nil, err
 	}
 	if len(f.RetryOn) > 0 {
 		a.policy.RetryOn, err = forward.ParseStatusSet(f.RetryOn)
@@ -341,4 +322,28 @@ func (f *ForwardConfig) provision(repl *caddy.Replacer, reshaped bool, index int
 		}
 	}
 	return a, nil
+}
+
+// delivery sets what forward and publish actions share: which body they
+// send, and their retry policy (retries after the first attempt, backoff;
+// async mode uses the long default schedule unless either is set).
+func (a *action) delivery(body string, reshaped bool, retries *int, base, maxBackoff caddy.Duration) error {
+	switch body {
+	case "", "reshaped":
+		a.original = !reshaped
+	case "original":
+		a.original = true
+	default:
+		return fmt.Errorf("body must be reshaped or original, not %q", body)
+	}
+	a.customRetry = retries != nil || base != 0 || maxBackoff != 0
+	n := defaultRetries
+	if retries != nil {
+		n = *retries
+	}
+	if n < 0 {
+		return errors.New("retries must not be negative")
+	}
+	a.policy = forward.Policy{Retries: n, Base: time.Duration(base), Max: time.Duration(maxBackoff)}
+	return nil
 }

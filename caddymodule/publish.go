@@ -145,23 +145,9 @@ func (p *PublishConfig) provision(repl *caddy.Replacer, reshaped bool, index int
 		a.timeout = defaultTimeout
 	}
 	a.keys = placeholderKeys(t.exchange, placeholderKeys(t.key, nil))
-	switch p.Body {
-	case "", "reshaped":
-		a.original = !reshaped
-	case "original":
-		a.original = true
-	default:
-		return nil, fmt.Errorf("body must be reshaped or original, not %q", p.Body)
+	if err := a.delivery(p.Body, reshaped, p.Retries, p.BackoffBase, p.BackoffMax); err != nil {
+		return nil, err
 	}
-	a.customRetry = p.Retries != nil || p.BackoffBase != 0 || p.BackoffMax != 0
-	retries := defaultRetries
-	if p.Retries != nil {
-		retries = *p.Retries
-	}
-	if retries < 0 {
-		return nil, errors.New("retries must not be negative")
-	}
-	a.policy = forward.Policy{Retries: retries, Base: time.Duration(p.BackoffBase), Max: time.Duration(p.BackoffMax)}
 
 	var err error
 	t.publisher, err = publish.New(rawURL, publish.Options{Transient: p.Persistent != nil && !*p.Persistent})
