@@ -925,32 +925,47 @@ func (n *NATS) Get(ctx context.Context, key string) (*Event, error) {
 	return &rec.Event, nil
 }
 
-// scan reads the latest record of every key matching filter. The watch
-// may be served by a replica that lags behind; it is read until it has
-// the last record the stream leader has, so it sees every completed write.
+// scan reads the latest record of every key matching filter.
 func (n *NATS) scan(ctx context.Context, filter string) ([]*natsRecord, error) {
+	recs, err := scanKV[natsRecord](ctx, n.evStream, n.events, n.evPre, filter, "record")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*natsRecord, len(recs))
+	for i := range recs {
+		out[i] = &recs[i]
+	}
+	return out, nil
+}
+
+// scanKV reads the latest value (JSON, as T) of every key of kv matching
+// filter. The watch may be served by a replica that lags behind; it is
+// read until it has the last revision the stream leader has (subjects of
+// the bucket's stream start with subjectPrefix), so it sees every
+// completed write. Deletes and purges are watched too: the last revision
+// may be one. what names the values in errors.
+func scanKV[T any](ctx context.Context, stream jetstream.Stream, kv jetstream.KeyValue, subjectPrefix, filter, what string) ([]T, error) {
 	var last uint64
-	m, err := n.evStream.GetLastMsgForSubject(ctx, n.evPre+filter)
+	m, err := stream.GetLastMsgForSubject(ctx, subjectPrefix+filter)
 	switch {
 	case err == nil:
 		last = m.Sequence
 	case !errors.Is(err, jetstream.ErrMsgNotFound):
 		return nil, err
 	}
-	// deletes and purges are watched too: the last revision may be one
-	w, err := n.events.Watch(ctx, filter)
+	w, err := kv.Watch(ctx, filter)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = w.Stop() }()
-	recs := map[string]*natsRecord{}
+	found := map[string]T{}
 	var seen uint64
 	initial := true
 	for initial || seen < last {
 		select {
 		case e, ok := <-w.Updates():
 			if !ok {
-				return nil, errors.New("record listing ended early")
+				return nil, fmt.Errorf("%s listing ended early", what)
 			}
 			if e == nil {
 				initial = false
@@ -958,21 +973,21 @@ func (n *NATS) scan(ctx context.Context, filter string) ([]*natsRecord, error) {
 			}
 			seen = max(seen, e.Revision())
 			if e.Operation() != jetstream.KeyValuePut {
-				delete(recs, e.Key())
+				delete(found, e.Key())
 				continue
 			}
-			var rec natsRecord
-			if err := json.Unmarshal(e.Value(), &rec); err != nil {
-				return nil, fmt.Errorf("record %s: %w", e.Key(), err)
+			var v T
+			if err := json.Unmarshal(e.Value(), &v); err != nil {
+				return nil, fmt.Errorf("%s %s: %w", what, e.Key(), err)
 			}
-			recs[e.Key()] = &rec
+			found[e.Key()] = v
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 	}
-	out := make([]*natsRecord, 0, len(recs))
-	for _, rec := range recs {
-		out = append(out, rec)
+	out := make([]T, 0, len(found))
+	for _, v := range found {
+		out = append(out, v)
 	}
 	return out, nil
 }

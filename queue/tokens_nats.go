@@ -160,54 +160,10 @@ func (n *NATS) Hooks(ctx context.Context, issuer, tenant string) ([]IssuedHook, 
 	return hooks, nil
 }
 
-// scanHooks reads the latest hook of every key matching filter, until it
-// has the last revision the stream leader has (see scan).
+// scanHooks reads the latest hook of every key matching filter (see
+// scanKV).
 func (n *NATS) scanHooks(ctx context.Context, filter string) ([]IssuedHook, error) {
-	var last uint64
-	m, err := n.hookStream.GetLastMsgForSubject(ctx, "$KV."+n.opts.Stream+"_hooks."+filter)
-	switch {
-	case err == nil:
-		last = m.Sequence
-	case !errors.Is(err, jetstream.ErrMsgNotFound):
-		return nil, err
-	}
-	w, err := n.hooks.Watch(ctx, filter)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = w.Stop() }()
-	found := map[string]IssuedHook{}
-	var seen uint64
-	initial := true
-	for initial || seen < last {
-		select {
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, errors.New("hook listing ended early")
-			}
-			if e == nil {
-				initial = false
-				continue
-			}
-			seen = max(seen, e.Revision())
-			if e.Operation() != jetstream.KeyValuePut {
-				delete(found, e.Key())
-				continue
-			}
-			var h IssuedHook
-			if err := json.Unmarshal(e.Value(), &h); err != nil {
-				return nil, fmt.Errorf("issued hook %s: %w", e.Key(), err)
-			}
-			found[e.Key()] = h
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	out := make([]IssuedHook, 0, len(found))
-	for _, h := range found {
-		out = append(out, h)
-	}
-	return out, nil
+	return scanKV[IssuedHook](ctx, n.hookStream, n.hooks, "$KV."+n.opts.Stream+"_hooks.", filter, "issued hook")
 }
 
 // HookByToken finds a tenant's hook by its token; see HookTokens.
