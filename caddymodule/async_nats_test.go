@@ -6,30 +6,15 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
+	"github.com/caddy-webhooks/gateway/internal/natstest"
 )
 
 // TestAsyncDeliveryNATS runs async mode through a real Caddy on the NATS
 // store, against a JetStream server started here on loopback: accepted,
 // delivered, visible in the admin API, and deduplicated.
 func TestAsyncDeliveryNATS(t *testing.T) {
-	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: t.TempDir(), JetStreamMaxMemory: 64 << 20, JetStreamMaxStore: 1 << 30,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
+	ns := natstest.Start(t)
 
 	up := newUpstream(t, nil)
 	config := strings.Replace(globalOptions, "auto_https off", fmt.Sprintf(
