@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -501,16 +502,46 @@ func TestNATSResultChunksRemoved(t *testing.T) {
 	}
 }
 
-// BenchmarkPebblePutResult measures a synced put of a 4 KiB result.
+// BenchmarkPebblePutResult measures synced puts of 4 KiB results, one at
+// a time and from 16 goroutines per CPU.
 func BenchmarkPebblePutResult(b *testing.B) {
+	r := queue.Result{Hook: "h", Status: 200, Body: binaryBody(4096, 11), ExpiresAt: time.Now().Add(time.Hour)}
+	for _, par := range []int{1, 16} {
+		b.Run(fmt.Sprint("parallelism=", par), func(b *testing.B) {
+			s, err := queue.OpenPebble(b.TempDir(), queue.PebbleOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = s.Close() }()
+			var n atomic.Int64
+			b.SetParallelism(par)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := s.PutResult(context.Background(), fmt.Sprint("secret-", n.Add(1)), r); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkPebbleGetResult measures a read of one of 1000 4 KiB results.
+func BenchmarkPebbleGetResult(b *testing.B) {
 	s, err := queue.OpenPebble(b.TempDir(), queue.PebbleOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer func() { _ = s.Close() }()
-	r := queue.Result{Hook: "h", Status: 200, Body: binaryBody(4096, 11), ExpiresAt: time.Now().Add(time.Hour)}
-	for i := 0; b.Loop(); i++ {
+	r := queue.Result{Hook: "h", Status: 200, Body: binaryBody(4096, 12), ExpiresAt: time.Now().Add(time.Hour)}
+	for i := range 1000 {
 		if err := s.PutResult(context.Background(), fmt.Sprint("secret-", i), r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := 0; b.Loop(); i++ {
+		if _, err := s.GetResult(context.Background(), fmt.Sprint("secret-", i%1000)); err != nil {
 			b.Fatal(err)
 		}
 	}
