@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -213,6 +214,71 @@ func runResultsConformance(t *testing.T, open resultsPair) {
 		mustPurge(t, b, start.Add(100*time.Hour), 1)
 		mustPurge(t, a, start.Add(100*time.Hour), 0)
 		resultNotFound(t, a, "p3", "purged p3")
+	})
+
+	t.Run("puts racing with purges", func(t *testing.T) {
+		clock := &fakeClock{now: start}
+		a, b := open(t, clock)
+		purgeAt := start.Add(time.Hour)
+		secret := func(w, i int) string { return fmt.Sprint("race", w, "-", i) }
+		for w := range 4 {
+			for i := range 20 {
+				mustPutResult(t, a, secret(w, i), result([]byte(fmt.Sprint(w, i)), time.Hour))
+			}
+		}
+		// every result expired at purgeAt; while purges run, the odd ones
+		// are replaced with ones that have not
+		var wg sync.WaitGroup
+		var purged atomic.Int64
+		errs := make(chan error, 16)
+		for w := range 4 {
+			s := []queue.Results{a, b}[w%2]
+			wg.Go(func() {
+				for i := 1; i < 20; i += 2 {
+					if err := s.PutResult(ctx, secret(w, i), result([]byte(fmt.Sprint("new", w, i)), 2*time.Hour)); err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+		}
+		for w := range 2 {
+			s := []queue.Results{a, b}[w]
+			wg.Go(func() {
+				for range 10 {
+					n, err := s.PurgeResults(ctx, purgeAt)
+					if err != nil {
+						errs <- err
+						return
+					}
+					purged.Add(int64(n))
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		n, err := a.PurgeResults(ctx, purgeAt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// the 40 even ones, and the odd ones purged before their
+		// replacement: each counted once, whichever purge removed it
+		if total := purged.Load() + int64(n); total < 40 || total > 80 {
+			t.Fatalf("purged %d results, want 40 to 80", total)
+		}
+		for w := range 4 {
+			for i := range 20 {
+				if i%2 == 0 {
+					resultNotFound(t, b, secret(w, i), "purged "+secret(w, i))
+				} else {
+					mustGetResult(t, b, secret(w, i), result([]byte(fmt.Sprint("new", w, i)), 2*time.Hour))
+				}
+			}
+		}
+		mustPurge(t, b, start.Add(2*time.Hour), 40)
 	})
 
 	t.Run("refused", func(t *testing.T) {
