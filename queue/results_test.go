@@ -612,3 +612,28 @@ func BenchmarkPebbleGetResult(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkNATSResult measures a put then a get of a 4 KiB (inline) and a
+// 2 MiB (chunked) result on a 3-node cluster with 3 replicas.
+func BenchmarkNATSResult(b *testing.B) {
+	c := startNATSCluster(b, 3)
+	s, err := queue.OpenNATS(context.Background(), queue.NATSOptions{URLs: c.urls(), Stream: "benchresults", Replicas: 3})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	for _, size := range []int{4 << 10, 2 << 20} {
+		b.Run(fmt.Sprint("body=", size), func(b *testing.B) {
+			r := queue.Result{Hook: "h", Status: 200, Body: binaryBody(size, 13), ExpiresAt: time.Now().Add(time.Hour)}
+			for i := 0; b.Loop(); i++ {
+				secret := fmt.Sprint("secret-", size, "-", i)
+				if err := s.PutResult(context.Background(), secret, r); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.GetResult(context.Background(), secret); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
