@@ -133,8 +133,10 @@ func (n *NATS) PutResult(ctx context.Context, secret string, r Result) error {
 	// the TTL is at least the grace, and whole seconds (the servers'
 	// granularity)
 	ttl := (max(r.ExpiresAt.Sub(now), 0) + resultTTLGrace).Round(time.Second)
+	// the result replaced, for its chunks; one unreadable is replaced all
+	// the same (its chunks are left to their TTL)
 	old, _, err := n.readResult(ctx, key)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	if errors.Is(err, ErrUnavailable) {
 		return err
 	}
 	rec := natsResult{Result: r}
