@@ -34,6 +34,7 @@ const (
 	kindDedupExp = 'x' // x expiry idHook(id, hook) -> nothing: dedup marks by expiry
 	kindStatus   = 's' // s status 0 key -> nothing: records by status, for listings
 	// 'h' and 'k' hold issued hooks: see tokens_pebble.go
+	// 'R' and 'X' hold request-reply results: see results_pebble.go
 )
 
 // PebbleLogger receives Pebble's log lines. *zap.SugaredLogger satisfies
@@ -128,6 +129,8 @@ type Pebble struct {
 	free, freeAt atomic.Int64
 	// hooksMu serializes changes of issued hooks (tokens_pebble.go)
 	hooksMu sync.Mutex
+	// results: see results_pebble.go
+	results pebbleResults
 }
 
 // floor is a lower bound of the live entries of the due or the lease
