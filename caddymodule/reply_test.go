@@ -176,8 +176,12 @@ func TestReplyRoundTrip(t *testing.T) {
 		t.Errorf("fetch: %d %v %q", status, hdr, got)
 	}
 	for _, wrong := range []string{strings.Repeat("0", 32), "rr-1", ""} {
+		want := http.StatusNotFound
+		if wrong == "" {
+			want = http.StatusBadRequest
+		}
 		status, _, got = fetch(t, tester, http.MethodGet, "/rr/result?id="+wrong, "k3y")
-		if status != http.StatusNotFound && !(wrong == "" && status == http.StatusBadRequest) {
+		if status != want {
 			t.Errorf("fetch of id %q: %d %s", wrong, status, got)
 		}
 	}
