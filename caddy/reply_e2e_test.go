@@ -203,8 +203,12 @@ func TestRequestReply(t *testing.T) {
 		var secret string
 		for _, r := range got {
 			q := r.URL.Query()
-			t.Logf("gateway -> caller callback: %s %s?id=%s... Idempotency-Key=%s Webhook-Attempt=%s",
-				r.Method, r.URL.Path, q.Get("id")[:min(8, len(q.Get("id")))], r.Header.Get("Idempotency-Key"), r.Header.Get("Webhook-Attempt"))
+			shown := r.URL.RequestURI()
+			if sid := q.Get("id"); len(sid) > 8 {
+				shown = strings.Replace(shown, sid, sid[:8]+"...", 1) // the secret, shortened in the log
+			}
+			t.Logf("gateway -> caller callback: %s %s Idempotency-Key=%s Webhook-Attempt=%s",
+				r.Method, shown, r.Header.Get("Idempotency-Key"), r.Header.Get("Webhook-Attempt"))
 			if r.Method != http.MethodGet || r.URL.Path != "/done" || q.Get("job") != "7" || !hexID.MatchString(q.Get("id")) {
 				t.Fatalf("callback %s %s: want GET /done with job=7 kept and a 128-bit id", r.Method, r.URL.RequestURI())
 			}
@@ -249,6 +253,7 @@ func TestRequestReply(t *testing.T) {
 		t.Fatal("the upstream was not called")
 	}
 	proc.kill()
+	killed := proc
 	t.Logf("SIGKILL with event %s accepted, its upstream call in flight, no callback yet (%d)", id, len(cbs.of(id)))
 	if len(cbs.of(id)) != 0 {
 		t.Fatal("the callback came before the kill: the restart would prove nothing")
@@ -275,4 +280,24 @@ func TestRequestReply(t *testing.T) {
 		t.Fatalf("fetch of a failed result: %d %v %s", status, hdr, b)
 	}
 	t.Logf("upstream called %d times", upstreamCalls.Load())
+
+	// no log line of either process holds a secret id or the callback URL
+	proc.stop(t)
+	secrets := []string{}
+	cbs.mu.Lock()
+	for _, r := range cbs.got {
+		secrets = append(secrets, r.URL.Query().Get("id"))
+	}
+	cbs.mu.Unlock()
+	if !strings.Contains(killed.logs.String(), "webhook rejected") {
+		t.Fatalf("the first process's log lacks the refused fetch: its output was not captured")
+	}
+	for i, p := range []*caddyProcess{killed, proc} {
+		logs := p.logs.String()
+		for _, s := range append(secrets, "/done?job=7", "job=7&id") {
+			if strings.Contains(logs, s) {
+				t.Errorf("process %d logged %q", i+1, s)
+			}
+		}
+	}
 }

@@ -84,7 +84,7 @@ http://localhost:9080 {
 		auth api_key k3y
 		id_from {header.X-Request-Id}
 		mode async
-		forward %s/work {
+		forward %[1]s/work {
 			retries 1
 			backoff 50ms 50ms
 		}
@@ -93,8 +93,22 @@ http://localhost:9080 {
 			allow 127.0.0.1
 			fetch /rr/result
 			retain 1h
-			tls_trusted_ca_certs %s
+			tls_trusted_ca_certs %[2]s
 			sign github s3cret-sign
+		}
+	}
+	@brief path /brief /brief/result
+	webhook_gateway @brief {
+		name brief
+		auth api_key k3y
+		mode async
+		forward %[1]s/work
+		reply {
+			callback {json.webhook_url}
+			allow 127.0.0.1
+			fetch /brief/result
+			retain 1s
+			tls_trusted_ca_certs %[2]s
 		}
 	}
 	@strict path /strict /strict/result
@@ -103,7 +117,7 @@ http://localhost:9080 {
 		auth api_key k3y
 		id_from {header.X-Request-Id}
 		mode async
-		forward %s/work {
+		forward %[3]s/work {
 			retries 1
 			backoff 50ms 50ms
 		}
@@ -189,6 +203,27 @@ func TestReplyRoundTrip(t *testing.T) {
 	if status != http.StatusMethodNotAllowed || hdr.Get("Allow") != "GET" {
 		t.Errorf("POST on the fetch path: %d Allow %q", status, hdr.Get("Allow"))
 	}
+
+	// a result is kept for retain (1s on /brief), then the same 404
+	status, _, got = post(t, tester, "/brief", "application/json", http.Header{"X-Api-Key": {"k3y"}}, []byte(fmt.Sprintf(`{"webhook_url":%q}`, rc.URL+"/brief")))
+	if status != http.StatusAccepted {
+		t.Fatalf("accept on /brief: %d %s", status, got)
+	}
+	var briefSecret string
+	waitFor(t, "the callback of /brief", func() bool {
+		for _, r := range rc.requests() {
+			if r.path == "/brief" {
+				q, _ := parseQuery(r.rawURI)
+				briefSecret = q.Get("id")
+				return true
+			}
+		}
+		return false
+	})
+	waitFor(t, "the result of /brief to expire", func() bool {
+		status, _, _ := fetch(t, tester, http.MethodGet, "/brief/result?id="+briefSecret, "k3y")
+		return status == http.StatusNotFound
+	})
 
 	// both records delivered; the admin API never shows the secret (the
 	// callback URL is only in the payload the sender sent)
