@@ -19,6 +19,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/caddy-webhooks/gateway/internal/natstest"
 )
 
 // receiver is a caller's HTTPS callback server on loopback.
@@ -466,4 +468,61 @@ func validateJSON(t *testing.T, raw string) error {
 		t.Fatal(err)
 	}
 	return caddy.Validate(&cfg)
+}
+
+// TestReplyNATS: the same exchange with the NATS store keeping events and
+// results.
+func TestReplyNATS(t *testing.T) {
+	ns := natstest.Start(t)
+	up := newUpstream(t, func(n int, w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write([]byte(`{"export":"ready"}`))
+	})
+	rc := newReceiver(t, nil)
+	config := strings.Replace(globalOptions, "auto_https off", fmt.Sprintf(
+		"auto_https off\n\twebhook_gateway {\n\t\tstore nats %s {\n\t\t\tstream replytest\n\t\t\treplicas 1\n\t\t}\n\t}", ns.ClientURL()), 1) +
+		fmt.Sprintf(`
+http://localhost:9080 {
+	@export path /export /export/result
+	webhook_gateway @export {
+		name export
+		auth api_key k3y
+		id_from {header.X-Request-Id}
+		mode async
+		forward %s/export
+		reply {
+			callback {json.webhook_url}
+			allow 127.0.0.1
+			fetch /export/result
+			tls_trusted_ca_certs %s
+		}
+	}
+}
+`, up.URL, rc.pemFile)
+	tester := newTester(t)
+	tester.InitServer(withPorts(config), "caddyfile")
+	t.Cleanup(func() { tester.InitServer(withPorts(globalOptions), "caddyfile") })
+
+	status, _, got := post(t, tester, "/export", "application/json", http.Header{"X-Api-Key": {"k3y"}, "X-Request-Id": {"nats-rr-1"}},
+		[]byte(fmt.Sprintf(`{"webhook_url":%q}`, rc.URL+"/export-done")))
+	if status != http.StatusAccepted {
+		t.Fatalf("accept: %d %s", status, got)
+	}
+	waitFor(t, "the callback", func() bool { return len(rc.requests()) > 0 })
+	cb := rc.requests()[0]
+	q, err := parseQuery(cb.rawURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cb.path != "/export-done" || !secretID.MatchString(q.Get("id")) || cb.header.Get("Idempotency-Key") != "nats-rr-1" {
+		t.Fatalf("callback %s %v", cb.rawURI, cb.header)
+	}
+	status, hdr, got := fetch(t, tester, http.MethodGet, "/export/result?id="+q.Get("id"), "k3y")
+	if status != http.StatusOK || string(got) != `{"export":"ready"}` || hdr.Get("Content-Type") != "application/json" || hdr.Get("Webhook-Upstream-Status") != "202" {
+		t.Errorf("fetch: %d %v %s", status, hdr, got)
+	}
+	if status, _, _ := fetch(t, tester, http.MethodGet, "/export/result?id="+strings.Repeat("a", 32), "k3y"); status != http.StatusNotFound {
+		t.Errorf("fetch of an unknown id: %d", status)
+	}
 }
