@@ -359,7 +359,10 @@ func (h *Handler) resultOf(ev *queue.Event, res forward.Result, n int) queue.Res
 	case res.TooLarge:
 		public = "upstream answer larger than max_size"
 	}
-	public += fmt.Sprintf(" (%d attempts)", n)
+	public += fmt.Sprintf(" after %d attempt", n)
+	if n != 1 {
+		public += "s"
+	}
 	r.ContentType = "application/json"
 	r.Body, _ = json.Marshal(errorBody{Error: public, Status: r.Status})
 	return r

@@ -526,3 +526,72 @@ http://localhost:9080 {
 		t.Errorf("fetch of an unknown id: %d", status)
 	}
 }
+
+// TestReplyResultBounds: an upstream that answers after the attempt's
+// timeout gives a 504 result; one that answers more than max_size gives a
+// 502 result, never a cut body.
+func TestReplyResultBounds(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	hanging := newUpstream(t, func(n int, w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	big := newUpstream(t, func(n int, w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte(strings.Repeat("x", 4096)))
+	})
+	rc := newReceiver(t, nil)
+	hook := func(name, upstream, extra string) string {
+		return fmt.Sprintf(`
+	@%[1]s path /%[1]s /%[1]s/result
+	webhook_gateway @%[1]s {
+		name %[1]s
+		auth api_key k3y
+		%[3]s
+		mode async
+		forward %[2]s/x {
+			timeout 200ms
+			retries 0
+		}
+		reply {
+			callback {json.webhook_url}
+			allow 127.0.0.1
+			fetch /%[1]s/result
+			tls_trusted_ca_certs %[4]s
+		}
+	}`, name, upstream, extra, rc.pemFile)
+	}
+	tester, _ := asyncCaddy(t, "", "http://localhost:9080 {"+hook("slow", hanging.URL, "")+hook("big", big.URL, "max_size 1KB")+"\n}\n")
+	for _, tc := range []struct {
+		hook   string
+		status string
+		want   string
+	}{
+		{"slow", "504", `{"error":"upstream timed out after 1 attempt","status":504}`},
+		{"big", "502", `{"error":"upstream answer larger than max_size after 1 attempt","status":502}`},
+	} {
+		status, _, got := post(t, tester, "/"+tc.hook, "application/json", http.Header{"X-Api-Key": {"k3y"}}, []byte(fmt.Sprintf(`{"webhook_url":%q}`, rc.URL+"/"+tc.hook)))
+		if status != http.StatusAccepted {
+			t.Fatalf("accept on /%s: %d %s", tc.hook, status, got)
+		}
+		var secret string
+		waitFor(t, "the callback of /"+tc.hook, func() bool {
+			for _, r := range rc.requests() {
+				if r.path == "/"+tc.hook {
+					q, _ := parseQuery(r.rawURI)
+					secret = q.Get("id")
+					return true
+				}
+			}
+			return false
+		})
+		status, hdr, got := fetch(t, tester, http.MethodGet, "/"+tc.hook+"/result?id="+secret, "k3y")
+		t.Logf("GET /%s/result?id=<secret> -> %d Webhook-Upstream-Status=%s %s", tc.hook, status, hdr.Get("Webhook-Upstream-Status"), got)
+		if status != http.StatusOK || hdr.Get("Webhook-Upstream-Status") != tc.status || strings.TrimSpace(string(got)) != tc.want {
+			t.Errorf("fetch of /%s's result: %d %v %s", tc.hook, status, hdr, got)
+		}
+	}
+}
