@@ -121,14 +121,19 @@ func encodeResult(r Result) ([]byte, error) {
 
 func decodeResult(v []byte) (Result, error) {
 	n, w := binary.Uvarint(v)
-	if w <= 0 || n > uint64(len(v)-w) {
+	// the JSON of a checked result is far below 1 MiB
+	if w <= 0 || n > 1<<20 {
+		return Result{}, errors.New("stored result: bad length")
+	}
+	end := w + int(n) //nolint:gosec // n is at most 1 MiB, checked above
+	if end > len(v) {
 		return Result{}, errors.New("stored result: bad length")
 	}
 	var r Result
-	if err := json.Unmarshal(v[w:w+int(n)], &r); err != nil {
+	if err := json.Unmarshal(v[w:end], &r); err != nil {
 		return Result{}, fmt.Errorf("stored result: %w", err)
 	}
-	if body := v[w+int(n):]; len(body) > 0 {
+	if body := v[end:]; len(body) > 0 {
 		r.Body = body
 	}
 	return r, nil

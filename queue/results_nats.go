@@ -87,15 +87,25 @@ func (n *NATS) setupResults(ctx context.Context, cfg jetstream.StreamConfig) err
 }
 
 // publishResult writes one message of the bucket and waits for its
-// acknowledgement.
+// acknowledgement. The operation timeout bounds each message of a result,
+// not the whole result (up to 16 MiB).
 func (n *NATS) publishResult(ctx context.Context, key string, data []byte, ttl time.Duration) error {
+	ctx, cancel := n.opCtx(ctx)
+	defer cancel()
 	_, err := n.js.Publish(ctx, "$KV."+n.opts.Stream+"_results."+key, data, jetstream.WithMsgTTL(ttl))
 	return unavailable(err)
 }
 
+// getResultKV reads one key of the bucket, within the operation timeout.
+func (n *NATS) getResultKV(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	ctx, cancel := n.opCtx(ctx)
+	defer cancel()
+	return n.results.Get(ctx, key)
+}
+
 // readResult reads the m value of key and its revision.
 func (n *NATS) readResult(ctx context.Context, key string) (natsResult, uint64, error) {
-	e, err := n.results.Get(ctx, natsResultKey(key))
+	e, err := n.getResultKV(ctx, natsResultKey(key))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return natsResult{}, 0, ErrNotFound
 	}
@@ -120,13 +130,13 @@ func (n *NATS) PutResult(ctx context.Context, secret string, r Result) error {
 	if r, err = checkResult(r, now); err != nil {
 		return err
 	}
-	ctx, cancel := n.opCtx(ctx)
-	defer cancel()
 	// the TTL is at least the grace, and whole seconds (the servers'
 	// granularity)
 	ttl := (max(r.ExpiresAt.Sub(now), 0) + resultTTLGrace).Round(time.Second)
+	// the result replaced, for its chunks; one unreadable is replaced all
+	// the same (its chunks are left to their TTL)
 	old, _, err := n.readResult(ctx, key)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	if errors.Is(err, ErrUnavailable) {
 		return err
 	}
 	rec := natsResult{Result: r}
@@ -170,11 +180,15 @@ func newResultGen() (string, error) {
 // removeChunks purges the chunks of rec, leaving those it cannot to their
 // TTL.
 func (n *NATS) removeChunks(ctx context.Context, key string, rec natsResult) {
-	for i := range min(rec.Chunks, MaxResultBody) {
+	// chunks are at least resultChunkHeadroom long: a larger count is not
+	// one this store wrote
+	for i := range min(rec.Chunks, MaxResultBody/resultChunkHeadroom) {
 		if ctx.Err() != nil {
 			return
 		}
-		_ = n.results.Purge(ctx, natsChunkKey(key, rec.Gen, i), jetstream.PurgeTTL(resultMarkerTTL))
+		opCtx, cancel := n.opCtx(ctx)
+		_ = n.results.Purge(opCtx, natsChunkKey(key, rec.Gen, i), jetstream.PurgeTTL(resultMarkerTTL))
+		cancel()
 	}
 }
 
@@ -184,8 +198,6 @@ func (n *NATS) GetResult(ctx context.Context, secret string) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	ctx, cancel := n.opCtx(ctx)
-	defer cancel()
 	for range maxResultReadTries {
 		rec, _, err := n.readResult(ctx, key)
 		if errors.Is(err, ErrNotFound) {
@@ -221,7 +233,7 @@ func (n *NATS) readChunks(ctx context.Context, key string, rec natsResult) ([]by
 	}
 	body := make([]byte, 0, rec.Size)
 	for i := range rec.Chunks {
-		e, err := n.results.Get(ctx, natsChunkKey(key, rec.Gen, i))
+		e, err := n.getResultKV(ctx, natsChunkKey(key, rec.Gen, i))
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return nil, ErrNotFound
 		}
@@ -285,15 +297,15 @@ func (n *NATS) PurgeResults(ctx context.Context, now time.Time) (int, error) {
 	for _, x := range expired {
 		opCtx, cancel := n.opCtx(ctx)
 		err := n.results.Purge(opCtx, natsResultKey(x.key), jetstream.LastRevision(x.rev), jetstream.PurgeTTL(resultMarkerTTL))
-		if err == nil {
-			removed++
-			if x.rec.Gen != "" {
-				n.removeChunks(opCtx, x.key, x.rec)
-			}
-		}
 		cancel()
 		if err != nil && !isConflict(err) {
 			return removed, unavailable(err)
+		}
+		if err == nil {
+			removed++
+			if x.rec.Gen != "" {
+				n.removeChunks(ctx, x.key, x.rec)
+			}
 		}
 	}
 	return removed, nil

@@ -29,9 +29,10 @@ const purgeResultsBatch = 1000
 
 // pebbleResults is the Pebble store's state for results.
 type pebbleResults struct {
-	// mu serializes puts with purges, so a purge never removes a result
-	// replaced after it read the old one.
-	mu sync.Mutex
+	// mu: puts hold it shared (concurrent puts share an fsync), purges
+	// exclusively, so a purge never removes a result replaced after it
+	// read the old one.
+	mu sync.RWMutex
 	// floor: no X entry is below it, so a purge with nothing expired
 	// seeks past the deletions of earlier purges at once.
 	floor floor
@@ -59,8 +60,8 @@ func (p *Pebble) PutResult(ctx context.Context, secret string, r Result) error {
 	if err != nil {
 		return err
 	}
-	p.results.mu.Lock()
-	defer p.results.mu.Unlock()
+	p.results.mu.RLock()
+	defer p.results.mu.RUnlock()
 	b := p.db.NewBatch()
 	defer func() { _ = b.Close() }()
 	if err := b.Set(resultRecordKey(key), v, nil); err != nil {

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -212,6 +214,71 @@ func runResultsConformance(t *testing.T, open resultsPair) {
 		mustPurge(t, b, start.Add(100*time.Hour), 1)
 		mustPurge(t, a, start.Add(100*time.Hour), 0)
 		resultNotFound(t, a, "p3", "purged p3")
+	})
+
+	t.Run("puts racing with purges", func(t *testing.T) {
+		clock := &fakeClock{now: start}
+		a, b := open(t, clock)
+		purgeAt := start.Add(time.Hour)
+		secret := func(w, i int) string { return fmt.Sprint("race", w, "-", i) }
+		for w := range 4 {
+			for i := range 20 {
+				mustPutResult(t, a, secret(w, i), result([]byte(fmt.Sprint(w, i)), time.Hour))
+			}
+		}
+		// every result expired at purgeAt; while purges run, the odd ones
+		// are replaced with ones that have not
+		var wg sync.WaitGroup
+		var purged atomic.Int64
+		errs := make(chan error, 16)
+		for w := range 4 {
+			s := []queue.Results{a, b}[w%2]
+			wg.Go(func() {
+				for i := 1; i < 20; i += 2 {
+					if err := s.PutResult(ctx, secret(w, i), result([]byte(fmt.Sprint("new", w, i)), 2*time.Hour)); err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+		}
+		for w := range 2 {
+			s := []queue.Results{a, b}[w]
+			wg.Go(func() {
+				for range 10 {
+					n, err := s.PurgeResults(ctx, purgeAt)
+					if err != nil {
+						errs <- err
+						return
+					}
+					purged.Add(int64(n))
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		n, err := a.PurgeResults(ctx, purgeAt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// the 40 even ones, and the odd ones purged before their
+		// replacement: each counted once, whichever purge removed it
+		if total := purged.Load() + int64(n); total < 40 || total > 80 {
+			t.Fatalf("purged %d results, want 40 to 80", total)
+		}
+		for w := range 4 {
+			for i := range 20 {
+				if i%2 == 0 {
+					resultNotFound(t, b, secret(w, i), "purged "+secret(w, i))
+				} else {
+					mustGetResult(t, b, secret(w, i), result([]byte(fmt.Sprint("new", w, i)), 2*time.Hour))
+				}
+			}
+		}
+		mustPurge(t, b, start.Add(2*time.Hour), 40)
 	})
 
 	t.Run("refused", func(t *testing.T) {
@@ -501,17 +568,72 @@ func TestNATSResultChunksRemoved(t *testing.T) {
 	}
 }
 
-// BenchmarkPebblePutResult measures a synced put of a 4 KiB result.
+// BenchmarkPebblePutResult measures synced puts of 4 KiB results, one at
+// a time and from 16 goroutines per CPU.
 func BenchmarkPebblePutResult(b *testing.B) {
+	r := queue.Result{Hook: "h", Status: 200, Body: binaryBody(4096, 11), ExpiresAt: time.Now().Add(time.Hour)}
+	for _, par := range []int{1, 16} {
+		b.Run(fmt.Sprint("parallelism=", par), func(b *testing.B) {
+			s, err := queue.OpenPebble(b.TempDir(), queue.PebbleOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = s.Close() }()
+			var n atomic.Int64
+			b.SetParallelism(par)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := s.PutResult(context.Background(), fmt.Sprint("secret-", n.Add(1)), r); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkPebbleGetResult measures a read of one of 1000 4 KiB results.
+func BenchmarkPebbleGetResult(b *testing.B) {
 	s, err := queue.OpenPebble(b.TempDir(), queue.PebbleOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer func() { _ = s.Close() }()
-	r := queue.Result{Hook: "h", Status: 200, Body: binaryBody(4096, 11), ExpiresAt: time.Now().Add(time.Hour)}
-	for i := 0; b.Loop(); i++ {
+	r := queue.Result{Hook: "h", Status: 200, Body: binaryBody(4096, 12), ExpiresAt: time.Now().Add(time.Hour)}
+	for i := range 1000 {
 		if err := s.PutResult(context.Background(), fmt.Sprint("secret-", i), r); err != nil {
 			b.Fatal(err)
 		}
+	}
+	for i := 0; b.Loop(); i++ {
+		if _, err := s.GetResult(context.Background(), fmt.Sprint("secret-", i%1000)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkNATSResult measures a put then a get of a 4 KiB (inline) and a
+// 2 MiB (chunked) result on a 3-node cluster with 3 replicas.
+func BenchmarkNATSResult(b *testing.B) {
+	c := startNATSCluster(b, 3)
+	s, err := queue.OpenNATS(context.Background(), queue.NATSOptions{URLs: c.urls(), Stream: "benchresults", Replicas: 3})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	for _, size := range []int{4 << 10, 2 << 20} {
+		b.Run(fmt.Sprint("body=", size), func(b *testing.B) {
+			r := queue.Result{Hook: "h", Status: 200, Body: binaryBody(size, 13), ExpiresAt: time.Now().Add(time.Hour)}
+			for i := 0; b.Loop(); i++ {
+				secret := fmt.Sprint("secret-", size, "-", i)
+				if err := s.PutResult(context.Background(), secret, r); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.GetResult(context.Background(), secret); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
