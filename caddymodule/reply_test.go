@@ -108,6 +108,7 @@ http://localhost:9080 {
 		reply {
 			callback {json.webhook_url}
 			allow 127.0.0.1
+			method POST
 			fetch /brief/result
 			retain 1s
 			tls_trusted_ca_certs %[2]s
@@ -212,16 +213,27 @@ func TestReplyRoundTrip(t *testing.T) {
 		t.Fatalf("accept on /brief: %d %s", status, got)
 	}
 	var briefSecret string
+	var briefCallback recorded
 	waitFor(t, "the callback of /brief", func() bool {
 		for _, r := range rc.requests() {
 			if r.path == "/brief" {
 				q, _ := parseQuery(r.rawURI)
 				briefSecret = q.Get("id")
+				briefCallback = r
 				return true
 			}
 		}
 		return false
 	})
+	// a POST callback carries the event id and the upstream's status, never the secret
+	var note struct {
+		ID             string `json:"id"`
+		UpstreamStatus int    `json:"upstream_status"`
+	}
+	if briefCallback.method != http.MethodPost || briefCallback.header.Get("Content-Type") != "application/json" || json.Unmarshal(briefCallback.body, &note) != nil || note.UpstreamStatus != http.StatusCreated ||
+		note.ID == "" || briefCallback.header.Get("Idempotency-Key") != note.ID || strings.Contains(string(briefCallback.body), briefSecret) {
+		t.Errorf("POST callback %s %v %s", briefCallback.method, briefCallback.header, briefCallback.body)
+	}
 	waitFor(t, "the result of /brief to expire", func() bool {
 		status, _, _ := fetch(t, tester, http.MethodGet, "/brief/result?id="+briefSecret, "k3y")
 		return status == http.StatusNotFound
