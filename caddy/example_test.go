@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -49,17 +50,20 @@ func TestCaddyfileExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	gateway, app, store, admin := freePort(t), freePort(t), freePort(t), freePort(t)
+	reports, receiver := freePort(t), freePort(t)
 	config := strings.NewReplacer(
 		"localhost:8080", fmt.Sprintf("localhost:%d", gateway),
 		"localhost:9001", fmt.Sprintf("localhost:%d", app),
 		"localhost:9002", fmt.Sprintf("localhost:%d", store),
+		"localhost:9003", fmt.Sprintf("localhost:%d", reports),
+		"127.0.0.1:9443", fmt.Sprintf("127.0.0.1:%d", receiver),
 		"localhost:2019", fmt.Sprintf("localhost:%d", admin),
 	).Replace(string(example))
 	for _, line := range strings.Split(config, "\n") {
 		if strings.HasPrefix(strings.TrimSpace(line), "#") {
 			continue
 		}
-		for _, port := range []string{":8080", ":9001", ":9002", ":2019"} {
+		for _, port := range []string{":8080", ":9001", ":9002", ":9003", ":9443", ":2019"} {
 			if strings.Contains(line, port) {
 				t.Fatalf("Caddyfile.example uses %s in a form the test does not rewrite: %s", port, line)
 			}
@@ -215,7 +219,59 @@ func TestCaddyfileExample(t *testing.T) {
 	st, _ = mgmt(http.MethodHead, "/wh/config/"+hook.Token, "")
 	expect("validate deleted hook", st, "", http.StatusNotFound, "")
 
-	// 5. the README's "Command line" commands on the example
+	// 5. request-reply: 202, the callback at the receiver (its log), the
+	// fetch with the token; 401, 404 and an http:// callback refused
+	call := func(method, path, token, body string) (int, http.Header, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if token != "" {
+			req.Header.Set("token", token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, string(b)
+	}
+	cb := fmt.Sprintf("https://127.0.0.1:%d/callback?job=42", receiver)
+	st, _, got = call(http.MethodPost, "/reports", "demo-reports-key", fmt.Sprintf(`{"month":"2026-11","webhook_url":%q}`, cb))
+	if st != http.StatusAccepted || !strings.Contains(got, `"status":"queued"`) {
+		t.Fatalf("reports: %d %s", st, got)
+	}
+	callbackURI := regexp.MustCompile(`"uri":"/callback\?job=42&id=([0-9a-f]{32})"`)
+	var secret string
+	deadline = time.Now().Add(30 * time.Second)
+	for secret == "" {
+		logged, _ := os.ReadFile(filepath.Join(clone, "webhook_gateway-demo", "callbacks.log"))
+		if m := callbackURI.FindSubmatch(logged); m != nil {
+			secret = string(m[1])
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no callback in the receiver's log: %s", logged)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	st, hdr, got := call(http.MethodGet, "/webhook?id="+secret, "demo-reports-key", "")
+	if st != http.StatusOK || got != "month,orders\n2026-11,1234\n" || !strings.HasPrefix(hdr.Get("Content-Type"), "text/csv") || hdr.Get("Webhook-Upstream-Status") != "200" {
+		t.Errorf("fetch: %d %v %q", st, hdr, got)
+	}
+	st, _, _ = call(http.MethodGet, "/webhook?id="+secret, "", "")
+	expect("fetch without the token", st, "", http.StatusUnauthorized, "")
+	st, _, _ = call(http.MethodGet, "/webhook?id="+strings.Repeat("0", 32), "demo-reports-key", "")
+	expect("fetch of an unknown id", st, "", http.StatusNotFound, "")
+	st, _, got = call(http.MethodPost, "/reports", "demo-reports-key", `{"month":"2026-11","webhook_url":"http://127.0.0.1:9/callback"}`)
+	expect("http:// callback", st, got, http.StatusBadRequest, "callback URL must use https://")
+
+	// 6. the README's "Command line" commands on the example
 	out, errOut, code := cli(t, bin, nil, nil, "webhook-gateway", "send", "--preset", "github", "--secret", "demo-github-secret",
 		"--url", base+"/hooks/github", "--data", `{"action":"opened"}`)
 	if code != 0 || !strings.Contains(out, `app got POST /hooks/github id=`) {

@@ -73,7 +73,8 @@ func (a *AdminAPI) app() (*App, error) {
 // eventView is a stored record as the admin API shows it: the body as
 // JSON when it is JSON, else as text; the action by name when the hook is
 // in the running config; due_at only while queued. Stored placeholder
-// values are not shown: they may carry request headers.
+// values are not shown: they may carry request headers, and a
+// request-reply event's callback URL and secret id.
 type eventView struct {
 	Key        string          `json:"key"`
 	ID         string          `json:"id"`
@@ -103,8 +104,8 @@ func (app *App) view(ev *queue.Event) eventView {
 		ReceivedAt: ev.ReceivedAt, UpdatedAt: ev.UpdatedAt, Deferrals: ev.Deferrals,
 		Attempts: make([]attemptView, len(ev.Attempts)),
 	}
-	if h := app.handler(ev.Hook); h != nil && ev.Action >= 0 && ev.Action < len(h.actions) {
-		v.ActionName = h.actions[ev.Action].name
+	if act := app.handler(ev.Hook).actionAt(ev.Action); act != nil {
+		v.ActionName = act.name
 	}
 	if ev.Status == queue.StatusQueued && !ev.DueAt.IsZero() {
 		due := ev.DueAt

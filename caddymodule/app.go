@@ -396,6 +396,7 @@ func (a *App) purgeLoop(ctx context.Context) {
 		case n > 0:
 			a.logger.Info("purged finished events", zap.Int("events", n), zap.Duration("older_than", time.Duration(a.Retain)))
 		}
+		a.purgeResults(ctx)
 		t.Reset(purgeEvery)
 	}
 }

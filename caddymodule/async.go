@@ -29,13 +29,17 @@ func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, repl *caddy.Re
 	if err := h.checkTargets(repl); err != nil {
 		return h.refuseURL(w, r, err)
 	}
+	rv, err := h.replyValues(repl)
+	if err != nil {
+		return h.refuseCallback(w, r, err)
+	}
 	evs := make([]*queue.Event, len(h.actions))
 	for i, a := range h.actions {
 		evs[i] = &queue.Event{
 			ID:         id,
 			Hook:       h.name,
 			Action:     i,
-			Values:     a.values(repl),
+			Values:     withReply(a.values(repl), rv, i),
 			Body:       a.body(doc, reshaped),
 			ReceivedAt: received,
 		}
@@ -45,7 +49,7 @@ func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, repl *caddy.Re
 	if reserved {
 		opts.LeaseFor = h.app.leaseDuration()
 	}
-	err := h.app.store.Enqueue(r.Context(), evs, opts)
+	err = h.app.store.Enqueue(r.Context(), evs, opts)
 	h.app.handOff(evs, reserved, err == nil)
 	switch {
 	case errors.Is(err, queue.ErrDuplicate):
@@ -66,11 +70,11 @@ func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, repl *caddy.Re
 // is built from the running config and the event's stored values.
 func (a *App) deliver(ctx context.Context, ev *queue.Event) {
 	h := a.handler(ev.Hook)
-	if h == nil || ev.Action < 0 || ev.Action >= len(h.actions) {
+	act := h.actionAt(ev.Action)
+	if act == nil {
 		a.orphaned(ev)
 		return
 	}
-	act := h.actions[ev.Action]
 	n := len(ev.Attempts) + 1
 	policy := act.asyncPolicy()
 	single := policy
@@ -89,7 +93,9 @@ func (a *App) deliver(ctx context.Context, ev *queue.Event) {
 	var err error
 	switch {
 	case res.OK():
-		err = a.store.Ack(ctx, lease, at)
+		if err = h.settle(ctx, ev, res, n); err == nil {
+			err = a.store.Ack(ctx, lease, at)
+		}
 		h.observe(act, res)
 	case n <= policy.Retries && !permanent(res.Err) && (res.Status == 0 || policy.Retryable(res.Status, nil)):
 		var retryAfter time.Duration
@@ -103,7 +109,9 @@ func (a *App) deliver(ctx context.Context, ev *queue.Event) {
 		} else {
 			at.Error += fmt.Sprintf(" (last of %d attempts)", n)
 		}
-		err = a.store.Dead(ctx, lease, at)
+		if err = h.settle(ctx, ev, res, n); err == nil {
+			err = a.store.Dead(ctx, lease, at)
+		}
 		if err == nil {
 			h.metrics.dead.WithLabelValues(h.name).Inc()
 		}

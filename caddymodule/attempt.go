@@ -36,7 +36,7 @@ func (h *Handler) send(ctx context.Context, a *action, o outbound, policy forwar
 	if a.broker != nil {
 		return h.publish(ctx, a, o, policy, first)
 	}
-	target, err := a.target(o.repl)
+	target, err := h.targetOf(a, o.repl)
 	if err != nil {
 		// checked when the event was accepted; an async event can meet a
 		// changed config here
@@ -52,6 +52,7 @@ func (h *Handler) send(ctx context.Context, a *action, o outbound, policy forwar
 		Policy:             policy,
 		Signer:             a.signer,
 		InsecureSkipVerify: a.insecure,
+		HTTPClient:         h.httpClientOf(a),
 		FirstAttempt:       first,
 		Observe:            func(at forward.Attempt) { h.observeAttempt(a, o.id, at) },
 	})

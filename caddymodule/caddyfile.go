@@ -166,6 +166,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := durationArg(d, (*caddy.Duration)(&h.Deadline)); err != nil {
 				return err
 			}
+		case "reply":
+			r, err := parseReply(d)
+			if err != nil {
+				return err
+			}
+			h.Reply = r
 		default:
 			return d.Errf("unrecognized webhook_gateway option %q", opt)
 		}

@@ -102,8 +102,9 @@ const (
 //			backoff <base> <max>
 //			body reshaped|original
 //		}
-//		mode sync
+//		mode sync|async
 //		deadline <duration>
+//		reply { ... }   (see ReplyConfig)
 //	}
 //
 // Placeholders set for later handlers, logs and forward headers:
@@ -193,6 +194,10 @@ type Handler struct {
 	// actions, so the sender's own timeout is not hit. Default: 25s.
 	Deadline caddy.Duration `json:"deadline,omitempty"`
 
+	// Reply makes an async hook request-reply: a callback to the sender
+	// when the forward's answer is ready, fetched by a secret id.
+	Reply *ReplyConfig `json:"reply,omitempty"`
+
 	verifiers   []namedVerifier
 	credHeaders []string // removed once checked, unless PassCredentials
 	credQuery   []string
@@ -205,6 +210,7 @@ type Handler struct {
 	actions     []*action
 	client      *forward.Client
 	app         *App
+	reply       *replier
 	async       bool
 	dedupWindow time.Duration
 	metrics     *hookMetrics
@@ -324,7 +330,7 @@ func (h *Handler) Provision(ctx caddy.Context) (err error) {
 		}
 	}
 
-	h.client = forward.NewClient(forward.ClientOptions{})
+	h.client = forward.NewClient(forward.ClientOptions{MaxResponseBytes: h.resultBound()})
 	h.actions = h.actions[:0]
 	names := map[string]bool{}
 	for i := range h.Forward {
@@ -350,6 +356,9 @@ func (h *Handler) Provision(ctx caddy.Context) (err error) {
 		}
 		names[a.name] = true
 	}
+	if err := h.provisionReply(repl); err != nil {
+		return err
+	}
 
 	h.metrics, err = registerMetrics(ctx.GetMetricsRegistry(), h.name)
 	if err != nil {
@@ -366,7 +375,10 @@ func (h *Handler) Provision(ctx caddy.Context) (err error) {
 		return fmt.Errorf("webhook_gateway app: %w", err)
 	}
 	h.app = appIface.(*App)
-	return h.app.register(h)
+	if err := h.app.register(h); err != nil {
+		return err
+	}
+	return h.bindResults()
 }
 
 // Validate checks the configuration; it has no side effects.
@@ -401,6 +413,9 @@ func (h *Handler) Validate() (err error) {
 // ServeHTTP runs the pipeline: method, content type, size, authentication,
 // JSON, reshape, then forward or the next handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.reply != nil && r.URL.Path == h.reply.fetch {
+		return h.serveFetch(w, r)
+	}
 	start := h.now()
 	h.metrics.received.Inc()
 
@@ -503,6 +518,7 @@ func (h *Handler) Cleanup() error {
 	for _, a := range h.actions {
 		a.closeBroker()
 	}
+	h.closeReply()
 	return nil
 }
 

@@ -146,6 +146,10 @@ type Request struct {
 	InsecureSkipVerify bool
 	FirstAttempt       int           // number of the first attempt, default 1
 	Observe            func(Attempt) // optional, after each attempt
+	// HTTPClient, when set, makes the attempts instead of the client's own
+	// pool (a callback's, which dials only to allowed addresses); it must
+	// not follow redirects.
+	HTTPClient *http.Client
 }
 
 // Attempt describes one try.
@@ -191,6 +195,9 @@ func (c *Client) Do(ctx context.Context, req *Request) Result {
 		first = 1
 	}
 	hc := c.httpClient(req.InsecureSkipVerify)
+	if req.HTTPClient != nil {
+		hc = req.HTTPClient
+	}
 
 	var res Result
 	for try := 0; ; try++ {
