@@ -146,6 +146,8 @@ type NATS struct {
 	grace      time.Duration
 	// published is the highest ticket sequence this instance published.
 	published atomic.Uint64
+	// trimmed: Trim left purge markers that the next Purge removes.
+	trimmed atomic.Bool
 }
 
 var natsPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
@@ -1048,7 +1050,7 @@ func (n *NATS) Purge(ctx context.Context, before time.Time) (int, error) {
 		}
 		removed++
 	}
-	if removed > 0 {
+	if trimmed := n.trimmed.Swap(false); removed > 0 || trimmed {
 		if err := n.events.PurgeDeletes(ctx); err != nil {
 			return removed, unavailable(err)
 		}

@@ -421,16 +421,17 @@ func (p *Pebble) List(ctx context.Context, q ListQuery) (ListPage, error) {
 	if hi != "" && hi <= lo {
 		return page, nil
 	}
-	scanned := 0
+	scanned, last := 0, ""
 	// visit handles the record of key (ev when already read) and reports
 	// false once the listing is done.
 	visit := func(key string, ev *Event) (bool, error) {
 		if q.Q != "" {
 			if scanned == ListScanMax {
-				page.Next = key
+				page.Next = last // the next call starts below the last one read
 				return false, nil
 			}
 			scanned++
+			last = key
 		}
 		if ev == nil {
 			var err error
