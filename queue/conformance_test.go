@@ -823,9 +823,11 @@ func runLogConformance(t *testing.T, open opener) {
 			"duplicate": logRecord("gh", "d", queue.StatusDuplicate, start),
 			"no action": logRecord("gh", "n", queue.StatusDead, start),
 			"truncated": logRecord("gh", "t", queue.StatusDead, start),
+			"no body":   logRecord("gh", "b", queue.StatusDelivered, start),
 		}
 		refused["rejected"].Action, refused["duplicate"].Action = 0, 0 // refused by status alone
 		refused["truncated"].Action, refused["truncated"].Truncated = 0, true
+		refused["no body"].Mode, refused["no body"].Action = "sync", 0 // recorded with log meta
 		replayable := logRecord("gh", "ok", queue.StatusDead, start)
 		replayable.Mode, replayable.Action, replayable.Body = "sync", 1, []byte(`{"sent":1}`)
 		evs := []*queue.Event{replayable}
@@ -834,6 +836,9 @@ func runLogConformance(t *testing.T, open opener) {
 		}
 		record(t, s, evs...)
 		for name, ev := range refused {
+			if queue.Replayable(get(t, s, ev.Key)) {
+				t.Errorf("%s is said to be replayable", name)
+			}
 			if err := s.Replay(ctx, ev.Key); !errors.Is(err, queue.ErrNotReplayable) {
 				t.Errorf("replay of %s: %v, want ErrNotReplayable", name, err)
 			}
@@ -842,6 +847,9 @@ func runLogConformance(t *testing.T, open opener) {
 			}
 		}
 		leaseN(t, s, 0, time.Minute)
+		if !queue.Replayable(get(t, s, replayable.Key)) {
+			t.Error("a failed sync record with its body is said not to be replayable")
+		}
 		if err := s.Replay(ctx, replayable.Key); err != nil {
 			t.Fatalf("replay of a failed sync record: %v", err)
 		}
@@ -855,6 +863,28 @@ func runLogConformance(t *testing.T, open opener) {
 		if got := get(t, s, replayable.Key); got.Status != queue.StatusDelivered || len(got.Attempts) != 1 {
 			t.Fatalf("after the replayed delivery: %+v", got)
 		}
+		// a sync record with an empty body, and an async event without one,
+		// replay
+		emptySync := logRecord("gh", "e", queue.StatusDead, start)
+		emptySync.Mode, emptySync.Action, emptySync.Body = "sync", 0, []byte{}
+		record(t, s, emptySync)
+		async := &queue.Event{ID: "a", Hook: "gh"}
+		if err := s.Enqueue(ctx, []*queue.Event{async}, queue.EnqueueOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		leased := leaseN(t, s, 1, time.Minute)[0]
+		if err := s.Dead(ctx, queue.LeaseOf(leased), queue.Attempt{At: clock.Now(), Status: 400}); err != nil {
+			t.Fatal(err)
+		}
+		for _, key := range []string{emptySync.Key, async.Key} {
+			if ev := get(t, s, key); !queue.Replayable(ev) || len(ev.Body) != 0 {
+				t.Errorf("%s with an empty body: %+v", ev.ID, ev)
+			}
+			if err := s.Replay(ctx, key); err != nil {
+				t.Errorf("replay of %s: %v", key, err)
+			}
+		}
+		leaseN(t, s, 2, time.Minute)
 	})
 
 	t.Run("list by time range and text", func(t *testing.T) {

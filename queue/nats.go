@@ -903,7 +903,7 @@ func (n *NATS) Release(ctx context.Context, l Lease) error {
 // Replay queues a delivered or dead record again, due now.
 func (n *NATS) Replay(ctx context.Context, key string) error {
 	return n.modify(ctx, key, func(rec *natsRecord, _ uint64) (bool, error) {
-		if !replayable(&rec.Event) {
+		if !Replayable(&rec.Event) {
 			return false, ErrNotReplayable
 		}
 		now := n.now()

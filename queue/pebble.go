@@ -820,7 +820,10 @@ func (p *Pebble) Get(ctx context.Context, key string) (*Event, error) {
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	if ev.Body, err = p.getValue(bodyKey(key)); err != nil && !errors.Is(err, ErrNotFound) {
+	switch ev.Body, err = p.getValue(bodyKey(key)); {
+	case err == nil && ev.Body == nil:
+		ev.Body = []byte{} // kept, and empty
+	case err != nil && !errors.Is(err, ErrNotFound):
 		return nil, unavailable(err)
 	}
 	if ev.Payload, err = p.getValue(payloadKey(key)); err != nil && !errors.Is(err, ErrNotFound) {
@@ -851,7 +854,14 @@ func (p *Pebble) Replay(ctx context.Context, key string) error {
 	if err != nil {
 		return unavailable(err)
 	}
-	if !replayable(ev) {
+	kept, err := p.peek(bodyKey(key), func([]byte) bool { return true })
+	if err != nil {
+		return unavailable(err)
+	}
+	if kept {
+		ev.Body = []byte{} // read back with the record: only whether it was kept counts here
+	}
+	if !Replayable(ev) {
 		return ErrNotReplayable
 	}
 	from := ev.Status
