@@ -724,8 +724,10 @@ func runLogConformance(t *testing.T, open opener) {
 				}
 			}
 			st, err := s.Stats(ctx)
-			wantCounts := map[queue.Status]int{queue.StatusRejected: 1, queue.StatusPassed: 1, queue.StatusDuplicate: 1,
-				queue.StatusDelivered: 1, queue.StatusDead: 1, queue.StatusQueued: 1}
+			wantCounts := map[queue.Status]int{
+				queue.StatusRejected: 1, queue.StatusPassed: 1, queue.StatusDuplicate: 1,
+				queue.StatusDelivered: 1, queue.StatusDead: 1, queue.StatusQueued: 1,
+			}
 			if err != nil || !maps.Equal(st.Counts["gh"], wantCounts) {
 				t.Errorf("stats: %v %v", err, st.Counts)
 			}
