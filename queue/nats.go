@@ -22,6 +22,8 @@
 //     operators and for tools that consume dead letters.
 //   - KV bucket <prefix>_hooks: the hooks issued at run time and their
 //     token index (see tokens_nats.go).
+//   - KV bucket <prefix>_results: request-reply results, with per-message
+//     TTLs (see results_nats.go).
 //
 // Enqueue checks the dedup key, publishes a ticket per record (the first
 // with a Nats-Msg-Id derived from the dedup key and its revision, so two
@@ -144,6 +146,7 @@ type NATS struct {
 	// issued hooks (tokens_nats.go)
 	hooks      jetstream.KeyValue
 	hookStream jetstream.Stream
+	results    jetstream.KeyValue // results_nats.go
 	grace      time.Duration
 	// published is the highest ticket sequence this instance published.
 	published atomic.Uint64
@@ -313,6 +316,9 @@ func (n *NATS) setup(ctx context.Context) error {
 		return err
 	}
 	if n.work, err = js.Stream(ctx, p+"_work"); err != nil {
+		return err
+	}
+	if err := n.setupResults(ctx, bucket(p+"_results")); err != nil {
 		return err
 	}
 	n.cons, err = js.CreateOrUpdateConsumer(ctx, p+"_work", jetstream.ConsumerConfig{

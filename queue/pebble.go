@@ -38,6 +38,7 @@ const (
 	kindHeaders  = 'Y' // Y key -> received headers (see encodeHeaders), when there are some
 	kindLayout   = 'V' // V -> version of the key layout (1: records have their H entry)
 	// 'h' and 'k' hold issued hooks: see tokens_pebble.go
+	// 'R' and 'X' hold request-reply results: see results_pebble.go
 )
 
 // PebbleLogger receives Pebble's log lines. *zap.SugaredLogger satisfies
@@ -141,6 +142,8 @@ type Pebble struct {
 	free, freeAt atomic.Int64
 	// hooksMu serializes changes of issued hooks (tokens_pebble.go)
 	hooksMu sync.Mutex
+	// results: see results_pebble.go
+	results pebbleResults
 }
 
 // floor is a lower bound of the live entries of the due or the lease
