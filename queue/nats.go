@@ -7,7 +7,8 @@
 //     of the enqueue time, then a suffix of the instance that enqueued it),
 //     value the JSON record (status, attempts, due time, lease generation,
 //     body, request fields). The run-log records of Record are finished
-//     when written and have no ticket. It is the source of truth for Get, List, Stats and Replay, and
+//     when written and have no ticket. It is the source of truth for Get,
+//     List, Stats and Replay, and
 //     every change is a compare-and-set on the key's revision, so two
 //     instances never both lease one record, and an outcome is recorded
 //     only if the lease generation it names is still the record's.

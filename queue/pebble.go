@@ -78,8 +78,9 @@ type PebbleOptions struct {
 // deduplication mark) are in a synced WAL batch; Pebble's commit pipeline
 // shares one fsync among concurrent enqueues. Every other change (leases,
 // acks, retries, deferrals, dead marks, attempts, releases, purges, trims,
-// and the run-log records of Record) is written unsynced. Replay is synced. Because the WAL is written in
-// order, each synced write also makes every earlier unsynced one durable.
+// and the run-log records of Record) is written unsynced. Replay is
+// synced. Because the WAL is written in order, each synced write also
+// makes every earlier unsynced one durable.
 //
 // So a crash (of the process or of the machine) can:
 //   - undo state changes made after the last synced write: an event acked
