@@ -267,7 +267,7 @@ http://localhost:9080 {
 		{"method", http.MethodPut, "application/json", nil, `{}`, http.StatusMethodNotAllowed, []string{"method not allowed"}},
 		{"content type", http.MethodPost, "text/plain", nil, marker, http.StatusUnsupportedMediaType, []string{"unsupported content type"}},
 		{"size", http.MethodPost, "application/json", nil, `{"x":"` + strings.Repeat("a", 2000) + `"}`, http.StatusRequestEntityTooLarge, []string{"body too large"}},
-		{"auth mismatch", http.MethodPost, "application/json", http.Header{"X-Hub-Signature-256": {githubSignature("wrong", []byte(`{"m":"` + marker + `"}`))}},
+		{"auth mismatch", http.MethodPost, "application/json", http.Header{"X-Hub-Signature-256": {githubSignature("wrong", []byte(`{"m":"`+marker+`"}`))}},
 			`{"m":"` + marker + `"}`, http.StatusUnauthorized, []string{"github:", "does not match"}},
 		{"credential missing", http.MethodPost, "application/json", nil, `{"m":"` + marker + `"}`, http.StatusUnauthorized, []string{"github:", "credential missing"}},
 		{"bad JSON", http.MethodPost, "application/json", signed(badJSON), badJSON, http.StatusBadRequest, []string{"invalid JSON at byte 15"}},
