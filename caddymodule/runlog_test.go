@@ -267,8 +267,12 @@ http://localhost:9080 {
 		{"method", http.MethodPut, "application/json", nil, `{}`, http.StatusMethodNotAllowed, []string{"method not allowed"}},
 		{"content type", http.MethodPost, "text/plain", nil, marker, http.StatusUnsupportedMediaType, []string{"unsupported content type"}},
 		{"size", http.MethodPost, "application/json", nil, `{"x":"` + strings.Repeat("a", 2000) + `"}`, http.StatusRequestEntityTooLarge, []string{"body too large"}},
-		{"auth mismatch", http.MethodPost, "application/json", http.Header{"X-Hub-Signature-256": {githubSignature("wrong", []byte(`{"m":"`+marker+`"}`))}},
-			`{"m":"` + marker + `"}`, http.StatusUnauthorized, []string{"github:", "does not match"}},
+		{
+			"auth mismatch", http.MethodPost, "application/json",
+			http.Header{"X-Hub-Signature-256": {githubSignature("wrong", []byte(`{"m":"`+marker+`"}`))}},
+			`{"m":"` + marker + `"}`, http.StatusUnauthorized,
+			[]string{"github:", "does not match"},
+		},
 		{"credential missing", http.MethodPost, "application/json", nil, `{"m":"` + marker + `"}`, http.StatusUnauthorized, []string{"github:", "credential missing"}},
 		{"bad JSON", http.MethodPost, "application/json", signed(badJSON), badJSON, http.StatusBadRequest, []string{"invalid JSON at byte 15"}},
 		{"mapping", http.MethodPost, "application/json", signed(`{"m":"` + marker + `"}`), `{"m":"` + marker + `"}`, http.StatusUnprocessableEntity, []string{"repository.name"}},
@@ -457,8 +461,10 @@ http://localhost:9080 {
 
 	// the config without the app closes the store; then every file is read
 	tester.InitServer(withPorts(globalOptions), "caddyfile")
-	secrets := []string{headerKey, bearerKey, queryKey, basicPass, sessionVal, cookieVal, ghSig,
-		base64.StdEncoding.EncodeToString([]byte("hooker:" + basicPass))}
+	secrets := []string{
+		headerKey, bearerKey, queryKey, basicPass, sessionVal, cookieVal, ghSig,
+		base64.StdEncoding.EncodeToString([]byte("hooker:" + basicPass)),
+	}
 	found := false
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
