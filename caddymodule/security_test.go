@@ -130,15 +130,20 @@ http://localhost:9080 {
 	var list struct {
 		Events []eventView `json:"events"`
 	}
-	adminGet(t, "/webhook_gateway/events?hook=async&limit=100", &list)
+	// the rejected records are written in the background
 	deliverable, refused := 0, 0
-	for _, ev := range list.Events {
-		if ev.Status == "rejected" && ev.Action == -1 {
-			refused++
-		} else {
-			deliverable++
+	waitFor(t, "the rejected records", func() bool {
+		adminGet(t, "/webhook_gateway/events?hook=async&limit=100", &list)
+		deliverable, refused = 0, 0
+		for _, ev := range list.Events {
+			if ev.Status == "rejected" && ev.Action == -1 {
+				refused++
+			} else {
+				deliverable++
+			}
 		}
-	}
+		return refused >= len(cases)
+	})
 	if deliverable != 1 || refused != len(cases) {
 		t.Errorf("stored events %+v, want the one accepted and %d rejected records", list.Events, len(cases))
 	}
