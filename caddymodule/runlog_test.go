@@ -507,7 +507,7 @@ http://localhost:9080 {
 		webhook_gateway {
 			name issued
 			auth issued hooks {path.1} {path.2}
-			forward %s/issued
+			forward %s/issued/{path.1}
 		}
 	}
 }
@@ -524,6 +524,9 @@ http://localhost:9080 {
 		t.Fatalf("wrong token: %d %s", status, b)
 	}
 	evs := waitRecords(t, "issued", 2)
+	if got := up.requests(); len(got) != 1 || got[0].path != "/issued/"+hook.APIToken {
+		t.Fatalf("upstream saw %+v", got)
+	}
 	for _, ev := range evs {
 		if ev.Request != "POST /wh/[redacted]/[redacted]" {
 			t.Errorf("request %q", ev.Request)
