@@ -172,6 +172,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.Reply = r
+		case "log", "log_body", "log_redact", "log_max":
+			if err := h.parseRunLog(d, opt); err != nil {
+				return err
+			}
 		default:
 			return d.Errf("unrecognized webhook_gateway option %q", opt)
 		}
