@@ -170,7 +170,6 @@ func (app *App) view(ev *queue.Event) eventView {
 // alwaysRedacted are headers never shown, whatever the record holds.
 var alwaysRedacted = []string{"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie"}
 
-
 func (app *App) detail(ev *queue.Event) eventDetail {
 	d := eventDetail{eventView: app.view(ev), RemoteIP: ev.RemoteIP, Truncated: ev.Truncated}
 	d.NotReplayable = notReplayable(ev)
