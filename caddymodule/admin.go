@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -168,38 +169,27 @@ func (app *App) view(ev *queue.Event) eventView {
 }
 
 // alwaysRedacted are headers never shown, whatever the record holds.
-var alwaysRedacted = []string{"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie"}
+var alwaysRedacted = map[string]bool{"Authorization": true, "Proxy-Authorization": true, "Cookie": true, "Set-Cookie": true}
 
 func (app *App) detail(ev *queue.Event) eventDetail {
 	d := eventDetail{eventView: app.view(ev), RemoteIP: ev.RemoteIP, Truncated: ev.Truncated}
 	d.NotReplayable = notReplayable(ev)
 	d.Replayable = d.NotReplayable == ""
 	h := app.handler(ev.Hook)
-	if h != nil {
-		if level := hookLogLevel(h); level != "full" {
-			d.Hidden = "the hook logs " + level + ": headers and bodies are not shown"
-			return d
-		}
+	if h != nil && h.runLog.level != logFull {
+		d.Hidden = "the hook logs " + h.runLog.level + ": headers and bodies are not shown"
+		return d
 	}
 	if len(ev.Headers) > 0 {
+		// Headers are redacted when recorded; those the running config
+		// redacts are redacted again, for records written before it.
 		d.Headers = make(map[string][]string, len(ev.Headers))
 		for name, vals := range ev.Headers {
-			d.Headers[name] = append([]string(nil), vals...)
-		}
-		// Stored headers are redacted when recorded; these are redacted
-		// again in case the record was written by an older config.
-		names := alwaysRedacted
-		if h != nil {
-			names = append(append([]string(nil), names...), h.credHeaders...)
-		}
-		for name := range d.Headers {
-			for _, secret := range names {
-				if strings.EqualFold(name, secret) {
-					for i := range d.Headers[name] {
-						d.Headers[name][i] = "[redacted]"
-					}
-				}
+			canon := http.CanonicalHeaderKey(name)
+			if alwaysRedacted[canon] || h != nil && h.runLog.redact[canon] {
+				vals = slices.Repeat([]string{redacted}, len(vals))
 			}
+			d.Headers[name] = vals
 		}
 	}
 	received, sent := ev.Payload, ev.Body
@@ -303,7 +293,7 @@ func (a *AdminAPI) listHooks(w http.ResponseWriter, r *http.Request) error {
 	}
 	byName := map[string]*runLogHook{}
 	for _, h := range app.configured() {
-		v := &runLogHook{Name: h.name, Mode: h.mode(), Log: hookLogLevel(h), Actions: make([]string, len(h.actions))}
+		v := &runLogHook{Name: h.name, Mode: h.mode(), Log: h.runLog.level, Actions: make([]string, len(h.actions))}
 		for i, act := range h.actions {
 			v.Actions[i] = act.name
 		}
@@ -639,8 +629,3 @@ var (
 	_ caddy.AdminRouter = (*AdminAPI)(nil)
 	_ caddy.Provisioner = (*AdminAPI)(nil)
 )
-
-// hookLogLevel is what the run log keeps of a hook: full, meta or off.
-func hookLogLevel(h *Handler) string {
-	return "full"
-}

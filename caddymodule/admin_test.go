@@ -210,9 +210,10 @@ http://localhost:9080 {
 		}
 		return len(all) == 10 && n == 10
 	})
+	// newest first: keys grow with the time a record is written
 	for i := 1; i < len(all); i++ {
-		if all[i].ReceivedAt.After(all[i-1].ReceivedAt) {
-			t.Errorf("not newest first: %s after %s", all[i].ID, all[i-1].ID)
+		if all[i].Key >= all[i-1].Key {
+			t.Errorf("not newest first: %s (%s) after %s (%s)", all[i].Key, all[i].ID, all[i-1].Key, all[i-1].ID)
 		}
 	}
 	// A request refused before its id was decided gets a new one: the
