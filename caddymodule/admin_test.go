@@ -483,7 +483,7 @@ func TestRunLogReplaySync(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusOK)
 	})
-	tester := startCaddy(t, fmt.Sprintf(`
+	sites := fmt.Sprintf(`
 http://localhost:9080 {
 	webhook_gateway /hook {
 		name only-sync
@@ -493,7 +493,8 @@ http://localhost:9080 {
 		}
 	}
 }
-`, up.URL))
+`, up.URL)
+	tester := startCaddy(t, sites)
 	t.Cleanup(func() { tester.InitServer(withPorts(globalOptions), "caddyfile") })
 
 	if status, _, b := post(t, tester, "/hook", "application/json", http.Header{"X-Event-Id": {"evt-down"}}, []byte(`{"n":1}`)); status != http.StatusBadGateway {
@@ -530,5 +531,28 @@ http://localhost:9080 {
 	reqs := up.requests()
 	if len(reqs) != 2 || string(reqs[1].body) != `{"n":1}` || reqs[1].header.Get("Idempotency-Key") != "evt-down" {
 		t.Errorf("upstream got %d requests, last %s %v", len(reqs), reqs[len(reqs)-1].body, reqs[len(reqs)-1].header)
+	}
+
+	// renamed: the old name is still listed, with its records of the day
+	tester.InitServer(withPorts(globalOptions+strings.Replace(sites, "name only-sync", "name renamed", 1)), "caddyfile")
+	hooks = hooksAnswer{}
+	adminGet(t, "/webhook_gateway/hooks", &hooks)
+	if len(hooks.Hooks) != 2 || hooks.Hooks[0].Name != "only-sync" || hooks.Hooks[0].Mode != "" || hooks.Hooks[0].Actions == nil ||
+		hooks.Hooks[0].Raw.Day["delivered"] != 1 || hooks.Hooks[1].Name != "renamed" || hooks.Hooks[1].Mode != "sync" || hooks.Hooks[1].Raw.Day == nil {
+		t.Errorf("hooks after the rename: %+v", hooks)
+	}
+
+	// with `log off` and no async hook no store is open: the listings are
+	// empty, one record is a 404 that says why
+	tester.InitServer(withPorts(globalOptions+strings.Replace(sites, "name only-sync", "name quiet\n\t\tlog off", 1)), "caddyfile")
+	if code, body := adminGetRaw(t, "/webhook_gateway/events"); code != http.StatusOK || body != `{"events":[]}` {
+		t.Errorf("events with no store: %d %s", code, body)
+	}
+	if code, body := adminGetRaw(t, "/webhook_gateway/hooks"); code != http.StatusOK ||
+		body != `{"hooks":[{"name":"quiet","mode":"sync","log":"off","actions":["0"],"counts":{"hour":{},"day":{}}}]}` {
+		t.Errorf("hooks with no store: %d %s", code, body)
+	}
+	if code, body := adminGetRaw(t, "/webhook_gateway/event?key="+url.QueryEscape(dead[0].Key)); code != http.StatusNotFound || !strings.Contains(body, "log off") {
+		t.Errorf("event with no store: %d %s", code, body)
 	}
 }
