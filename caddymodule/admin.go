@@ -539,8 +539,8 @@ func replayOne(ctx context.Context, s queue.Store, ev *queue.Event) error {
 	return nil
 }
 
-// conflict reports whether err is a 409 (the record cannot be replayed),
-// as opposed to a failure of the store.
+// conflict reports whether err says the record cannot be replayed (409)
+// or is gone meanwhile (404), as opposed to a failure of the store.
 func conflict(err error) bool {
 	var ae caddy.APIError
 	return errors.As(err, &ae) && (ae.HTTPStatus == http.StatusConflict || ae.HTTPStatus == http.StatusNotFound)
