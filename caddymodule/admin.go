@@ -220,9 +220,9 @@ func (h *Handler) reshapes(action int) bool {
 // bodyView shows a body as JSON when it is JSON, else as text.
 func bodyView(b []byte) (json.RawMessage, *string) {
 	switch {
-	case b == nil:
-		return nil, nil
-	case len(b) > 0 && json.Valid(b):
+	case len(b) == 0:
+		return nil, nil // nothing kept, or an empty body (a GET callback)
+	case json.Valid(b):
 		return b, nil
 	default:
 		text := strings.ToValidUTF8(string(b), "\uFFFD")
