@@ -139,6 +139,7 @@ http://127.0.0.1:%[4]d {
 	}
 	webhook_gateway /hooks/orders {
 		auth api_key %[7]s
+		id_from {header.X-Request-Id}
 		mode async
 		forward %[6]s/flaky {
 			retries 1
