@@ -85,8 +85,9 @@ type App struct {
 	OrphanAfter caddy.Duration `json:"orphan_after,omitempty"`
 
 	ctx         caddy.Context
-	store       queue.Store // nil until a handler in mode async needs it
+	store       queue.Store // nil until a handler in mode async, or one that logs, needs it
 	storeKey    string
+	recorder    *recorder // writes the run log; set with the store
 	orphanAfter time.Duration
 	logger      *zap.Logger
 	now         func() time.Time
@@ -249,6 +250,7 @@ func (a *App) openStore() error {
 		}
 		a.store = val.(storeDestructor).Store
 	}
+	a.recorder = newRecorder(a.store, a.logger.Named("run_log"))
 	if reg := ctx.GetMetricsRegistry(); reg != nil {
 		if err := reg.Register(newQueueCollector(a.store)); err != nil {
 			var already prometheus.AlreadyRegisteredError
@@ -277,11 +279,13 @@ func (s storeDestructor) Destruct() error { return s.Close() }
 // the next config's workers.
 const stopGrace = 5 * time.Second
 
-// Start starts the delivery workers, if a handler stores events.
+// Start starts the delivery workers and the run log's writer, if a
+// handler stores events or logs.
 func (a *App) Start() error {
 	if a.store == nil {
 		return nil
 	}
+	a.recorder.start()
 	leaseCtx, stopLeasing := context.WithCancel(context.Background())
 	attemptCtx, cancelAttempts := context.WithCancel(context.Background())
 	a.cancel, a.cancelAttempts = stopLeasing, cancelAttempts
@@ -423,6 +427,7 @@ func (a *App) Stop() error {
 		<-done
 	}
 	a.cancelAttempts()
+	a.recorder.stop()
 	// events handed off after the workers left
 	for {
 		select {
@@ -462,10 +467,13 @@ func (a *App) register(h *Handler) error {
 		return fmt.Errorf("two webhook_gateway handlers are named %q but are configured differently; "+
 			"events, metrics and logs are keyed by name, so give each one its own `name`", h.name)
 	}
-	if h.async {
+	if h.async || h.logs() {
 		if err := a.openStore(); err != nil {
 			return err
 		}
+	}
+	if a.recorder != nil {
+		a.recorder.limit(h.name, h.runLog.max)
 	}
 	a.hooks[h.name] = h
 	longest := time.Duration(a.leaseFor.Load())
@@ -537,6 +545,20 @@ func (a *App) leaseLoop(ctx context.Context) {
 		} else {
 			timer.Reset(pollEvery)
 		}
+	}
+}
+
+// record hands a run log record to the recorder, without waiting.
+func (a *App) record(ev *queue.Event) {
+	if a.recorder != nil {
+		a.recorder.submit(ev)
+	}
+}
+
+// stored counts the records of an accepted async event for log_max.
+func (a *App) stored(hook string, n int) {
+	if a.recorder != nil {
+		a.recorder.added(hook, n)
 	}
 }
 

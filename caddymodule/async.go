@@ -40,6 +40,9 @@ func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, repl *caddy.Re
 			ReceivedAt: received,
 		}
 	}
+	rec := recordOf(r)
+	method, _ := repl.GetString(phAuth)
+	h.logAsync(evs, rec, method)
 	opts := queue.EnqueueOptions{Dedup: h.dedupWindow}
 	reserved := h.app.reserve(len(evs))
 	if reserved {
@@ -49,14 +52,17 @@ func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, repl *caddy.Re
 	h.app.handOff(evs, reserved, err == nil)
 	switch {
 	case errors.Is(err, queue.ErrDuplicate):
+		h.recordDuplicate(rec)
 		writeJSON(w, http.StatusOK, acceptedBody{ID: id, Status: "duplicate"})
 		return nil
 	case err != nil:
 		h.metrics.rejected.WithLabelValues(h.name, reasonStore).Inc()
+		h.recordRejected(r, http.StatusServiceUnavailable, "event store unavailable")
 		h.logger.Error("event store cannot write", zap.String("hook", h.name), zap.String("id", id), zap.Error(err))
 		w.Header().Set("Retry-After", "5")
 		return h.fail(w, r, http.StatusServiceUnavailable, errors.New("event store unavailable, retry later"))
 	}
+	h.app.stored(h.name, len(evs))
 	writeJSON(w, http.StatusAccepted, acceptedBody{ID: id, Status: string(queue.StatusQueued)})
 	return nil
 }

@@ -26,6 +26,7 @@ type eventView struct {
 	DueAt      *time.Time      `json:"due_at"`
 	Deferrals  int             `json:"deferrals"`
 	Payload    json.RawMessage `json:"payload"`
+	Sent       json.RawMessage `json:"sent"`
 	Attempts   []struct {
 		Status int    `json:"status"`
 		Error  string `json:"error"`
@@ -190,7 +191,7 @@ http://localhost:9080 {
 		}
 		return ev.Status == "delivered"
 	})
-	if len(ev.Attempts) != 1 || ev.Attempts[0].Status != 200 || string(ev.Payload) != `{"Name":"Gromit"}` || ev.DueAt != nil || ev.ActionName != "0" {
+	if len(ev.Attempts) != 1 || ev.Attempts[0].Status != 200 || string(ev.Payload) != `{"petname":"Gromit"}` || string(ev.Sent) != `{"Name":"Gromit"}` || ev.DueAt != nil || ev.ActionName != "0" {
 		t.Errorf("event %+v", ev)
 	}
 

@@ -25,6 +25,8 @@ type outbound struct {
 	id   string
 	body []byte
 	repl *caddy.Replacer // resolves the URL's and headers' placeholders
+	// trace, in sync mode, collects the attempts for the run log
+	trace *attemptTrace
 }
 
 // send makes the attempts of one action under policy, numbering the first
@@ -53,7 +55,10 @@ func (h *Handler) send(ctx context.Context, a *action, o outbound, policy forwar
 		Signer:             a.signer,
 		InsecureSkipVerify: a.insecure,
 		FirstAttempt:       first,
-		Observe:            func(at forward.Attempt) { h.observeAttempt(a, o.id, at) },
+		Observe: func(at forward.Attempt) {
+			h.observeAttempt(a, o.id, at)
+			o.trace.add(at)
+		},
 	})
 }
 

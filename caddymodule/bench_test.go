@@ -62,7 +62,12 @@ func provisionBench(b *testing.B, h *Handler) {
 	if err := h.Validate(); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = h.Cleanup() })
+	b.Cleanup(func() {
+		_ = h.Cleanup()
+		if h.app != nil {
+			_ = h.app.Cleanup() // releases the event store a logging hook opened
+		}
+	})
 }
 
 type discardNext struct{ n int }

@@ -166,6 +166,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := durationArg(d, (*caddy.Duration)(&h.Deadline)); err != nil {
 				return err
 			}
+		case "log", "log_body", "log_redact", "log_max":
+			if err := h.parseRunLog(d, opt); err != nil {
+				return err
+			}
 		default:
 			return d.Errf("unrecognized webhook_gateway option %q", opt)
 		}

@@ -349,80 +349,110 @@ func looksLikeJSON(b []byte) bool {
 
 func eventsCommand() *cobra.Command {
 	c := &cobra.Command{
-		Use:   "events [--address <interface>] [--hook <name>] [--status <status>] [--id <id>] [--key <key>] [--limit <n>] [--cursor <c>] [--query <name>=<value>...]",
-		Short: "Lists the stored events of a running Caddy",
+		Use: "events [--address <interface>] [--hook <name>] [--status <status>] [--since <time>] [--until <time>] [--q <text>] " +
+			"[--id <id>] [--key <key>] [--limit <n>] [--cursor <c>] [--query <name>=<value>...]",
+		Short: "Lists the run log of a running Caddy",
 		Long: `
-Asks the admin API of a running Caddy for webhook_gateway events and prints
-the answer as indented JSON. With --id, shows that one event with its
-attempts and payload (GET /webhook_gateway/event); otherwise lists events
-(GET /webhook_gateway/events), filtered by the flags given.
+Asks the admin API of a running Caddy for the webhook_gateway run log and
+prints the answer as indented JSON. With --key, shows that one record with
+its headers, payload and attempts; with --id, every record of that event id
+(GET /webhook_gateway/event); otherwise lists records, newest first
+(GET /webhook_gateway/events), filtered by the flags given:
 
-The flags become the query parameters of the request as they are; --query
-adds any other parameter the admin API takes.
+  --hook    the hook's name
+  --status  queued, delivering, delivered, dead, rejected, passed or duplicate
+  --since   received at or after: an RFC 3339 time (2026-12-01T10:42:00Z),
+            or a duration back from now (90m, 24h)
+  --until   received before: the same forms
+  --q       text the event id or the payload contains, in any case
+
+A listing ends with "next" when there is more: pass it as --cursor.
+--query adds any other parameter the admin API takes.
 
 The admin address is --address if given, else the one in --config, else
 the default (CADDY_ADMIN, or localhost:2019), as for 'caddy stop'.
 `,
 		RunE: caddycmd.WrapCommandFuncForCobra(func(fl caddycmd.Flags) (int, error) {
 			path := "/webhook_gateway/events"
-			if fl.String("id") != "" {
+			if fl.String("id") != "" || fl.String("key") != "" {
 				path = "/webhook_gateway/event"
 			}
-			return adminCall(fl, http.MethodGet, path)
+			return adminCall(fl, http.MethodGet, path, eventsQueryFlags)
 		}),
 	}
 	adminFlags(c)
+	c.Flags().String("limit", "", "Most records to list (default 50, at most 1000)")
+	c.Flags().String("cursor", "", "Where the previous page ended (its \"next\")")
+	c.Flags().String("since", "", "Received at or after: RFC 3339 time, or a duration back from now (24h)")
+	c.Flags().String("until", "", "Received before: RFC 3339 time, or a duration back from now")
+	c.Flags().String("q", "", "Text the event id or the payload contains")
 	return c
 }
 
 func replayCommand() *cobra.Command {
 	c := &cobra.Command{
-		Use:   "replay [--address <interface>] --hook <name> (--id <id> | --status dead) [--key <key>] [--query <name>=<value>...]",
-		Short: "Delivers stored events again through a running Caddy",
+		Use:   "replay [--address <interface>] (--key <key> | --id <id> [--hook <name>] | --hook <name> --status dead) [--query <name>=<value>...]",
+		Short: "Delivers recorded events again through a running Caddy",
 		Long: `
-Asks the admin API of a running Caddy to deliver stored events again
-(POST /webhook_gateway/replay) and prints its answer as indented JSON.
-The flags become the query parameters of the request as they are: --id
-names one event; --status dead (with --hook) all dead events of a hook,
-where the admin API supports it.
+Asks the admin API of a running Caddy to deliver recorded events again
+(POST /webhook_gateway/replay) and prints its answer as indented JSON:
+--key names one record; --id every record of an event id (of --hook, if
+given); --hook with --status dead every dead record of a hook. Records of
+sync hooks replay like async ones: the running config's workers deliver
+them. Rejected, passed and duplicate records, and those whose body was not
+kept whole, cannot be replayed: the answer says why (409).
 
 The admin address is --address if given, else the one in --config, else
 the default (CADDY_ADMIN, or localhost:2019), as for 'caddy stop'.
 `,
 		RunE: caddycmd.WrapCommandFuncForCobra(func(fl caddycmd.Flags) (int, error) {
-			return adminCall(fl, http.MethodPost, "/webhook_gateway/replay")
+			return adminCall(fl, http.MethodPost, "/webhook_gateway/replay", replayQueryFlags)
 		}),
 	}
 	adminFlags(c)
 	return c
 }
 
-// queryFlags are the flags passed through as query parameters.
-var queryFlags = []string{"hook", "status", "id", "key", "limit", "cursor"}
+// The flags passed through as query parameters.
+var (
+	replayQueryFlags = []string{"hook", "status", "id", "key"}
+	eventsQueryFlags = []string{"hook", "status", "id", "key", "limit", "cursor", "since", "until", "q"}
+)
 
 func adminFlags(c *cobra.Command) {
 	c.Flags().String("address", "", "The address of the admin API, if not the default")
 	c.Flags().StringP("config", "c", "", "Configuration file to read the admin address from, if --address is not used")
 	c.Flags().StringP("adapter", "a", "", "Name of config adapter to apply (when --config is used)")
 	c.Flags().String("hook", "", "Hook name")
-	c.Flags().String("status", "", "Event status (queued, delivering, delivered, dead)")
+	c.Flags().String("status", "", "Record status (queued, delivering, delivered, dead, rejected, passed, duplicate)")
 	c.Flags().String("id", "", "Event id")
-	c.Flags().String("key", "", "Event key")
-	c.Flags().String("limit", "", "Most events to list")
-	c.Flags().String("cursor", "", "Where the previous page ended")
+	c.Flags().String("key", "", "Record key")
 	c.Flags().StringArray("query", nil, "Another query parameter, <name>=<value> (repeatable)")
+}
+
+// cliTime reads --since/--until: an RFC 3339 time is passed as it is, a
+// duration is that long before now.
+func cliTime(v string, now time.Time) string {
+	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+		return now.Add(-d).UTC().Format(time.RFC3339Nano)
+	}
+	return v
 }
 
 // adminCall sends the query flags to an admin endpoint and prints the
 // JSON answer indented.
-func adminCall(fl caddycmd.Flags, method, path string) (int, error) {
+func adminCall(fl caddycmd.Flags, method, path string, queryFlags []string) (int, error) {
 	addr, err := caddycmd.DetermineAdminAPIAddress(fl.String("address"), nil, fl.String("config"), fl.String("adapter"))
 	if err != nil {
 		return caddy.ExitCodeFailedStartup, fmt.Errorf("finding the admin address: %v", err)
 	}
 	q := url.Values{}
 	for _, name := range queryFlags {
-		if v := fl.String(name); v != "" {
+		v := fl.String(name)
+		if name == "since" || name == "until" {
+			v = cliTime(v, time.Now())
+		}
+		if v != "" {
 			q.Set(name, v)
 		}
 	}

@@ -33,7 +33,12 @@ func provisionErr(t *testing.T, h *Handler) error {
 	if err == nil {
 		err = h.Validate()
 	}
-	t.Cleanup(func() { _ = h.Cleanup() })
+	t.Cleanup(func() {
+		_ = h.Cleanup()
+		if h.app != nil {
+			_ = h.app.Cleanup() // releases the event store a logging hook opened
+		}
+	})
 	return err
 }
 

@@ -104,6 +104,10 @@ const (
 //		}
 //		mode sync
 //		deadline <duration>
+//		log off|meta|full
+//		log_body <size>
+//		log_redact <header...>
+//		log_max <n>
 //	}
 //
 // Placeholders set for later handlers, logs and forward headers:
@@ -193,6 +197,31 @@ type Handler struct {
 	// actions, so the sender's own timeout is not hit. Default: 25s.
 	Deadline caddy.Duration `json:"deadline,omitempty"`
 
+	// Log is what the run log keeps of this hook's requests, in every
+	// mode: "full" (default) keeps each request's method and path (never
+	// the query), sender address, auth method or rejection reason, the
+	// status answered, each attempt, the received headers (credentials
+	// redacted) and the body up to LogBody; "meta" keeps the same without
+	// headers and bodies (async events still hold the body they deliver);
+	// "off" records nothing but the async events delivery needs.
+	Log string `json:"log,omitempty"`
+
+	// LogBody bounds, in bytes, the received body kept in a record, and
+	// the sent body of a sync record; a longer one is cut and the record
+	// marked truncated (not replayable). Default: 64 KiB.
+	LogBody int64 `json:"log_body,omitempty"`
+
+	// LogRedact names more request headers whose values the run log
+	// stores as "[redacted]". Always redacted: Authorization,
+	// Proxy-Authorization, Cookie, and every header a configured auth
+	// reads (the api_key header, signature, token and timestamp headers).
+	LogRedact []string `json:"log_redact,omitempty"`
+
+	// LogMax is how many records of this hook the store keeps; beyond it
+	// the oldest finished ones are removed (queued events never are).
+	// Default: 100000.
+	LogMax int `json:"log_max,omitempty"`
+
 	verifiers   []namedVerifier
 	credHeaders []string // removed once checked, unless PassCredentials
 	credQuery   []string
@@ -217,6 +246,7 @@ type Handler struct {
 	// fingerprint is the handler's config as loaded: two handlers of one
 	// config may share a name only if it is the same.
 	fingerprint string
+	runLog      runLogConfig
 }
 
 type namedVerifier struct {
@@ -313,6 +343,7 @@ func (h *Handler) Provision(ctx caddy.Context) (err error) {
 		h.verifiers = append(h.verifiers, namedVerifier{method: a.Method, v: v})
 	}
 	h.credHeaders, h.credQuery = credentialPlaces(h.Auth)
+	h.provisionRunLog(repl)
 	if len(h.verifiers) == 0 {
 		h.logger.Warn("webhook_gateway has no auth: every request that is valid JSON passes", zap.String("hook", h.name))
 	}
@@ -395,7 +426,7 @@ func (h *Handler) Validate() (err error) {
 			return fmt.Errorf("invalid method %q", m)
 		}
 	}
-	return nil
+	return h.validateRunLog()
 }
 
 // ServeHTTP runs the pipeline: method, content type, size, authentication,
@@ -403,6 +434,8 @@ func (h *Handler) Validate() (err error) {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	start := h.now()
 	h.metrics.received.Inc()
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	rec := h.beginRecord(r, repl, start)
 
 	if _, ok := h.methods[r.Method]; !ok {
 		w.Header().Set("Allow", h.allow)
@@ -423,6 +456,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		return h.reject(w, r, http.StatusBadRequest, reasonBody, "could not read body", err)
 	}
+	if rec != nil {
+		rec.payload = body
+	}
 
 	method, err := h.authenticate(r, body)
 	if errors.Is(err, verify.ErrBusy) {
@@ -439,7 +475,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if h.hasBasic {
 			w.Header().Set("WWW-Authenticate", `Basic realm="webhook_gateway"`)
 		}
+		if rec != nil {
+			rec.reason = authReason(err)
+		}
 		return h.reject(w, r, http.StatusUnauthorized, reasonAuth, "unauthorized", fmt.Errorf("%w; body %s", err, bodyHint(body)))
+	}
+	if rec != nil {
+		rec.auth = method
 	}
 	if !h.PassCredentials {
 		// checked: no later handler, placeholder or forward action gets it
@@ -457,9 +499,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.reject(w, r, http.StatusBadRequest, reasonJSON, err.Error(), nil)
 	}
 
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	repl.Map(jsonPlaceholders(doc)) // before the id: id_from may read the body
 	id := h.eventID(r, repl, method)
+	if rec != nil {
+		rec.id = id
+	}
 	repl.Set(phID, id)
 	repl.Set(phAuth, method)
 	repl.Set(phReceivedAt, start.UTC().Format(time.RFC3339Nano))
@@ -480,10 +524,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// Gate mode: the next handler gets the bytes that were verified,
 		// or the reshaped JSON.
 		h.metrics.passed.Inc()
+		passed := withBody(r, body, false)
 		if h.program != nil {
-			return next.ServeHTTP(w, withBody(r, out, true))
+			passed = withBody(r, out, true)
 		}
-		return next.ServeHTTP(w, withBody(r, body, false))
+		if rec == nil {
+			return next.ServeHTTP(w, passed)
+		}
+		sw := &statusRecorder{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+		err := next.ServeHTTP(sw, passed)
+		h.recordPassed(rec, answered(sw.status, err), out)
+		return err
 	}
 	if h.async {
 		return h.enqueue(w, r, repl, id, start, doc, out)
@@ -577,6 +628,7 @@ func closeUnread(w http.ResponseWriter, r *http.Request) {
 // a credential or body bytes (verify's errors do not).
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, status int, reason, public string, cause error) error {
 	h.metrics.rejected.WithLabelValues(h.name, reason).Inc()
+	h.recordRejected(r, status, public)
 	if ce := h.logger.Check(zapcore.InfoLevel, "webhook rejected"); ce != nil {
 		fields := []zap.Field{
 			zap.String("hook", h.name), zap.String("reason", reason), zap.Int("status", status),

@@ -58,6 +58,10 @@ var collectors = sync.OnceValue(func() *gatewayCollectors {
 			Namespace: ns, Subsystem: sub, Name: "dead_total",
 			Help: "Async events moved to dead after their last attempt, by hook.",
 		}, []string{"hook"}),
+		logDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "log_dropped_total",
+			Help: "Run log records not kept (the recorder's queue was full, or the store refused the write), by hook.",
+		}, []string{"hook"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: ns, Subsystem: sub, Name: "delivery_duration_seconds",
 			Help:    "Time to deliver to an action, all attempts included, by hook and action.",
@@ -75,6 +79,8 @@ type gatewayCollectors struct {
 	retries   *prometheus.CounterVec
 	dead      *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
+
+	logDropped *prometheus.CounterVec
 }
 
 // hookMetrics are the collectors with this hook's label bound where the
@@ -93,7 +99,7 @@ type hookMetrics struct {
 func registerMetrics(reg prometheus.Registerer, hook string) (*hookMetrics, error) {
 	c := collectors()
 	if reg != nil {
-		for _, col := range []prometheus.Collector{c.received, c.rejected, c.passed, c.forwarded, c.attempts, c.retries, c.dead, c.latency} {
+		for _, col := range []prometheus.Collector{c.received, c.rejected, c.passed, c.forwarded, c.attempts, c.retries, c.dead, c.latency, c.logDropped} {
 			if err := reg.Register(col); err != nil {
 				var already prometheus.AlreadyRegisteredError
 				if !errors.As(err, &already) {

@@ -232,6 +232,7 @@ func (h *Handler) publish(ctx context.Context, a *action, o outbound, policy for
 			at.Delay = policy.Delay(try+1, 0)
 		}
 		h.observeAttempt(a, o.id, at)
+		o.trace.add(at)
 		if !retry || sleepCtx(ctx, at.Delay) != nil {
 			break
 		}

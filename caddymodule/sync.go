@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/caddy-webhooks/gateway/forward"
@@ -37,14 +38,21 @@ func (h *Handler) forwardSync(w http.ResponseWriter, r *http.Request, repl *cadd
 	if err := h.checkTargets(repl); err != nil {
 		return h.refuseURL(w, r, err)
 	}
+	rec := recordOf(r)
+	traces := make([]*attemptTrace, len(h.actions))
+	if rec != nil {
+		for i, a := range h.actions {
+			traces[i] = &attemptTrace{now: h.now, broker: a.broker != nil}
+		}
+	}
 	results := make([]forward.Result, len(h.actions))
 	if len(h.actions) == 1 {
 		a := h.actions[0]
-		results[0] = h.send(ctx, a, outbound{id: id, body: a.body(doc, reshaped), repl: repl}, a.policy, 1)
+		results[0] = h.send(ctx, a, outbound{id: id, body: a.body(doc, reshaped), repl: repl, trace: traces[0]}, a.policy, 1)
 	} else {
 		var wg sync.WaitGroup
 		for i, a := range h.actions {
-			o := outbound{id: id, body: a.body(doc, reshaped), repl: repl}
+			o := outbound{id: id, body: a.body(doc, reshaped), repl: repl, trace: traces[i]}
 			wg.Go(func() { results[i] = h.send(ctx, a, o, a.policy, 1) })
 		}
 		wg.Wait()
@@ -58,6 +66,17 @@ func (h *Handler) forwardSync(w http.ResponseWriter, r *http.Request, repl *cadd
 	repl.Set(phAttempts, attempts)
 	repl.Set(phUpstreamStatus, results[len(results)-1].Status)
 
+	if rec == nil {
+		return h.answerSync(w, r, id, results)
+	}
+	sw := &statusRecorder{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	err := h.answerSync(sw, r, id, results)
+	h.recordSync(rec, repl, answered(sw.status, err), doc, reshaped, results, traces)
+	return err
+}
+
+// answerSync answers the sender once every action is done.
+func (h *Handler) answerSync(w http.ResponseWriter, r *http.Request, id string, results []forward.Result) error {
 	if len(results) == 1 {
 		if h.actions[0].broker != nil {
 			return h.answerPublished(w, r, id, results[0])

@@ -87,7 +87,7 @@ func readInt(b []byte) int64 {
 	return int64(binary.BigEndian.Uint64(b)) //nolint:gosec // written from non-negative int64 values, see above
 }
 
-func final(s Status) bool { return s == StatusDelivered || s == StatusDead }
+func final(s Status) bool { return s.Finished() }
 
 // checkLease reports ErrStaleLease unless l is the record's current lease.
 func checkLease(ev *Event, l Lease) error {

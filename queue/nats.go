@@ -69,7 +69,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -748,7 +747,7 @@ func (n *NATS) handleTicket(ctx context.Context, m jetstream.Msg, now time.Time,
 				_ = m.Ack()
 			}
 			return nil, nil
-		case rec.Status == StatusDelivered || rec.Status == StatusDead:
+		case rec.Status.Finished():
 			_ = m.Ack()
 			return nil, nil
 		case rec.DueAt.After(now):
@@ -902,7 +901,7 @@ func (n *NATS) Release(ctx context.Context, l Lease) error {
 // Replay queues a delivered or dead record again, due now.
 func (n *NATS) Replay(ctx context.Context, key string) error {
 	return n.modify(ctx, key, func(rec *natsRecord, _ uint64) (bool, error) {
-		if !final(rec.Status) {
+		if !replayable(&rec.Event) {
 			return false, ErrNotReplayable
 		}
 		now := n.now()
@@ -992,36 +991,6 @@ func scanKV[T any](ctx context.Context, stream jetstream.Stream, kv jetstream.Ke
 	return out, nil
 }
 
-// List pages through records newest first (by key), filtered; the cursor
-// is the key of the last record of the previous page.
-func (n *NATS) List(ctx context.Context, q ListQuery) (ListPage, error) {
-	if q.Limit <= 0 {
-		q.Limit = 50
-	}
-	ctx, cancel := n.opCtx(ctx)
-	defer cancel()
-	recs, err := n.scan(ctx, ">")
-	if err != nil {
-		return ListPage{}, unavailable(err)
-	}
-	slices.SortFunc(recs, func(a, b *natsRecord) int { return strings.Compare(b.Key, a.Key) })
-	page := ListPage{Events: []*Event{}}
-	for _, rec := range recs {
-		if q.Cursor != "" && rec.Key >= q.Cursor ||
-			q.Hook != "" && rec.Hook != q.Hook || q.Status != "" && rec.Status != q.Status || q.ID != "" && rec.ID != q.ID {
-			continue
-		}
-		if len(page.Events) == q.Limit {
-			page.Next = page.Events[q.Limit-1].Key
-			break
-		}
-		ev := rec.Event
-		ev.Body = nil
-		page.Events = append(page.Events, &ev)
-	}
-	return page, nil
-}
-
 // Stats counts events by hook and status.
 func (n *NATS) Stats(ctx context.Context) (Stats, error) {
 	ctx, cancel := n.opCtx(ctx)
@@ -1046,7 +1015,7 @@ func (n *NATS) Stats(ctx context.Context) (Stats, error) {
 
 var _ Store = (*NATS)(nil)
 
-// Purge removes delivered and dead events last changed before the given
+// Purge removes finished events last changed before the given
 // time. Each is re-read and removed only at the revision that was checked,
 // so an event replayed meanwhile stays. Deduplication marks expire by
 // themselves (per-key TTL).

@@ -24,15 +24,19 @@ import (
 // its kind; times are 8 bytes of big-endian unix nanoseconds, so each
 // index sorts by time, then by record key.
 const (
-	kindRecord   = 'e' // e key -> JSON Event without its body
+	kindRecord   = 'e' // e key -> JSON Event without its body, payload and headers
 	kindBody     = 'b' // b key -> body, written once at enqueue
 	kindDue      = 'q' // q due key -> nothing: queued records by due time
 	kindLease    = 'l' // l expiry key -> nothing: delivering records by lease expiry
-	kindFinished = 'f' // f updatedAt key -> nothing: delivered and dead records
+	kindFinished = 'f' // f updatedAt key -> nothing: finished records (every status but queued and delivering)
 	kindByID     = 'i' // i idHook(id, hook) key -> nothing
 	kindDedup    = 'd' // d idHook(id, hook) -> expiry (8 bytes)
 	kindDedupExp = 'x' // x expiry idHook(id, hook) -> nothing: dedup marks by expiry
 	kindStatus   = 's' // s status 0 key -> nothing: records by status, for listings
+	kindByHook   = 'H' // H idHook(hook, "") key -> receivedAt (8 bytes) status: records of a hook, oldest first
+	kindPayload  = 'P' // P key -> received payload (Event.Payload), when there is one
+	kindHeaders  = 'Y' // Y key -> JSON received headers, when there are some
+	kindLayout   = 'V' // V -> version of the key layout (1: records have their H entry)
 	// 'h' and 'k' hold issued hooks: see tokens_pebble.go
 )
 
@@ -119,6 +123,13 @@ type Pebble struct {
 
 	countsMu sync.Mutex
 	counts   map[string]map[Status]int
+
+	// lags bounds the time of a record's key against its ReceivedAt.
+	lags lagRange
+	// trimFloors: per hook, a key below which the hook has no finished
+	// record (see Trim).
+	trimMu     sync.Mutex
+	trimFloors map[string]string
 
 	// floors of the due (0) and lease (1) indexes
 	floors [2]floor
@@ -310,11 +321,23 @@ func indexKey(ev *Event) []byte {
 		return prefixed(kindDue, unixBytes(ev.DueAt), []byte(ev.Key))
 	case StatusDelivering:
 		return prefixed(kindLease, unixBytes(ev.DueAt), []byte(ev.Key))
-	case StatusDelivered, StatusDead:
-		return prefixed(kindFinished, unixBytes(ev.UpdatedAt), []byte(ev.Key))
+	case "":
+		return nil
 	}
-	return nil
+	return prefixed(kindFinished, unixBytes(ev.UpdatedAt), []byte(ev.Key))
 }
+
+func payloadKey(key string) []byte { return prefixed(kindPayload, []byte(key)) }
+func headersKey(key string) []byte { return prefixed(kindHeaders, []byte(key)) }
+
+// hookPrefix starts the entries of a hook in the hook index.
+func hookPrefix(hook string) []byte { return prefixed(kindByHook, idHook(hook, "")) }
+
+// hookEntry is the entry of ev in the hook index; hookValue its value: the
+// receive time and the status, so counts and trims read no record.
+func hookEntry(ev *Event) []byte { return append(hookPrefix(ev.Hook), ev.Key...) }
+
+func hookValue(ev *Event) []byte { return append(unixBytes(ev.ReceivedAt), ev.Status...) }
 
 // statusKey is the entry of ev in the listing index of its status.
 func statusKey(ev *Event) []byte {
@@ -383,7 +406,7 @@ func (p *Pebble) get(key string) (*Event, error) {
 // put adds the record of ev (without its body) to b.
 func putRecord(b *batch, ev *Event) error {
 	rec := *ev
-	rec.Body = nil
+	stripDetail(&rec)
 	v, err := json.Marshal(&rec)
 	if err != nil {
 		return err
@@ -404,6 +427,9 @@ func (p *Pebble) move(b *batch, ev *Event, status Status, due, now time.Time) er
 			return err
 		}
 		if err := b.Set(statusKey(&Event{Key: ev.Key, Status: status}), nil, nil); err != nil {
+			return err
+		}
+		if err := b.Set(hookEntry(ev), hookValue(&Event{ReceivedAt: ev.ReceivedAt, Status: status}), nil); err != nil {
 			return err
 		}
 	}
@@ -449,7 +475,9 @@ func (p *Pebble) count(hook string, from, to Status, n int) {
 }
 
 // recover counts the records by hook and status, makes the ones that were
-// being delivered due now (their workers are gone), and seeds the keys.
+// being delivered due now (their workers are gone), seeds the keys, notes
+// the lags of receive times and adds the hook index to a store written
+// before it existed.
 func (p *Pebble) recover() error {
 	p.counts = map[string]map[Status]int{}
 	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kindRecord}, UpperBound: []byte{kindRecord + 1}})
@@ -457,6 +485,11 @@ func (p *Pebble) recover() error {
 		return err
 	}
 	var leased []*Event
+	index, err := p.indexHooks()
+	if err != nil {
+		_ = it.Close()
+		return err
+	}
 	for it.First(); it.Valid(); it.Next() {
 		var ev Event
 		if err := json.Unmarshal(it.Value(), &ev); err != nil {
@@ -464,6 +497,11 @@ func (p *Pebble) recover() error {
 			return fmt.Errorf("record %s: %w", it.Key()[1:], err)
 		}
 		p.count(ev.Hook, "", ev.Status, 1)
+		p.lags.note(&ev)
+		if err := index.add(&ev); err != nil {
+			_ = it.Close()
+			return err
+		}
 		if ev.Status == StatusDelivering {
 			leased = append(leased, &ev)
 		}
@@ -472,6 +510,9 @@ func (p *Pebble) recover() error {
 		p.keys.seed(string(it.Key()[1:]))
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return err
+	}
+	if err := index.done(); err != nil {
 		return err
 	}
 	if len(leased) == 0 {
@@ -551,22 +592,17 @@ func (p *Pebble) Enqueue(ctx context.Context, evs []*Event, opts EnqueueOptions)
 			rec.Status, rec.DueAt, rec.Gen = StatusDelivering, now.Add(opts.LeaseFor), 1
 		}
 		recs[i] = rec
-		for _, err := range []error{
-			putRecord(b, &rec),
-			b.Set(bodyKey(rec.Key), rec.Body, nil),
-			b.setIndex(&rec),
-			b.Set(p.byIDKey(&rec), nil, nil),
-			b.Set(statusKey(&rec), nil, nil),
-		} {
-			if err != nil {
-				return unavailable(err)
-			}
+		if err := p.putNew(b, &rec); err != nil {
+			return unavailable(err)
 		}
 	}
 	if err := p.commit(b, pebble.Sync); err != nil {
 		return unavailable(err)
 	}
 	p.count(recs[0].Hook, "", recs[0].Status, len(recs))
+	for i := range recs {
+		p.lags.note(&recs[i])
+	}
 	for i, ev := range evs {
 		rec := recs[i]
 		ev.Key, ev.Status, ev.UpdatedAt, ev.DueAt, ev.ReceivedAt, ev.Attempts, ev.Deferrals, ev.Gen = rec.Key, rec.Status, rec.UpdatedAt, rec.DueAt, rec.ReceivedAt, nil, 0, rec.Gen
@@ -787,6 +823,18 @@ func (p *Pebble) Get(ctx context.Context, key string) (*Event, error) {
 	if ev.Body, err = p.getValue(bodyKey(key)); err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, unavailable(err)
 	}
+	if ev.Payload, err = p.getValue(payloadKey(key)); err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, unavailable(err)
+	}
+	h, err := p.getValue(headersKey(key))
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(h, &ev.Headers); err != nil {
+			return nil, unavailable(fmt.Errorf("headers of record %s: %w", key, err))
+		}
+	case !errors.Is(err, ErrNotFound):
+		return nil, unavailable(err)
+	}
 	return ev, nil
 }
 
@@ -803,7 +851,7 @@ func (p *Pebble) Replay(ctx context.Context, key string) error {
 	if err != nil {
 		return unavailable(err)
 	}
-	if !final(ev.Status) {
+	if !replayable(ev) {
 		return ErrNotReplayable
 	}
 	from := ev.Status
@@ -818,117 +866,6 @@ func (p *Pebble) Replay(ctx context.Context, key string) error {
 	}
 	p.count(ev.Hook, from, StatusQueued, 1)
 	return nil
-}
-
-// List pages through records newest first, filtered: through the index
-// of an id, else of a status, else all records; the other filters are
-// applied while reading back.
-func (p *Pebble) List(ctx context.Context, q ListQuery) (ListPage, error) {
-	if err := ctx.Err(); err != nil {
-		return ListPage{}, err
-	}
-	if q.Limit <= 0 {
-		q.Limit = 50
-	}
-	page := ListPage{Events: []*Event{}}
-	keep := func(ev *Event) bool {
-		return (q.Hook == "" || ev.Hook == q.Hook) && (q.Status == "" || ev.Status == q.Status) && (q.ID == "" || ev.ID == q.ID)
-	}
-	// add reports false once the page is full (and sets Next).
-	add := func(ev *Event) bool {
-		if len(page.Events) == q.Limit {
-			page.Next = page.Events[q.Limit-1].Key
-			return false
-		}
-		ev.Body = nil
-		page.Events = append(page.Events, ev)
-		return true
-	}
-	if q.ID != "" {
-		prefix := prefixed(kindByID, idHook(q.ID, q.Hook))
-		it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
-		if err != nil {
-			return ListPage{}, unavailable(err)
-		}
-		var keys []string
-		for it.First(); it.Valid(); it.Next() {
-			if k := it.Key(); len(k) >= len(prefix)+16 {
-				keys = append(keys, string(k[len(k)-16:]))
-			}
-		}
-		if err := errors.Join(it.Error(), it.Close()); err != nil {
-			return ListPage{}, unavailable(err)
-		}
-		slices.Sort(keys)
-		slices.Reverse(keys)
-		for _, key := range keys {
-			if q.Cursor != "" && key >= q.Cursor {
-				continue
-			}
-			ev, err := p.get(key)
-			if errors.Is(err, ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return ListPage{}, unavailable(err)
-			}
-			if keep(ev) && !add(ev) {
-				break
-			}
-		}
-		return page, nil
-	}
-	if q.Status != "" {
-		// newest first through the status index
-		prefix := prefixed(kindStatus, []byte(q.Status), []byte{0})
-		upper := prefixEnd(prefix)
-		if q.Cursor != "" {
-			upper = append(bytes.Clone(prefix), q.Cursor...)
-		}
-		it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upper})
-		if err != nil {
-			return ListPage{}, unavailable(err)
-		}
-		for it.Last(); it.Valid(); it.Prev() {
-			ev, err := p.get(string(it.Key()[len(prefix):]))
-			if errors.Is(err, ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				_ = it.Close()
-				return ListPage{}, unavailable(err)
-			}
-			if keep(ev) && !add(ev) {
-				break
-			}
-		}
-		if err := errors.Join(it.Error(), it.Close()); err != nil {
-			return ListPage{}, unavailable(err)
-		}
-		return page, nil
-	}
-	upper := []byte{kindRecord + 1}
-	if q.Cursor != "" {
-		upper = recordKey(q.Cursor)
-	}
-	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kindRecord}, UpperBound: upper})
-	if err != nil {
-		return ListPage{}, unavailable(err)
-	}
-	for it.Last(); it.Valid(); it.Prev() {
-		var ev Event
-		if err := json.Unmarshal(it.Value(), &ev); err != nil {
-			_ = it.Close()
-			return ListPage{}, unavailable(fmt.Errorf("record %s: %w", it.Key()[1:], err))
-		}
-		if keep(&ev) && !add(&ev) {
-			break
-		}
-	}
-	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return ListPage{}, unavailable(err)
-	}
-	return page, nil
 }
 
 // prefixEnd is the smallest key above every key with prefix p.
@@ -1004,10 +941,8 @@ func (p *Pebble) purgeRecords(t time.Time, limit int) (int, int, error) {
 		if !bytes.Equal(indexKey(ev), entries[i]) {
 			continue // replayed since: a stale entry
 		}
-		for _, k := range [][]byte{recordKey(key), bodyKey(key), p.byIDKey(ev), statusKey(ev)} {
-			if err := b.Delete(k, nil); err != nil {
-				return 0, 0, err
-			}
+		if err := p.deleteRecord(b, ev); err != nil {
+			return 0, 0, err
 		}
 		gone = append(gone, ev)
 	}

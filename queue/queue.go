@@ -29,7 +29,20 @@ const (
 	StatusDelivering Status = "delivering"
 	StatusDelivered  Status = "delivered"
 	StatusDead       Status = "dead"
+	// Statuses of run-log records: finished when written (by Record),
+	// never leased.
+	StatusRejected  Status = "rejected"  // refused before acceptance (method, content type, size, auth, JSON, mapping, callback URL)
+	StatusPassed    Status = "passed"    // gate mode: verified and handed to the next handler
+	StatusDuplicate Status = "duplicate" // a repeated id within the dedup window: answered 200, not forwarded
 )
+
+// Finished reports whether s is a final status: any but queued and
+// delivering.
+func (s Status) Finished() bool { return s != StatusQueued && s != StatusDelivering }
+
+// ListScanMax is the most records one List call with a text query (Q)
+// reads; a call that reaches it returns what it found with a Next cursor.
+const ListScanMax = 20000
 
 // Errors.
 var (
@@ -38,8 +51,9 @@ var (
 	ErrDuplicate = errors.New("duplicate event")
 	// ErrNotFound: no such event.
 	ErrNotFound = errors.New("event not found")
-	// ErrNotReplayable: only delivered or dead events are replayed.
-	ErrNotReplayable = errors.New("only delivered or dead events can be replayed")
+	// ErrNotReplayable: only delivered or dead records of an action,
+	// with their whole body, are replayed.
+	ErrNotReplayable = errors.New("only delivered or dead events with an action and their whole body can be replayed")
 	// ErrStaleLease: the lease is no longer the event's current one (it
 	// expired and the event was leased again, replayed, or finished); the
 	// outcome was not recorded.
@@ -49,7 +63,9 @@ var (
 	ErrUnavailable = errors.New("event store unavailable")
 )
 
-// Event is one stored delivery: one action of one accepted request.
+// Event is one stored delivery (one action of one accepted request), or
+// the run-log record of a request that has no delivery of its own: sync
+// and gate requests, rejections and duplicates (written by Record).
 type Event struct {
 	// Key identifies the stored record. The store assigns it at Enqueue;
 	// it is unique per record, ordered by enqueue time, and never derived
@@ -62,7 +78,8 @@ type Event struct {
 	ID string `json:"id"`
 	// Hook is the name of the handler that accepted the event.
 	Hook string `json:"hook"`
-	// Action is the index of the hook's action that delivers this record.
+	// Action is the index of the hook's action that delivers this record;
+	// -1 for records without an action (gate, rejected, duplicate).
 	Action int `json:"action"`
 	// Values are the per-request placeholder values that the action's URL
 	// and header templates use, resolved when the event was accepted
@@ -86,6 +103,32 @@ type Event struct {
 	// by Lease (and by Enqueue with LeaseFor, when the store writes them
 	// leased).
 	Gen uint64 `json:"gen,omitempty"`
+
+	// Mode is the hook's mode: "sync", "async" or "gate".
+	Mode string `json:"mode,omitempty"`
+	// Auth is the auth method that passed ("github", "api_key", "none").
+	Auth string `json:"auth,omitempty"`
+	// Reason is why the request was rejected, never a secret.
+	Reason string `json:"reason,omitempty"`
+	// Inbound is the status answered to the sender (202 for async).
+	Inbound int `json:"inbound,omitempty"`
+	// Request is the method and path, "POST /hooks/github"; never the
+	// query.
+	Request  string `json:"request,omitempty"`
+	RemoteIP string `json:"remote_ip,omitempty"`
+	// Headers are the received headers, credentials redacted.
+	Headers map[string][]string `json:"headers,omitempty"`
+	// Payload is the received body when Body is not it (reshaped, or no
+	// Body kept), up to the hook's log_body.
+	Payload []byte `json:"payload,omitempty"`
+	// Truncated: Payload or Body was cut at log_body; not replayable.
+	Truncated bool `json:"truncated,omitempty"`
+}
+
+// replayable reports whether a record may be queued again: a delivered
+// or dead record of an action, with its whole body.
+func replayable(ev *Event) bool {
+	return (ev.Status == StatusDelivered || ev.Status == StatusDead) && ev.Action >= 0 && !ev.Truncated
 }
 
 // Lease names one lease of one record: outcomes are recorded only while
@@ -125,6 +168,13 @@ type ListQuery struct {
 	ID     string // "" for every event id
 	Cursor string // from the previous page's Next (a record key)
 	Limit  int    // default 50
+	// Since and Until bound ReceivedAt to [Since, Until); zero is
+	// unbounded.
+	Since, Until time.Time
+	// Q is a case-insensitive substring of the id, or of the Payload or
+	// Body text. A call with Q reads at most ListScanMax records, then
+	// returns what it found with a Next cursor.
+	Q string
 }
 
 // ListPage is one page of events (bodies omitted), newest first.
@@ -172,17 +222,32 @@ type Store interface {
 	// Get returns one record with its attempts and body; ErrNotFound for
 	// an unknown key.
 	Get(ctx context.Context, key string) (*Event, error)
-	// List returns a page of records, without bodies, newest first.
+	// List returns a page of records, without bodies, payloads and
+	// headers, newest first.
 	List(ctx context.Context, q ListQuery) (ListPage, error)
 	// Replay queues a delivered or dead record again, due now, with its
-	// attempts kept.
+	// attempts kept. ErrNotReplayable for any other status, a record
+	// without an action (Action < 0) and a Truncated one.
 	Replay(ctx context.Context, key string) error
-	// Purge removes delivered and dead records last changed before the
-	// given time, with their bodies and expired deduplication marks, and
-	// reports how many records it removed.
+	// Purge removes finished records (every status but queued and
+	// delivering) last changed before the given time, with their bodies
+	// and expired deduplication marks, and reports how many records it
+	// removed.
 	Purge(ctx context.Context, before time.Time) (int, error)
 	// Stats counts records by hook and status.
 	Stats(ctx context.Context) (Stats, error)
+	// Record writes finished records (any status but queued and
+	// delivering) in one batch, not synced, and sets each Key (ordered by
+	// write time like Enqueue's). Delivered and dead records with an
+	// action replay like async ones, unless Truncated.
+	Record(ctx context.Context, evs []*Event) error
+	// Trim removes the oldest finished records of one hook beyond keep
+	// records of that hook (queued and delivering ones are never removed,
+	// but count), and reports how many it removed.
+	Trim(ctx context.Context, hook string, keep int) (int, error)
+	// Counts counts records by hook and status with ReceivedAt >= since,
+	// reading no bodies.
+	Counts(ctx context.Context, since time.Time) (map[string]map[Status]int, error)
 	// Close releases the store.
 	Close() error
 }

@@ -77,6 +77,7 @@ func init() {
 			SignatureHeader: "box-signature-primary", Algorithm: "sha256", Encoding: "base64",
 			TimestampHeader: "box-delivery-timestamp", TimestampFormat: "rfc3339",
 			Signed: "{body}{timestamp}", Extract: boxExtract,
+			ExtraHeaders: []string{"box-signature-secondary", "box-signature-version", "box-signature-algorithm"},
 			Notes: "Configure the primary and secondary keys; either box-signature-primary or box-signature-secondary may match either key. " +
 				"box-signature-version must be 1 and box-signature-algorithm HmacSHA256. Box allows 10 minutes: set tolerance 10m to match.",
 		},

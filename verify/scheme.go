@@ -81,6 +81,9 @@ type Preset struct {
 	// Notes explains, for docs/providers.md, what the data above does not
 	// say (a custom Parse or Check, a key format).
 	Notes string
+	// ExtraHeaders are the headers an Extract reads besides
+	// SignatureHeader and TimestampHeader (Box's secondary signature).
+	ExtraHeaders []string
 }
 
 // Signed is one signature found by a Preset's Extract.

@@ -1,0 +1,530 @@
+package caddymodule
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+
+	"github.com/caddy-webhooks/gateway/forward"
+	"github.com/caddy-webhooks/gateway/queue"
+	"github.com/caddy-webhooks/gateway/verify"
+)
+
+// Run log levels (the `log` option).
+const (
+	logFull = "full"
+	logMeta = "meta"
+	logOff  = "off"
+)
+
+// Defaults of the run log.
+const (
+	defaultLogBody = 64 << 10
+	defaultLogMax  = 100000
+	// minScanned is the shortest presented credential searched for in
+	// the path, headers and bodies of a record: issued tokens are 36 and
+	// 40 characters, and a shorter value cannot be told from text.
+	minScanned = 8
+	redacted   = "[redacted]"
+)
+
+// runLogConfig is the provisioned run log settings of a handler.
+type runLogConfig struct {
+	level   string // logFull, logMeta or logOff
+	body    int    // bound of a kept body
+	max     int    // records kept per hook
+	redact  map[string]bool
+	tokens  []string // templates of `auth issued` tokens, resolved per request
+	queried []string // api_key query parameters
+}
+
+// parseRunLog reads the log, log_body, log_redact and log_max options.
+func (h *Handler) parseRunLog(d *caddyfile.Dispenser, opt string) error {
+	switch opt {
+	case "log":
+		if err := oneArg(d, &h.Log); err != nil {
+			return err
+		}
+		switch h.Log {
+		case logOff, logMeta, logFull:
+		default:
+			return d.Errf("log must be off, meta or full, not %q", h.Log)
+		}
+	case "log_body":
+		var s string
+		if err := oneArg(d, &s); err != nil {
+			return err
+		}
+		size, err := humanize.ParseBytes(s)
+		if err != nil || size == 0 || size > 1<<30 {
+			return d.Errf("log_body: invalid size %q (from 1 byte to 1GiB)", s)
+		}
+		h.LogBody = int64(size)
+	case "log_redact":
+		h.LogRedact = d.RemainingArgs()
+		if len(h.LogRedact) == 0 {
+			return d.Errf("log_redact needs at least one header name")
+		}
+	case "log_max":
+		var s string
+		if err := oneArg(d, &s); err != nil {
+			return err
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			return d.Errf("log_max: want a whole number above 0, not %q", s)
+		}
+		h.LogMax = n
+	}
+	return nil
+}
+
+// validateRunLog checks the run log options.
+func (h *Handler) validateRunLog() error {
+	switch h.Log {
+	case "", logOff, logMeta, logFull:
+	default:
+		return fmt.Errorf("unknown log level %q (want off, meta or full)", h.Log)
+	}
+	if h.LogBody < 0 || h.LogBody > 1<<30 {
+		return fmt.Errorf("log_body %d out of range (from 0, the default, to 1GiB)", h.LogBody)
+	}
+	if h.LogMax < 0 {
+		return errors.New("log_max must not be negative")
+	}
+	for _, name := range h.LogRedact {
+		if err := forward.CheckHeaderName(name); err != nil {
+			return fmt.Errorf("log_redact: %w", err)
+		}
+	}
+	return nil
+}
+
+// provisionRunLog sets the run log settings: the level, the bounds, and
+// the headers redacted, which are those named by log_redact, the ones
+// that carry credentials everywhere, and every header a configured auth
+// reads.
+func (h *Handler) provisionRunLog(repl *caddy.Replacer) {
+	c := runLogConfig{level: h.Log, body: int(h.LogBody), max: h.LogMax, redact: map[string]bool{}}
+	switch c.level {
+	case logOff, logMeta:
+	default:
+		c.level = logFull
+	}
+	if c.body <= 0 {
+		c.body = defaultLogBody
+	}
+	if c.max <= 0 {
+		c.max = defaultLogMax
+	}
+	redact := func(name string) { c.redact[http.CanonicalHeaderKey(name)] = true }
+	for _, name := range []string{"Authorization", "Proxy-Authorization", "Cookie"} {
+		redact(name)
+	}
+	for _, name := range h.LogRedact {
+		redact(name)
+	}
+	for _, name := range h.credHeaders {
+		redact(name)
+	}
+	for _, a := range h.Auth {
+		method := strings.ToLower(a.Method)
+		if method != "issued" {
+			for _, name := range verify.Headers(a.spec(repl)) {
+				redact(name)
+			}
+			continue
+		}
+		// the tokens of an issued hook are in its path, or wherever its
+		// templates read them
+		for _, tmpl := range []string{a.APIToken, a.Token} {
+			c.tokens = append(c.tokens, tmpl)
+			for _, key := range placeholderKeys(tmpl, nil) {
+				for _, prefix := range []string{"http.request.header.", "header."} {
+					if name, ok := strings.CutPrefix(key, prefix); ok {
+						redact(name)
+					}
+				}
+			}
+		}
+	}
+	c.queried = h.credQuery
+	h.runLog = c
+}
+
+// logs reports whether the hook writes run log records beyond the async
+// events delivery needs.
+func (h *Handler) logs() bool { return h.runLog.level != logOff }
+
+// runRecord is what the run log learns of one request as the pipeline
+// goes: it becomes the record(s) written once the request is answered.
+type runRecord struct {
+	start    time.Time
+	request  string
+	remoteIP string
+	headers  map[string][]string
+	secrets  []string // presented credentials that may be echoed elsewhere
+	id       string
+	auth     string
+	reason   string // the verifiers' errors, when auth failed
+	payload  []byte // the received body, once read
+}
+
+// String keeps the record out of {http.vars.*} placeholders.
+func (*runRecord) String() string { return "webhook_gateway run record" }
+
+// runRecordVar is the request variable holding the request's runRecord,
+// so that every refusal path finds it.
+const runRecordVar = "webhook_gateway.run_record"
+
+// beginRecord starts the run record of a request, nil when the hook does
+// not log. It is taken before anything may change the request (credential
+// stripping, the next handler).
+func (h *Handler) beginRecord(r *http.Request, repl *caddy.Replacer, start time.Time) *runRecord {
+	if !h.logs() {
+		return nil
+	}
+	rec := &runRecord{start: start, remoteIP: remoteIP(r)}
+	rec.secrets = h.presentedSecrets(r, repl)
+	path := r.URL.EscapedPath()
+	for _, s := range rec.secrets {
+		path = strings.ReplaceAll(path, s, redacted)
+	}
+	rec.request = r.Method + " " + path
+	if h.runLog.level == logFull {
+		rec.headers = h.redactHeaders(r.Header, rec.secrets)
+	}
+	caddyhttp.SetVar(r.Context(), runRecordVar, rec)
+	return rec
+}
+
+// recordOf is the run record beginRecord stored on the request, or nil.
+func recordOf(r *http.Request) *runRecord {
+	rec, _ := caddyhttp.GetVar(r.Context(), runRecordVar).(*runRecord)
+	return rec
+}
+
+// presentedSecrets lists the credentials this request presents that a
+// header, the path or a body might repeat: the tokens of `auth issued`
+// (in the path), and api_key values sent in the query (which proxies copy
+// into headers such as X-Original-URI). Longest first, so a value that
+// contains another is replaced whole.
+func (h *Handler) presentedSecrets(r *http.Request, repl *caddy.Replacer) []string {
+	var out []string
+	for _, tmpl := range h.runLog.tokens {
+		if v := repl.ReplaceAll(tmpl, ""); len(v) >= minScanned {
+			out = append(out, v)
+		}
+	}
+	if len(h.runLog.queried) > 0 && r.URL.RawQuery != "" {
+		q := r.URL.Query()
+		for _, name := range h.runLog.queried {
+			for _, v := range q[name] {
+				if len(v) >= minScanned {
+					out = append(out, v, url.QueryEscape(v), url.PathEscape(v))
+				}
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
+	return slices.Compact(out)
+}
+
+// redactHeaders copies the request headers, with the value of every
+// credential header, and of any header repeating a presented credential,
+// replaced by "[redacted]".
+func (h *Handler) redactHeaders(hdr http.Header, secrets []string) map[string][]string {
+	out := make(map[string][]string, len(hdr))
+	for name, vals := range hdr {
+		if h.runLog.redact[http.CanonicalHeaderKey(name)] || containsAny(vals, secrets) {
+			masked := make([]string, len(vals))
+			for i := range masked {
+				masked[i] = redacted
+			}
+			out[name] = masked
+			continue
+		}
+		out[name] = slices.Clone(vals)
+	}
+	return out
+}
+
+func containsAny(vals, secrets []string) bool {
+	for _, v := range vals {
+		for _, s := range secrets {
+			if strings.Contains(v, s) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// event is a finished record of this request with the fields every record
+// has.
+func (h *Handler) event(rec *runRecord, status queue.Status, inbound int) *queue.Event {
+	id := rec.id
+	if id == "" {
+		id = h.newID()
+	}
+	return &queue.Event{
+		ID:         id,
+		Hook:       h.name,
+		Action:     -1,
+		ReceivedAt: rec.start,
+		UpdatedAt:  h.now(),
+		Status:     status,
+		Mode:       h.modeName(),
+		Auth:       rec.auth,
+		Inbound:    inbound,
+		Request:    rec.request,
+		RemoteIP:   rec.remoteIP,
+		Headers:    rec.headers,
+	}
+}
+
+// keepPayload sets the record's Payload to the received body, cut at
+// log_body, unless the hook logs meta only or the body is what the record
+// sends anyway.
+func (h *Handler) keepPayload(ev *queue.Event, rec *runRecord) {
+	if h.runLog.level != logFull || len(rec.payload) == 0 || bytes.Equal(rec.payload, ev.Body) {
+		return
+	}
+	var cut bool
+	ev.Payload, cut = h.bounded(rec.payload, rec.secrets)
+	ev.Truncated = ev.Truncated || cut
+}
+
+// keepBody sets the record's Body to what was sent (full level only), cut
+// at log_body; a record without its whole body is marked truncated, so
+// it is never replayed with a part of it.
+func (h *Handler) keepBody(ev *queue.Event, rec *runRecord, sent []byte) {
+	if h.runLog.level != logFull {
+		ev.Truncated = len(sent) > 0
+		return
+	}
+	var cut bool
+	ev.Body, cut = h.bounded(sent, rec.secrets)
+	ev.Truncated = ev.Truncated || cut
+}
+
+// bounded is b cut at log_body with any presented credential replaced,
+// and whether it was changed.
+func (h *Handler) bounded(b []byte, secrets []string) ([]byte, bool) {
+	changed := false
+	if len(b) > h.runLog.body {
+		b, changed = b[:h.runLog.body], true
+	}
+	for _, s := range secrets {
+		if bytes.Contains(b, []byte(s)) {
+			b, changed = bytes.ReplaceAll(b, []byte(s), []byte(redacted)), true
+		}
+	}
+	if !changed {
+		return b, false
+	}
+	return slices.Clip(b), true
+}
+
+// modeName is the hook's mode as records name it.
+func (h *Handler) modeName() string {
+	switch {
+	case len(h.actions) == 0:
+		return "gate"
+	case h.async:
+		return "async"
+	default:
+		return "sync"
+	}
+}
+
+// recordRejected records a refused request: the reason is what the
+// verifier said or what the sender was told, never a secret or body
+// bytes.
+func (h *Handler) recordRejected(r *http.Request, status int, reason string) {
+	rec := recordOf(r)
+	if rec == nil {
+		return
+	}
+	if rec.id == "" {
+		rec.id = h.provisionalID(r)
+	}
+	ev := h.event(rec, queue.StatusRejected, status)
+	ev.Reason = reason
+	if rec.reason != "" {
+		ev.Reason = rec.reason
+	}
+	h.keepPayload(ev, rec)
+	h.app.record(ev)
+}
+
+// provisionalID is the id of a request refused before its id was
+// decided: the delivery id header of a configured preset, when present
+// and usable, else a new one.
+func (h *Handler) provisionalID(r *http.Request) string {
+	for _, nv := range h.verifiers {
+		if id := verify.EventID(nv.method, r.Header); usableID(id) {
+			return id
+		}
+	}
+	return h.newID()
+}
+
+// authReason is the verifiers' errors as one line: which method said
+// what ("github: credential does not match; api_key: key credential
+// missing"). Verify errors never hold a secret or body bytes.
+func authReason(err error) string {
+	var joined interface{ Unwrap() []error }
+	if errors.As(err, &joined) {
+		parts := make([]string, 0, len(joined.Unwrap()))
+		for _, e := range joined.Unwrap() {
+			parts = append(parts, e.Error())
+		}
+		return strings.Join(parts, "; ")
+	}
+	return err.Error()
+}
+
+// recordPassed records a request of a gate hook that the next handler
+// answered with status.
+func (h *Handler) recordPassed(rec *runRecord, status int, reshaped []byte) {
+	ev := h.event(rec, queue.StatusPassed, status)
+	if h.program != nil && h.runLog.level == logFull {
+		ev.Body, ev.Truncated = h.bounded(reshaped, rec.secrets)
+	}
+	h.keepPayload(ev, rec)
+	h.app.record(ev)
+}
+
+// recordDuplicate records a repeated id answered 200 and not forwarded.
+func (h *Handler) recordDuplicate(rec *runRecord) {
+	if rec == nil {
+		return
+	}
+	ev := h.event(rec, queue.StatusDuplicate, http.StatusOK)
+	h.keepPayload(ev, rec)
+	h.app.record(ev)
+}
+
+// recordSync records one finished record per action of a sync request:
+// what was sent, each attempt, delivered or dead, and the status the
+// sender got. They replay like async events unless truncated.
+func (h *Handler) recordSync(rec *runRecord, repl *caddy.Replacer, inbound int, doc, reshaped []byte, results []forward.Result, traces []*attemptTrace) {
+	for i, a := range h.actions {
+		ev := h.event(rec, queue.StatusDead, inbound)
+		if results[i].OK() {
+			ev.Status = queue.StatusDelivered
+		}
+		ev.Action = i
+		ev.Values = a.values(repl)
+		ev.Attempts = traces[i].attempts
+		h.keepBody(ev, rec, a.body(doc, reshaped))
+		h.keepPayload(ev, rec)
+		h.app.record(ev)
+	}
+}
+
+// logAsync sets the run log fields on the events of an async request
+// before they are stored: they are its record. Their Body is what
+// delivery sends and stays whole; the received payload, when it differs,
+// is kept only if it fits in log_body, since a truncated event could not
+// be replayed.
+func (h *Handler) logAsync(evs []*queue.Event, rec *runRecord, method string) {
+	for _, ev := range evs {
+		ev.Mode = "async"
+		ev.Auth = method
+		ev.Inbound = http.StatusAccepted
+		if rec == nil {
+			continue
+		}
+		ev.Request = rec.request
+		ev.RemoteIP = rec.remoteIP
+		ev.Headers = rec.headers
+		if h.runLog.level == logFull && len(rec.payload) <= h.runLog.body && !bytes.Equal(rec.payload, ev.Body) {
+			ev.Payload, _ = h.bounded(rec.payload, rec.secrets)
+			if len(ev.Payload) > h.runLog.body {
+				ev.Payload = nil // a credential was masked into a longer text
+			}
+		}
+	}
+}
+
+// attemptTrace collects the attempts of one action of a sync request.
+type attemptTrace struct {
+	now      func() time.Time
+	broker   bool
+	attempts []queue.Attempt
+}
+
+func (t *attemptTrace) add(at forward.Attempt) {
+	if t == nil {
+		return
+	}
+	a := queue.Attempt{At: t.now().Add(-at.Duration), Status: at.Status, Latency: at.Duration}
+	switch {
+	case at.Err != nil && t.broker:
+		a.Error = publishFailure(forward.Result{Err: at.Err})
+	case at.Err != nil:
+		a.Error = describeErr(at.Err)
+	case at.Status < 200 || at.Status >= 300:
+		a.Error = "upstream answered " + strconv.Itoa(at.Status)
+	}
+	t.attempts = append(t.attempts, a)
+}
+
+// statusRecorder notes the status the next handler of a gate answers.
+type statusRecorder struct {
+	*caddyhttp.ResponseWriterWrapper
+	status int
+}
+
+func (w *statusRecorder) WriteHeader(status int) {
+	if w.status == 0 && status >= 200 {
+		w.status = status
+	}
+	w.ResponseWriterWrapper.WriteHeader(status)
+}
+
+func (w *statusRecorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriterWrapper.Write(b)
+}
+
+// answered is the status a handler gave: what it wrote, else the status
+// of the error it returned for handle_errors, else 200.
+func answered(written int, err error) int {
+	if written != 0 {
+		return written
+	}
+	if err != nil {
+		var he caddyhttp.HandlerError
+		if errors.As(err, &he) && he.StatusCode != 0 {
+			return he.StatusCode
+		}
+		return http.StatusInternalServerError
+	}
+	return http.StatusOK
+}
+
+// remoteIP is the sender's address without its port.
+func remoteIP(r *http.Request) string {
+	addr := senderAddr(r)
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}

@@ -1,0 +1,543 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// The run log in the Pebble store: records written by Record, listings
+// with time bounds and text queries, trims and counts. Each record has an
+// entry in the hook index (kindByHook) whose value holds its receive time
+// and status, so counts and trims read no record, and listings of a hook
+// filter by status and time before reading one.
+
+// lagRange is the range of the differences between the time in a
+// record's key (when it was written) and its ReceivedAt, over every
+// record written or read at open: a record received in [since, until) has
+// its key in [since+min, until+max), which bounds the scans of listings
+// and counts.
+type lagRange struct {
+	mu       sync.Mutex
+	min, max int64 // nanoseconds; min <= 0 <= max
+}
+
+// keyTime is the time (unix nanoseconds) at the start of a key.
+func keyTime(key string) int64 {
+	if len(key) < 16 {
+		return 0
+	}
+	n, err := strconv.ParseUint(key[:16], 16, 63)
+	if err != nil {
+		return 0
+	}
+	return int64(n)
+}
+
+func (l *lagRange) note(evs ...*Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, ev := range evs {
+		lag := keyTime(ev.Key) - max(ev.ReceivedAt.UnixNano(), 0)
+		l.min, l.max = min(l.min, lag), max(l.max, lag)
+	}
+}
+
+// keyBounds is the range [lo, hi) of keys that holds every record
+// received in [since, until); "" is unbounded.
+func (l *lagRange) keyBounds(since, until time.Time) (lo, hi string) {
+	l.mu.Lock()
+	lmin, lmax := l.min, l.max
+	l.mu.Unlock()
+	if !since.IsZero() {
+		lo = keyAt(since.UnixNano() + lmin)
+	}
+	if !until.IsZero() {
+		hi = keyAt(until.UnixNano() + lmax)
+	}
+	return lo, hi
+}
+
+// keyAt is the smallest key of time ns (unix nanoseconds).
+func keyAt(ns int64) string { return fmt.Sprintf("%016x", max(ns, 0)) }
+
+// putNew adds a new record of ev with its body, payload, headers and
+// index entries to b.
+func (p *Pebble) putNew(b *batch, ev *Event) error {
+	if err := putRecord(b, ev); err != nil {
+		return err
+	}
+	if ev.Body != nil || ev.Status == StatusQueued || ev.Status == StatusDelivering {
+		if err := b.Set(bodyKey(ev.Key), ev.Body, nil); err != nil {
+			return err
+		}
+	}
+	if len(ev.Payload) > 0 {
+		if err := b.Set(payloadKey(ev.Key), ev.Payload, nil); err != nil {
+			return err
+		}
+	}
+	if len(ev.Headers) > 0 {
+		h, err := json.Marshal(ev.Headers)
+		if err != nil {
+			return err
+		}
+		if err := b.Set(headersKey(ev.Key), h, nil); err != nil {
+			return err
+		}
+	}
+	for _, err := range []error{
+		b.setIndex(ev),
+		b.Set(p.byIDKey(ev), nil, nil),
+		b.Set(statusKey(ev), nil, nil),
+		b.Set(hookEntry(ev), hookValue(ev), nil),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteRecord adds the removal of the record ev (as stored) with its
+// body, payload, headers and index entries to b.
+func (p *Pebble) deleteRecord(b *batch, ev *Event) error {
+	for _, k := range [][]byte{
+		recordKey(ev.Key), bodyKey(ev.Key), payloadKey(ev.Key), headersKey(ev.Key),
+		indexKey(ev), p.byIDKey(ev), statusKey(ev), hookEntry(ev),
+	} {
+		if err := b.Delete(k, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hookIndexer adds the hook index entries of a store written before the
+// index existed, while recover reads its records.
+type hookIndexer struct {
+	p    *Pebble
+	b    *batch
+	n    int
+	skip bool
+}
+
+// indexHooks returns the indexer of recover: one that does nothing when
+// the store has the hook index.
+func (p *Pebble) indexHooks() (*hookIndexer, error) {
+	_, err := p.getValue([]byte{kindLayout})
+	if err == nil {
+		return &hookIndexer{skip: true}, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	return &hookIndexer{p: p, b: p.newBatch()}, nil
+}
+
+func (h *hookIndexer) add(ev *Event) error {
+	if h.skip {
+		return nil
+	}
+	if err := h.b.Set(hookEntry(ev), hookValue(ev), nil); err != nil {
+		return err
+	}
+	if h.n++; h.n < 10000 {
+		return nil
+	}
+	if err := errors.Join(h.b.Commit(pebble.NoSync), h.b.Close()); err != nil {
+		return err
+	}
+	h.b, h.n = h.p.newBatch(), 0
+	return nil
+}
+
+// done commits the last entries and marks the layout, synced.
+func (h *hookIndexer) done() error {
+	if h.skip {
+		return nil
+	}
+	defer func() { _ = h.b.Close() }()
+	if err := h.b.Set([]byte{kindLayout}, []byte{1}, nil); err != nil {
+		return err
+	}
+	return h.b.Commit(pebble.Sync)
+}
+
+// Record writes finished records in one unsynced batch. It is refused,
+// like an accept, while the disk is nearly full.
+func (p *Pebble) Record(ctx context.Context, evs []*Event) error {
+	if err := checkRecords(evs); err != nil {
+		return err
+	}
+	if len(evs) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := p.checkFree(); err != nil {
+		return err
+	}
+	now := p.now()
+	keys := p.keys.next(now, len(evs))
+	b := p.newBatch()
+	defer func() { _ = b.Close() }()
+	recs := make([]Event, len(evs))
+	noted := make([]*Event, len(evs))
+	for i, ev := range evs {
+		recs[i] = prepareRecord(ev, keys[i], now)
+		noted[i] = &recs[i]
+		if err := p.putNew(b, &recs[i]); err != nil {
+			return unavailable(err)
+		}
+	}
+	if err := p.commit(b, pebble.NoSync); err != nil {
+		return unavailable(err)
+	}
+	p.lags.note(noted...)
+	for i, ev := range evs {
+		p.count(ev.Hook, "", ev.Status, 1)
+		ev.Key, ev.ReceivedAt, ev.UpdatedAt, ev.DueAt, ev.Gen = recs[i].Key, recs[i].ReceivedAt, recs[i].UpdatedAt, time.Time{}, 0
+	}
+	return nil
+}
+
+// total is the number of records of a hook, from the counts in memory.
+func (p *Pebble) total(hook string) int {
+	p.countsMu.Lock()
+	defer p.countsMu.Unlock()
+	n := 0
+	for _, c := range p.counts[hook] {
+		n += c
+	}
+	return n
+}
+
+// Trim removes the oldest finished records of hook while it has more
+// than keep, in unsynced batches of up to 1000. The hook index is read
+// from a floor below which the hook has no finished record left, so
+// repeated trims do not step again over the deletions of earlier ones.
+func (p *Pebble) Trim(ctx context.Context, hook string, keep int) (int, error) {
+	removed := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return removed, err
+		}
+		excess := p.total(hook) - max(keep, 0)
+		if excess <= 0 {
+			return removed, nil
+		}
+		n, err := p.trimSome(hook, min(excess, 1000))
+		removed += n
+		if err != nil {
+			return removed, unavailable(err)
+		}
+		if n == 0 {
+			return removed, nil
+		}
+	}
+}
+
+// trimSome removes up to limit of the oldest finished records of hook.
+func (p *Pebble) trimSome(hook string, limit int) (int, error) {
+	p.multi.Lock()
+	defer p.multi.Unlock()
+	prefix := hookPrefix(hook)
+	p.trimMu.Lock()
+	floor := p.trimFloors[hook]
+	p.trimMu.Unlock()
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: append(bytes.Clone(prefix), floor...), UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return 0, err
+	}
+	var keys []string
+	skipped := ""
+	for it.First(); it.Valid() && len(keys) < limit; it.Next() {
+		key, v := string(it.Key()[len(prefix):]), it.Value()
+		switch {
+		case len(v) > 8 && Status(v[8:]).Finished():
+			keys = append(keys, key)
+		case skipped == "":
+			skipped = key
+		}
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return 0, err
+	}
+	if len(keys) == 0 {
+		p.raiseTrimFloor(hook, skipped)
+		return 0, nil
+	}
+	unlock := p.lockRecords(keys)
+	defer unlock()
+	b := p.newBatch()
+	defer func() { _ = b.Close() }()
+	var gone []*Event
+	for _, key := range keys {
+		ev, err := p.get(key)
+		if errors.Is(err, ErrNotFound) {
+			// an entry left without its record: removed with it
+			if err := b.Delete(append(bytes.Clone(prefix), key...), nil); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if !ev.Status.Finished() {
+			// replayed since the index was read
+			if skipped == "" || key < skipped {
+				skipped = key
+			}
+			continue
+		}
+		if err := p.deleteRecord(b, ev); err != nil {
+			return 0, err
+		}
+		gone = append(gone, ev)
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return 0, err
+	}
+	for _, ev := range gone {
+		p.count(ev.Hook, ev.Status, "", 1)
+	}
+	if skipped == "" {
+		skipped = keys[len(keys)-1]
+	}
+	p.raiseTrimFloor(hook, skipped)
+	return len(gone), nil
+}
+
+// raiseTrimFloor notes that hook has no finished record below key.
+func (p *Pebble) raiseTrimFloor(hook, key string) {
+	if key == "" {
+		return
+	}
+	p.trimMu.Lock()
+	defer p.trimMu.Unlock()
+	if p.trimFloors == nil {
+		p.trimFloors = map[string]string{}
+	}
+	if key > p.trimFloors[hook] {
+		p.trimFloors[hook] = key
+	}
+}
+
+// Counts reads the hook index of each hook from the first key that may
+// hold a record received at since.
+func (p *Pebble) Counts(ctx context.Context, since time.Time) (map[string]map[Status]int, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p.countsMu.Lock()
+	hooks := slices.Collect(maps.Keys(p.counts))
+	p.countsMu.Unlock()
+	lo, _ := p.lags.keyBounds(since, time.Time{})
+	from := max(since.UnixNano(), 0)
+	out := map[string]map[Status]int{}
+	for _, hook := range hooks {
+		prefix := hookPrefix(hook)
+		it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: append(bytes.Clone(prefix), lo...), UpperBound: prefixEnd(prefix)})
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		for it.First(); it.Valid(); it.Next() {
+			v := it.Value()
+			if len(v) <= 8 || !since.IsZero() && readInt(v[:8]) < from {
+				continue
+			}
+			m := out[hook]
+			if m == nil {
+				m = map[Status]int{}
+				out[hook] = m
+			}
+			m[Status(v[8:])]++
+		}
+		if err := errors.Join(it.Error(), it.Close()); err != nil {
+			return nil, unavailable(err)
+		}
+	}
+	return out, nil
+}
+
+// peek calls f with the value of key, if there is one, without copying
+// it.
+func (p *Pebble) peek(key []byte, f func([]byte) bool) (bool, error) {
+	v, closer, err := p.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	ok := f(v)
+	return ok, closer.Close()
+}
+
+// matchText reports whether Q is in the id, payload or body of ev.
+func (p *Pebble) matchText(f *listFilter, ev *Event) (bool, error) {
+	if f.match(ev.ID) {
+		return true, nil
+	}
+	for _, k := range [][]byte{payloadKey(ev.Key), bodyKey(ev.Key)} {
+		ok, err := p.peek(k, f.contains)
+		if ok || err != nil {
+			return ok, err
+		}
+	}
+	return false, nil
+}
+
+// List pages through records newest first, filtered: through the index
+// of an id, else of a hook (whose values hold the status and receive
+// time), else of a status, else all records; every scan is bounded by the
+// keys that can hold records received in [Since, Until), and a text query
+// reads at most ListScanMax records.
+func (p *Pebble) List(ctx context.Context, q ListQuery) (ListPage, error) {
+	if err := ctx.Err(); err != nil {
+		return ListPage{}, err
+	}
+	if q.Limit <= 0 {
+		q.Limit = 50
+	}
+	f := newListFilter(q)
+	page := ListPage{Events: []*Event{}}
+	lo, hi := p.lags.keyBounds(q.Since, q.Until)
+	if q.Cursor != "" && (hi == "" || q.Cursor < hi) {
+		hi = q.Cursor
+	}
+	if hi != "" && hi <= lo {
+		return page, nil
+	}
+	scanned := 0
+	// visit handles the record of key (ev when already read) and reports
+	// false once the listing is done.
+	visit := func(key string, ev *Event) (bool, error) {
+		if q.Q != "" {
+			if scanned == ListScanMax {
+				page.Next = key
+				return false, nil
+			}
+			scanned++
+		}
+		if ev == nil {
+			var err error
+			if ev, err = p.get(key); errors.Is(err, ErrNotFound) {
+				return true, nil
+			} else if err != nil {
+				return false, err
+			}
+		}
+		if !f.meta(ev) {
+			return true, nil
+		}
+		if q.Q != "" {
+			if ok, err := p.matchText(f, ev); err != nil || !ok {
+				return err == nil, err
+			}
+		}
+		if len(page.Events) == q.Limit {
+			page.Next = page.Events[q.Limit-1].Key
+			return false, nil
+		}
+		stripDetail(ev)
+		page.Events = append(page.Events, ev)
+		return true, nil
+	}
+	if q.ID != "" {
+		prefix := prefixed(kindByID, idHook(q.ID, q.Hook))
+		it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+		if err != nil {
+			return ListPage{}, unavailable(err)
+		}
+		var keys []string
+		for it.First(); it.Valid(); it.Next() {
+			if k := it.Key(); len(k) >= len(prefix)+16 {
+				if key := string(k[len(k)-16:]); key >= lo && (hi == "" || key < hi) {
+					keys = append(keys, key)
+				}
+			}
+		}
+		if err := errors.Join(it.Error(), it.Close()); err != nil {
+			return ListPage{}, unavailable(err)
+		}
+		slices.Sort(keys)
+		slices.Reverse(keys)
+		for _, key := range keys {
+			more, err := visit(key, nil)
+			if err != nil {
+				return ListPage{}, unavailable(err)
+			}
+			if !more {
+				break
+			}
+		}
+		return page, nil
+	}
+	var prefix []byte
+	var pre func(v []byte) bool // a filter on index values
+	decode := false
+	switch {
+	case q.Hook != "":
+		prefix = hookPrefix(q.Hook)
+		since, until := max(q.Since.UnixNano(), 0), max(q.Until.UnixNano(), 0)
+		pre = func(v []byte) bool {
+			if len(v) < 8 {
+				return true
+			}
+			at := readInt(v[:8])
+			return (q.Status == "" || string(v[8:]) == string(q.Status)) &&
+				(q.Since.IsZero() || at >= since) && (q.Until.IsZero() || at < until)
+		}
+	case q.Status != "":
+		prefix = prefixed(kindStatus, []byte(q.Status), []byte{0})
+	default:
+		prefix, decode = []byte{kindRecord}, true
+	}
+	upper := prefixEnd(prefix)
+	if hi != "" {
+		upper = append(bytes.Clone(prefix), hi...)
+	}
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: append(bytes.Clone(prefix), lo...), UpperBound: upper})
+	if err != nil {
+		return ListPage{}, unavailable(err)
+	}
+	for it.Last(); it.Valid(); it.Prev() {
+		if pre != nil && !pre(it.Value()) {
+			continue
+		}
+		key := string(it.Key()[len(prefix):])
+		var ev *Event
+		if decode {
+			ev = &Event{}
+			if err := json.Unmarshal(it.Value(), ev); err != nil {
+				_ = it.Close()
+				return ListPage{}, unavailable(fmt.Errorf("record %s: %w", key, err))
+			}
+		}
+		more, err := visit(key, ev)
+		if err != nil {
+			_ = it.Close()
+			return ListPage{}, unavailable(err)
+		}
+		if !more {
+			break
+		}
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return ListPage{}, unavailable(err)
+	}
+	return page, nil
+}
