@@ -383,8 +383,10 @@
 		field(dl, 'Received', when(ev.received_at));
 		field(dl, 'Updated', when(ev.updated_at));
 		field(dl, 'Due', when(ev.due_at));
-		if (ev.truncated) field(dl, 'Truncated', 'the body was cut at log_body; not replayable');
-		if (ev.replayable === false) field(dl, 'Replayable', 'no');
+		if (ev.deferrals) field(dl, 'Deferred', ev.deferrals + ' times (the hook is not in the running config)');
+		if (ev.truncated) field(dl, 'Truncated', 'the body was cut at log_body');
+		if (ev.replayable === false) field(dl, 'Replayable', 'no' + (ev.not_replayable ? ': ' + ev.not_replayable : ''));
+		if (ev.hidden) field(dl, 'Not shown', ev.hidden);
 
 		const at = $('#d-attempts tbody');
 		at.replaceChildren();
@@ -407,10 +409,12 @@
 				ht.appendChild(el('tr', null, [el('td', { cls: 'mono', text: n }), el('td', { cls: 'mono', text: v })]));
 			}
 		}
-		$('#d-headers-note').hidden = names.length > 0;
+		const hnote = $('#d-headers-note');
+		hnote.textContent = ev.hidden ? 'Not shown: ' + ev.hidden : 'Not recorded.';
+		hnote.hidden = names.length > 0;
 
 		const payload = body(ev, 'payload', 'payload_text');
-		$('#d-payload').textContent = payload === null ? '(not recorded)' : payload;
+		$('#d-payload').textContent = payload !== null ? payload : ev.hidden ? '(not shown: ' + ev.hidden + ')' : '(not recorded)';
 		const sent = body(ev, 'sent', 'sent_text');
 		$('#d-sent').textContent = sent === null ? '' : sent;
 		$('#d-sent-block').hidden = sent === null;
