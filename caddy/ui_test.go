@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -82,6 +83,26 @@ func (u *flakyUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, `{"ok":true}`)
 }
 
+// adminGet reads a JSON answer of the admin endpoint into v.
+func adminGet(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+}
+
 // TestRunLogPage drives the run log page in a real headless Chromium
 // against the built Caddy: webhooks accepted, rejected (bad signature) and
 // failing upstream are listed with their statuses, a new one appears
@@ -140,6 +161,10 @@ http://127.0.0.1:%[4]d {
 	webhook_gateway /hooks/orders {
 		auth api_key %[7]s
 		id_from {header.X-Request-Id}
+		reshape {
+			set order_id {json.order} required
+			set source "shop"
+		}
 		mode async
 		forward %[6]s/flaky {
 			retries 1
@@ -295,9 +320,19 @@ http://127.0.0.1:%[4]d {
 	wait("the accepted webhook delivered", row("gh-accepted-1", "delivered"))
 	wait("the forged webhook rejected", row("gh-forged-1", "rejected"))
 	wait("the order dead after its retries", row("order-7731", "dead"))
-	reason := wait("the rejection reason", row("gh-forged-1", "rejected")+`.querySelector('td.reason').textContent`)
-	if !strings.Contains(reason, "signature") {
-		t.Errorf("rejection reason shown %q, want it to name the signature", reason)
+	// the verifier's reason, as the admin API gives it
+	var forgedRecord struct {
+		Events []struct {
+			Reason string `json:"reason"`
+		} `json:"events"`
+	}
+	adminGet(t, "http://"+admin+"/webhook_gateway/event?id=gh-forged-1", &forgedRecord)
+	if len(forgedRecord.Events) != 1 || forgedRecord.Events[0].Reason == "" {
+		t.Fatalf("admin API: the forged webhook's record %+v, want one with a reason", forgedRecord)
+	}
+	forgedReason := forgedRecord.Events[0].Reason
+	if reason := wait("the rejection reason", row("gh-forged-1", "rejected")+`.querySelector('td.reason').textContent`); reason != forgedReason {
+		t.Errorf("rejection reason shown %q, want %q", reason, forgedReason)
 	}
 	counts := wait("the hook counts", `(() => { const t = document.querySelector('#hooks tr[data-hook="hooks/github"]'); `+
 		`return t && t.textContent.includes('delivered 1') && t.textContent.includes('rejected 1') && t.textContent; })()`)
@@ -338,6 +373,8 @@ http://127.0.0.1:%[4]d {
 	// 5. One record: payload pretty-printed, both attempts failed, no secret.
 	do("open the order", chromedp.Click(rowSel("order-7731")))
 	wait("the order's payload", `document.querySelector('#d-payload').textContent.includes('"note": "needle-5e1f in the payload"')`)
+	wait("the reshaped body sent", `(() => { const s = document.querySelector('#d-sent-block:not([hidden]) #d-sent'); `+
+		`return s && s.textContent.includes('"order_id": "ord-7731"') && s.textContent.includes('"source": "shop"'); })()`)
 	wait("two failed attempts", `(() => { const a = [...document.querySelectorAll('#d-attempts tbody tr')]; `+
 		`return a.length === 2 && a.every(r => r.dataset.status === '503'); })()`)
 	if leaked := wait("the page text", `document.body.innerText`); strings.Contains(leaked, apiKey) {
@@ -377,13 +414,23 @@ http://127.0.0.1:%[4]d {
 
 	// 8. Replay of a rejected record: the 409 and its reason.
 	do("open the forged webhook", chromedp.Click(rowSel("gh-forged-1")))
-	wait("its reason", `document.querySelector('#d-fields dd.reason')?.textContent.includes('signature')`)
+	if reason := wait("its reason", `document.querySelector('#d-fields dd.reason')?.textContent`); reason != forgedReason {
+		t.Errorf("the record's reason shown %q, want %q", reason, forgedReason)
+	}
 	do("replay it", chromedp.Click(`#replay`))
 	refused := wait("the refusal", `document.querySelector('#replay-result:not([hidden])')?.textContent`)
 	if !strings.HasPrefix(refused, "Not replayed (409): ") || len(refused) <= len("Not replayed (409): ") {
 		t.Errorf("replay of a rejected record answered %q, want the 409 with its reason", refused)
 	}
 	shot("replay-refused")
+
+	// The whole log and the replayed order, as the README shows it.
+	do("open the order again",
+		chromedp.Click(`#clear`),
+		chromedp.WaitVisible(rowSel("order-7731")),
+		chromedp.Click(rowSel("order-7731")))
+	wait("the order's attempts", `document.querySelectorAll('#d-attempts tbody tr').length === 3`)
+	shot("overview")
 
 	up.mu.Lock()
 	flaky := 0

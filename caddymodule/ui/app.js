@@ -399,7 +399,9 @@
 				el('td', { cls: 'mono', text: a.error || '' }),
 			]));
 		});
-		$('#d-attempts-note').hidden = (ev.attempts || []).length > 0;
+		const tried = (ev.attempts || []).length > 0;
+		$('#d-attempts').hidden = !tried;
+		$('#d-attempts-note').hidden = tried;
 
 		const ht = $('#d-headers tbody');
 		ht.replaceChildren();
@@ -412,6 +414,7 @@
 		const hnote = $('#d-headers-note');
 		hnote.textContent = ev.hidden ? 'Not shown: ' + ev.hidden : 'Not recorded.';
 		hnote.hidden = names.length > 0;
+		$('#d-headers').hidden = names.length === 0;
 
 		const payload = body(ev, 'payload', 'payload_text');
 		$('#d-payload').textContent = payload !== null ? payload : ev.hidden ? '(not shown: ' + ev.hidden + ')' : '(not recorded)';
