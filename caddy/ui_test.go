@@ -108,8 +108,8 @@ func adminGet(t *testing.T, url string, v any) {
 // failing upstream are listed with their statuses, a new one appears
 // without a reload, the status and text filters narrow the list, a record
 // shows its payload and attempts, Replay of a dead record adds an
-// attempt once the upstream is back, and Replay of a rejected one shows
-// the 409 reason. What senders control (payload, headers) stays text.
+// attempt once the upstream is back, Replay of a rejected one shows the
+// 409 reason, and a hook's "Replay dead" delivers its dead records. What senders control (payload, headers) stays text.
 // A screenshot of each step is written under the test's temp dir; set
 // RUN_LOG_SCREENSHOTS to a directory to keep them.
 func TestRunLogPage(t *testing.T) {
@@ -432,6 +432,21 @@ http://127.0.0.1:%[4]d {
 	wait("the order's attempts", `document.querySelectorAll('#d-attempts tbody tr').length === 3`)
 	shot("overview")
 
+	// 9. Replay every dead record of a hook from its row.
+	up.healthy.Store(false)
+	send("/hooks/orders", `{"order":"ord-7732"}`, http.Header{"X-Api-Key": {apiKey}, "X-Request-Id": {"order-7732"}}, http.StatusAccepted)
+	wait("the second order dead", row("order-7732", "dead"))
+	wait("the hook's Replay dead button", `document.querySelector('#hooks tr[data-hook="hooks/orders"] button.small')`)
+	up.healthy.Store(true)
+	do("replay the dead orders",
+		chromedp.Evaluate[chromedp.Void](`window.confirm = () => true`),
+		chromedp.Click(`#hooks tr[data-hook="hooks/orders"] button.small`))
+	if note := wait("the answer", `document.querySelector('#notice:not([hidden])')?.textContent`); note != "Replayed (202): 1 dead record of hooks/orders queued again." {
+		t.Errorf("replay of the dead orders answered %q", note)
+	}
+	wait("the second order delivered", row("order-7732", "delivered"))
+	shot("replay-dead")
+
 	up.mu.Lock()
 	flaky := 0
 	for _, p := range up.got {
@@ -440,7 +455,7 @@ http://127.0.0.1:%[4]d {
 		}
 	}
 	up.mu.Unlock()
-	if flaky != 3 {
-		t.Errorf("upstream got %d requests for the order, want 3 (two failed, one replayed)", flaky)
+	if flaky != 6 {
+		t.Errorf("upstream got %d requests for the orders, want 6 (each: two failed, one replayed)", flaky)
 	}
 }

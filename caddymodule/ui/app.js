@@ -248,14 +248,19 @@
 
 	async function replayDead(hook) {
 		if (!window.confirm('Deliver every dead record of ' + hook + ' again?')) return;
+		const note = $('#notice');
 		try {
 			const res = await api('replay?' + new URLSearchParams({ hook: hook, status: 'dead' }), { method: 'POST' });
 			const b = res.body || {};
-			showError('');
-			setLive('on', 'replayed ' + ((b.replayed || []).length) + ' dead records of ' + hook + (b.skipped ? ', skipped ' + b.skipped : ''));
+			const n = (b.replayed || []).length;
+			note.className = 'notice';
+			note.textContent = 'Replayed (' + res.status + '): ' + n + ' dead record' + (n === 1 ? '' : 's') + ' of ' + hook +
+				' queued again' + (b.skipped ? '; ' + b.skipped + ' skipped' : '') + '.';
 		} catch (e) {
-			showError('Replay of ' + hook + ' failed (' + e.status + '): ' + e.message);
+			note.className = 'notice error';
+			note.textContent = 'Dead records of ' + hook + ' not replayed (' + (e.status || 'no answer') + '): ' + e.message;
 		}
+		note.hidden = false;
 		state.hooksAt = 0;
 		poll();
 	}
