@@ -25,10 +25,13 @@ import (
 )
 
 // runLogConfig has a hook of each mode and a timestamped preset, all
-// recorded in the run log; the site on fd/3, the admin endpoint on fd/4.
-func runLogConfig(port int, store, upstream, apiKey, ghSecret, user, pass, stripeSecret string) string {
+// recorded in the run log; the site on fd/3, the admin endpoint on fd/4
+// (whose port is adminPort: the CLI sends it as the Origin).
+func runLogConfig(port, adminPort int, store, upstream, apiKey, ghSecret, user, pass, stripeSecret string) string {
 	return fmt.Sprintf(`{
-	admin fd/4
+	admin fd/4 {
+		origins 127.0.0.1:%d
+	}
 	auto_https off
 	persist_config off
 	webhook_gateway {
@@ -72,7 +75,7 @@ http://127.0.0.1:%d {
 		}
 	}
 }
-`, store, port, apiKey, upstream, ghSecret, user, pass, upstream, stripeSecret, upstream)
+`, adminPort, store, port, apiKey, upstream, ghSecret, user, pass, upstream, stripeSecret, upstream)
 }
 
 func randomText(t *testing.T, prefix string) string {
@@ -110,7 +113,8 @@ func TestRunLogBuiltBinary(t *testing.T) {
 	bin := buildCaddy(t, dir)
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20))
-		w.WriteHeader(http.StatusNoContent)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ok":true}`))
 	}))
 	defer upstream.Close()
 
@@ -124,7 +128,7 @@ func TestRunLogBuiltBinary(t *testing.T) {
 	lns := listenLoopback(t, 2)
 	store := filepath.Join(dir, "events")
 	caddyfile := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(caddyfile, []byte(runLogConfig(lns.port(0), store, upstream.URL, apiKey, ghSecret, "ops", pass, stripeSecret)), 0o600); err != nil {
+	if err := os.WriteFile(caddyfile, []byte(runLogConfig(lns.port(0), lns.port(1), store, upstream.URL, apiKey, ghSecret, "ops", pass, stripeSecret)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	proc := runCaddyOn(t, bin, dir, caddyfile, lns)

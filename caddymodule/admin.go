@@ -240,6 +240,8 @@ func notReplayable(ev *queue.Event) string {
 		return "record " + ev.Key + " is truncated: its body was cut at log_body, so it cannot be sent again as received"
 	case len(ev.Body) == 0:
 		return "record " + ev.Key + " has no body kept (the hook logged meta), so it cannot be sent again"
+	case !queue.Replayable(ev):
+		return "record " + ev.Key + ": " + queue.ErrNotReplayable.Error()
 	}
 	return ""
 }

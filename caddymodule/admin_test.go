@@ -160,6 +160,14 @@ http://localhost:9080 {
 			forward %s/pets
 		}
 	}
+	handle /small {
+		webhook_gateway {
+			name small
+			log_body 16
+			id_from {header.X-Event-Id}
+			forward %s/pets
+		}
+	}
 	handle /meta {
 		webhook_gateway {
 			name meta
@@ -171,7 +179,7 @@ http://localhost:9080 {
 		}
 	}
 }
-`, syncKey, up.URL, syncKey, syncKey, up.URL, syncKey, up.URL))
+`, syncKey, up.URL, syncKey, syncKey, up.URL, up.URL, syncKey, up.URL))
 
 	send := func(path, id, key, body string, want int) {
 		t.Helper()
@@ -197,10 +205,11 @@ http://localhost:9080 {
 	send("/async", "evt-a1", syncKey, `{"a":1}`, http.StatusOK) // duplicate
 	send("/meta", "evt-m1", syncKey, `{"secretish":"meta-body-7Kq"}`, http.StatusAccepted)
 	send("/sync", "evt-s6", syncKey, `{"petname":"Max"}`, http.StatusOK)
+	send("/small", "evt-t1", "", `{"longer":"than sixteen bytes"}`, http.StatusOK)
 
 	// records are written in the background: wait for all ten
 	var all []logRecord
-	waitFor(t, "ten records, the async ones delivered", func() bool {
+	waitFor(t, "eleven records, the async ones delivered", func() bool {
 		all = listLog(t, "")
 		n := 0
 		for _, r := range all {
@@ -208,7 +217,7 @@ http://localhost:9080 {
 				n++
 			}
 		}
-		return len(all) == 10 && n == 10
+		return len(all) == 11 && n == 11
 	})
 	// newest first: keys grow with the time a record is written
 	for i := 1; i < len(all); i++ {
@@ -248,6 +257,7 @@ http://localhost:9080 {
 		"evt-a1-dup": {"async", "async", "duplicate", "api_key", "", 200, -1},
 		"evt-m1":     {"meta", "async", "delivered", "api_key", "", 202, 0},
 		"evt-s6":     {"sync", "sync", "delivered", "api_key", "", 200, 0},
+		"evt-t1":     {"small", "sync", "delivered", "none", "", 200, 0},
 	} {
 		r, ok := byID[id]
 		if !ok {
@@ -273,7 +283,7 @@ http://localhost:9080 {
 	for query, want := range map[string][]string{
 		"hook=sync":                  {"evt-s1", "evt-s2", "evt-s3", "evt-s4", "evt-s5", "evt-s6"},
 		"hook=gate":                  {"evt-g1"},
-		"status=delivered":           {"evt-a1", "evt-m1", "evt-s1", "evt-s6"},
+		"status=delivered":           {"evt-a1", "evt-m1", "evt-s1", "evt-s6", "evt-t1"},
 		"status=rejected":            {"evt-s2", "evt-s3", "evt-s4", "evt-s5"},
 		"status=passed":              {"evt-g1"},
 		"status=duplicate":           {"evt-a1"},
@@ -285,7 +295,7 @@ http://localhost:9080 {
 		"q=EVT-G":                    {"evt-g1"},
 		"q=no-such-text-anywhere":    {},
 		"hook=nothing-here":          {},
-		"since=" + url.QueryEscape(split.Format(time.RFC3339Nano)): {"evt-a1", "evt-a1", "evt-m1", "evt-s6"},
+		"since=" + url.QueryEscape(split.Format(time.RFC3339Nano)): {"evt-a1", "evt-a1", "evt-m1", "evt-s6", "evt-t1"},
 		"until=" + url.QueryEscape(split.Format(time.RFC3339Nano)): {"evt-g1", "evt-s1", "evt-s2", "evt-s3", "evt-s4", "evt-s5"},
 		"hook=sync&since=" + url.QueryEscape(split.Format(time.RFC3339Nano)) + "&until=" + url.QueryEscape(time.Now().Add(time.Hour).Format(time.RFC3339)): {"evt-s6"},
 	} {
@@ -370,6 +380,12 @@ http://localhost:9080 {
 	if string(a1.Payload) != `{"a":1}` || a1.Sent != nil || a1.Replayable == nil || !*a1.Replayable {
 		t.Errorf("evt-a1 %+v", a1)
 	}
+	// a body longer than log_body: cut, shown as text, not replayable
+	t1, raw := recordOf(t, byID["evt-t1"].Key)
+	if !t1.Truncated || t1.Payload != nil || t1.PayloadText == nil || !strings.HasPrefix(`{"longer":"than sixteen bytes"}`, *t1.PayloadText) ||
+		len(*t1.PayloadText) > 16 || t1.Replayable == nil || *t1.Replayable {
+		t.Errorf("truncated record %s", raw)
+	}
 	// log meta: neither headers nor bodies, though the async body is kept
 	m1, raw := recordOf(t, byID["evt-m1"].Key)
 	if m1.Headers != nil || m1.Payload != nil || m1.PayloadText != nil || m1.Sent != nil || m1.SentText != nil || strings.Contains(raw, "meta-body-7Kq") {
@@ -409,6 +425,7 @@ http://localhost:9080 {
 			"gate":  {"gate", "full", []string{}, map[string]int{"passed": 1}},
 			"meta":  {"async", "meta", []string{"0"}, map[string]int{"delivered": 1}},
 			"sync":  {"sync", "full", []string{"pets"}, map[string]int{"delivered": 2, "rejected": 4}},
+			"small": {"sync", "full", []string{"0"}, map[string]int{"delivered": 1}},
 		}[h.Name]
 		if h.Mode != want.mode || h.Log != want.log || !slices.Equal(h.Actions, want.actions) || h.Actions == nil {
 			t.Errorf("hook %s: %+v", h.Name, h)
@@ -422,7 +439,7 @@ http://localhost:9080 {
 			t.Errorf("hook %s counts %v", h.Name, h.Raw.Hour)
 		}
 	}
-	if !slices.Equal(names, []string{"async", "gate", "meta", "sync"}) {
+	if !slices.Equal(names, []string{"async", "gate", "meta", "small", "sync"}) {
 		t.Errorf("hooks %v", names)
 	}
 
@@ -432,6 +449,7 @@ http://localhost:9080 {
 		{"replay?key=" + url.QueryEscape(byID["evt-a1-dup"].Key), "duplicate"},
 		{"replay?id=evt-g1", "passed"},
 		{"replay?id=evt-s4&hook=sync", "rejected"},
+		{"replay?id=evt-t1", "truncated"},
 	} {
 		code, body := adminPost(t, "/webhook_gateway/"+c.path)
 		if code != http.StatusConflict || !strings.Contains(string(body), c.want) {
@@ -483,7 +501,7 @@ func TestRunLogReplaySync(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusOK)
 	})
-	tester := startCaddy(t, fmt.Sprintf(`
+	sites := fmt.Sprintf(`
 http://localhost:9080 {
 	webhook_gateway /hook {
 		name only-sync
@@ -493,7 +511,8 @@ http://localhost:9080 {
 		}
 	}
 }
-`, up.URL))
+`, up.URL)
+	tester := startCaddy(t, sites)
 	t.Cleanup(func() { tester.InitServer(withPorts(globalOptions), "caddyfile") })
 
 	if status, _, b := post(t, tester, "/hook", "application/json", http.Header{"X-Event-Id": {"evt-down"}}, []byte(`{"n":1}`)); status != http.StatusBadGateway {
@@ -530,5 +549,28 @@ http://localhost:9080 {
 	reqs := up.requests()
 	if len(reqs) != 2 || string(reqs[1].body) != `{"n":1}` || reqs[1].header.Get("Idempotency-Key") != "evt-down" {
 		t.Errorf("upstream got %d requests, last %s %v", len(reqs), reqs[len(reqs)-1].body, reqs[len(reqs)-1].header)
+	}
+
+	// renamed: the old name is still listed, with its records of the day
+	tester.InitServer(withPorts(globalOptions+strings.Replace(sites, "name only-sync", "name renamed", 1)), "caddyfile")
+	hooks = hooksAnswer{}
+	adminGet(t, "/webhook_gateway/hooks", &hooks)
+	if len(hooks.Hooks) != 2 || hooks.Hooks[0].Name != "only-sync" || hooks.Hooks[0].Mode != "" || hooks.Hooks[0].Actions == nil ||
+		hooks.Hooks[0].Raw.Day["delivered"] != 1 || hooks.Hooks[1].Name != "renamed" || hooks.Hooks[1].Mode != "sync" || hooks.Hooks[1].Raw.Day == nil {
+		t.Errorf("hooks after the rename: %+v", hooks)
+	}
+
+	// with `log off` and no async hook no store is open: the listings are
+	// empty, one record is a 404 that says why
+	tester.InitServer(withPorts(globalOptions+strings.Replace(sites, "name only-sync", "name quiet\n\t\tlog off", 1)), "caddyfile")
+	if code, body := adminGetRaw(t, "/webhook_gateway/events"); code != http.StatusOK || body != `{"events":[]}` {
+		t.Errorf("events with no store: %d %s", code, body)
+	}
+	if code, body := adminGetRaw(t, "/webhook_gateway/hooks"); code != http.StatusOK ||
+		body != `{"hooks":[{"name":"quiet","mode":"sync","log":"off","actions":["0"],"counts":{"hour":{},"day":{}}}]}` {
+		t.Errorf("hooks with no store: %d %s", code, body)
+	}
+	if code, body := adminGetRaw(t, "/webhook_gateway/event?key="+url.QueryEscape(dead[0].Key)); code != http.StatusNotFound || !strings.Contains(body, "log off") {
+		t.Errorf("event with no store: %d %s", code, body)
 	}
 }

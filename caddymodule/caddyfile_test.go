@@ -89,6 +89,13 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"mode bad", "webhook_gateway {\n mode later\n}", `mode must be sync or async, not "later"`},
 		{"deduplicate bad", "webhook_gateway {\n deduplicate forever\n}", `deduplicate: invalid duration "forever"`},
 		{"deadline bad", "webhook_gateway {\n deadline -1s\n}", `deadline: invalid duration "-1s"`},
+		{"log bad", "webhook_gateway {\n log loud\n}", `log must be off, meta or full, not "loud"`},
+		{"log twice", "webhook_gateway {\n log off\n log full\n}", "log given twice"},
+		{"log_body bad", "webhook_gateway {\n log_body lots\n}", `log_body: invalid size "lots"`},
+		{"log_body zero", "webhook_gateway {\n log_body 0\n}", `log_body: invalid size "0"`},
+		{"log_redact empty", "webhook_gateway {\n log_redact\n}", "log_redact needs at least one header name"},
+		{"log_max zero", "webhook_gateway {\n log_max 0\n}", `log_max: want a whole number above 0, not "0"`},
+		{"log_max word", "webhook_gateway {\n log_max many\n}", `log_max: want a whole number above 0, not "many"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

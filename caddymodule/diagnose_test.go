@@ -223,3 +223,35 @@ func toString(v any) string {
 	}
 	return ""
 }
+
+// The run log options of the JSON config are checked when it loads.
+func TestRunLogConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		h    *Handler
+		want string
+	}{
+		{&Handler{Name: "l", Log: "verbose"}, `unknown log level "verbose" (want off, meta or full)`},
+		{&Handler{Name: "l", LogBody: -1}, "log_body -1 out of range"},
+		{&Handler{Name: "l", LogMax: -5}, "log_max must not be negative"},
+		{&Handler{Name: "l", LogRedact: []string{"X Bad"}}, "log_redact:"},
+	} {
+		if err := provisionErr(t, tc.h); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: got %v, want %q", tc.h, err, tc.want)
+		}
+	}
+	h, err := parseHandler(t, "webhook_gateway {\n log meta\n log_body 1KB\n log_redact X-Session x-other\n log_max 10\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Log != "meta" || h.LogBody != 1000 || len(h.LogRedact) != 2 || h.LogMax != 10 {
+		t.Errorf("parsed %+v", h)
+	}
+	if err := provisionErr(t, h); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"X-Session", "X-Other", "Authorization", "Cookie"} {
+		if !h.runLog.redact[name] {
+			t.Errorf("%s is not redacted: %v", name, h.runLog.redact)
+		}
+	}
+}

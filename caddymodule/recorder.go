@@ -24,7 +24,8 @@ const (
 	logStopTimeout  = 10 * time.Second      // writing what is left when the app stops
 )
 
-// Test hooks: the queue length and a gate each store write waits on.
+// Test hooks: the queue length, and a gate that the writer waits on with
+// each batch's first record in hand.
 var (
 	logQueue = logQueueDefault
 	logGate  chan struct{}
@@ -170,6 +171,12 @@ func (rc *recorder) run() {
 			rc.drain(batch[:0])
 			return
 		}
+		if rc.gate != nil {
+			select {
+			case <-rc.gate:
+			case <-rc.quit:
+			}
+		}
 		timer.Reset(logLinger)
 	collect:
 		for len(batch) < logBatch {
@@ -211,12 +218,6 @@ func (rc *recorder) drain(batch []*queue.Event) {
 
 // write stores one batch; records it cannot store are counted as dropped.
 func (rc *recorder) write(batch []*queue.Event, timeout time.Duration) {
-	if rc.gate != nil {
-		select {
-		case <-rc.gate:
-		case <-rc.quit:
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	err := rc.store.Record(ctx, batch)
 	cancel()

@@ -309,10 +309,10 @@ func (h *Handler) keepPayload(ev *queue.Event, rec *runRecord) {
 
 // keepBody sets the record's Body to what was sent (full level only), cut
 // at log_body; a record without its whole body is marked truncated, so
-// it is never replayed with a part of it.
+// it is never replayed with a part of it. A meta record has no Body, which
+// makes it not replayable either.
 func (h *Handler) keepBody(ev *queue.Event, rec *runRecord, sent []byte) {
 	if h.runLog.level != logFull {
-		ev.Truncated = len(sent) > 0
 		return
 	}
 	var cut bool
@@ -429,6 +429,14 @@ func (h *Handler) recordSync(rec *runRecord, repl *caddy.Replacer, inbound int, 
 		}
 		ev.Action = i
 		ev.Values = a.values(repl)
+		for k, v := range ev.Values {
+			// a URL or header built from a token (an issued hook's
+			// {path.2}): the record keeps no token, and so cannot be
+			// replayed
+			if containsAny([]string{v}, rec.secrets) {
+				ev.Values[k], ev.Truncated = redacted, true
+			}
+		}
 		ev.Attempts = traces[i].attempts
 		h.keepBody(ev, rec, a.body(doc, reshaped))
 		h.keepPayload(ev, rec)

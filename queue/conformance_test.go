@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"sync"
@@ -571,6 +572,534 @@ func runConformance(t *testing.T, open opener, leaseAtEnqueue bool) {
 		}
 		if len(seen) != 64*8 {
 			t.Fatalf("leased %d of %d", len(seen), 64*8)
+		}
+	})
+
+	runLogConformance(t, open)
+}
+
+// reopeners holds, by store, how to close it and open it again on the
+// same data (registered by the openers of the conformance suite).
+var reopeners sync.Map // queue.Store -> func(t *testing.T) queue.Store
+
+// reopen closes s cleanly and opens its data again.
+func reopen(t *testing.T, s queue.Store) queue.Store {
+	t.Helper()
+	f, ok := reopeners.Load(s)
+	if !ok {
+		t.Fatalf("the opener of %T registered no reopener", s)
+	}
+	return f.(func(t *testing.T) queue.Store)(t)
+}
+
+// logRecord is a finished run-log record with every request field set.
+func logRecord(hook, id string, status queue.Status, received time.Time) *queue.Event {
+	return &queue.Event{
+		ID: id, Hook: hook, Action: -1, Status: status, ReceivedAt: received,
+		Mode: "gate", Auth: "github", Inbound: 200, Request: "POST /hooks/" + hook, RemoteIP: "192.0.2.7",
+		Headers: map[string][]string{"X-Github-Event": {"push"}, "Authorization": {"[redacted]"}},
+		Payload: []byte(`{"ref":"refs/heads/main","id":"` + id + `"}`),
+	}
+}
+
+func record(t *testing.T, s queue.Store, evs ...*queue.Event) {
+	t.Helper()
+	if err := s.Record(context.Background(), evs); err != nil {
+		t.Fatalf("record: %v", err)
+	}
+	for _, ev := range evs {
+		if ev.Key == "" {
+			t.Fatalf("record set no key on %+v", ev)
+		}
+	}
+}
+
+// sameRequest reports how got differs from want in the request fields
+// (and, with detail, in headers and payload).
+func sameRequest(got, want *queue.Event, detail bool) error {
+	if got.Mode != want.Mode || got.Auth != want.Auth || got.Reason != want.Reason || got.Inbound != want.Inbound ||
+		got.Request != want.Request || got.RemoteIP != want.RemoteIP || got.Truncated != want.Truncated ||
+		got.Action != want.Action || got.ID != want.ID || got.Hook != want.Hook || !got.ReceivedAt.Equal(want.ReceivedAt) {
+		return fmt.Errorf("request fields: got %+v, want %+v", got, want)
+	}
+	if !detail {
+		if got.Body != nil || got.Payload != nil || got.Headers != nil {
+			return fmt.Errorf("a listing holds body, payload or headers: %+v", got)
+		}
+		return nil
+	}
+	if !bytes.Equal(got.Payload, want.Payload) || fmt.Sprint(got.Headers) != fmt.Sprint(want.Headers) || !bytes.Equal(got.Body, want.Body) {
+		return fmt.Errorf("detail: got payload %q headers %v body %q, want %q %v %q", got.Payload, got.Headers, got.Body, want.Payload, want.Headers, want.Body)
+	}
+	return nil
+}
+
+// listAll pages through q and returns the keys listed.
+func listAll(t *testing.T, s queue.Store, q queue.ListQuery) []string {
+	t.Helper()
+	var keys []string
+	for range 1000 {
+		page, err := s.List(context.Background(), q)
+		if err != nil {
+			t.Fatalf("list %+v: %v", q, err)
+		}
+		for _, ev := range page.Events {
+			keys = append(keys, ev.Key)
+		}
+		if page.Next == "" {
+			return keys
+		}
+		q.Cursor = page.Next
+	}
+	t.Fatalf("list %+v: no end", q)
+	return nil
+}
+
+func keysOf(evs ...*queue.Event) []string {
+	var keys []string
+	for _, ev := range evs {
+		keys = append(keys, ev.Key)
+	}
+	slices.Sort(keys)
+	slices.Reverse(keys)
+	return keys
+}
+
+// runLogConformance is the run log's part of the suite: records written
+// by Record, listings by time and text, trims and counts.
+func runLogConformance(t *testing.T, open opener) {
+	ctx := context.Background()
+	start := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+	t.Run("record keeps every field, and survives a reopen", func(t *testing.T) {
+		clock := &fakeClock{now: start}
+		s := open(t, clock)
+		received := start.Add(-2 * time.Second)
+		rejected := logRecord("gh", "r1", queue.StatusRejected, received)
+		rejected.Auth, rejected.Reason, rejected.Inbound = "", "github: signature mismatch", 401
+		passed := logRecord("gh", "p1", queue.StatusPassed, received)
+		dup := logRecord("gh", "d1", queue.StatusDuplicate, received)
+		syncRec := logRecord("gh", "s1", queue.StatusDelivered, received)
+		syncRec.Mode, syncRec.Action, syncRec.Body = "sync", 0, []byte(`{"reshaped":true}`)
+		syncRec.Attempts = []queue.Attempt{{At: received, Status: 200, Latency: 5 * time.Millisecond}}
+		failed := logRecord("gh", "s2", queue.StatusDead, received)
+		failed.Mode, failed.Action, failed.Inbound, failed.Truncated = "sync", 1, 502, true
+		failed.Attempts = []queue.Attempt{{At: received, Error: "connection refused"}}
+		all := []*queue.Event{rejected, passed, dup, syncRec, failed}
+		want := make([]queue.Event, len(all))
+		for i, ev := range all {
+			want[i] = *ev
+		}
+		record(t, s, all...)
+		for i := 1; i < len(all); i++ {
+			if all[i].Key <= all[i-1].Key {
+				t.Fatalf("keys of one batch not in order: %s then %s", all[i-1].Key, all[i].Key)
+			}
+		}
+		enq := enqueue(t, s, "gh", "a1", queue.EnqueueOptions{})
+		if enq.Key <= failed.Key {
+			t.Fatalf("an enqueue after a record has an older key: %s <= %s", enq.Key, failed.Key)
+		}
+		check := func(s queue.Store) {
+			t.Helper()
+			for i, ev := range all {
+				got := get(t, s, ev.Key)
+				if err := sameRequest(got, &want[i], true); err != nil {
+					t.Errorf("%s: %v", ev.ID, err)
+				}
+				if got.Status != want[i].Status || len(got.Attempts) != len(want[i].Attempts) || !got.DueAt.IsZero() {
+					t.Errorf("%s: %+v", ev.ID, got)
+				}
+			}
+			if got := get(t, s, syncRec.Key); got.Attempts[0].Latency != 5*time.Millisecond || got.Attempts[0].Status != 200 {
+				t.Errorf("attempt of the sync record: %+v", got.Attempts)
+			}
+			page, err := s.List(ctx, queue.ListQuery{Hook: "gh"})
+			if err != nil || len(page.Events) != 6 {
+				t.Fatalf("list: %v %d", err, len(page.Events))
+			}
+			for i, ev := range page.Events[1:] { // newest first: the enqueued one, then the records backwards
+				if err := sameRequest(ev, &want[len(want)-1-i], false); err != nil {
+					t.Errorf("listed %d: %v", i, err)
+				}
+			}
+			st, err := s.Stats(ctx)
+			wantCounts := map[queue.Status]int{
+				queue.StatusRejected: 1, queue.StatusPassed: 1, queue.StatusDuplicate: 1,
+				queue.StatusDelivered: 1, queue.StatusDead: 1, queue.StatusQueued: 1,
+			}
+			if err != nil || !maps.Equal(st.Counts["gh"], wantCounts) {
+				t.Errorf("stats: %v %v", err, st.Counts)
+			}
+			for _, status := range []queue.Status{queue.StatusRejected, queue.StatusPassed, queue.StatusDuplicate} {
+				if keys := listAll(t, s, queue.ListQuery{Status: status}); len(keys) != 1 {
+					t.Errorf("listing of %s: %v", status, keys)
+				}
+			}
+		}
+		check(s)
+		s = reopen(t, s)
+		check(s)
+		// delivery goes on after the reopen: the enqueued event is due
+		if evs := leaseN(t, s, 1, time.Minute); evs[0].Key != enq.Key {
+			t.Fatalf("leased %+v", evs[0])
+		}
+	})
+
+	t.Run("record refuses unfinished statuses", func(t *testing.T) {
+		clock := &fakeClock{now: start}
+		s := open(t, clock)
+		for _, status := range []queue.Status{queue.StatusQueued, queue.StatusDelivering, ""} {
+			batch := []*queue.Event{logRecord("gh", "ok", queue.StatusPassed, start), logRecord("gh", "bad", status, start)}
+			if err := s.Record(ctx, batch); err == nil {
+				t.Errorf("record of status %q accepted", status)
+			}
+		}
+		if err := s.Record(ctx, []*queue.Event{logRecord("", "x", queue.StatusRejected, start)}); err == nil {
+			t.Error("record without a hook accepted")
+		}
+		if st, err := s.Stats(ctx); err != nil || len(st.Counts) != 0 {
+			t.Fatalf("a refused batch stored records: %v %v", err, st.Counts)
+		}
+		leaseN(t, s, 0, time.Minute)
+	})
+
+	t.Run("fields are kept through every transition", func(t *testing.T) {
+		clock := &fakeClock{now: start}
+		s := open(t, clock)
+		ev := logRecord("pets", "t1", "", start.Add(-time.Second))
+		ev.Mode, ev.Action, ev.Inbound, ev.Body = "async", 0, 202, []byte(`{"pet":"Rex"}`)
+		want := *ev
+		if err := s.Enqueue(ctx, []*queue.Event{ev}, queue.EnqueueOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		step := func(name string) {
+			t.Helper()
+			if err := sameRequest(get(t, s, ev.Key), &want, true); err != nil {
+				t.Errorf("after %s: %v", name, err)
+			}
+			page, err := s.List(ctx, queue.ListQuery{ID: "t1"})
+			if err != nil || len(page.Events) != 1 {
+				t.Fatalf("after %s, list: %v %+v", name, err, page.Events)
+			}
+			if err := sameRequest(page.Events[0], &want, false); err != nil {
+				t.Errorf("after %s, listed: %v", name, err)
+			}
+		}
+		step("enqueue")
+		leased := leaseN(t, s, 1, time.Minute)[0]
+		if leased.Mode != "async" || leased.Inbound != 202 || leased.Request != want.Request || leased.Auth != "github" || string(leased.Body) != `{"pet":"Rex"}` {
+			t.Errorf("leased: %+v", leased)
+		}
+		step("lease")
+		if err := s.Retry(ctx, queue.LeaseOf(leased), queue.Attempt{At: clock.Now(), Status: 503}, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		step("retry")
+		clock.Advance(2 * time.Second)
+		leased = leaseN(t, s, 1, time.Minute)[0]
+		if err := s.Dead(ctx, queue.LeaseOf(leased), queue.Attempt{At: clock.Now(), Status: 500}); err != nil {
+			t.Fatal(err)
+		}
+		step("dead")
+		if err := s.Replay(ctx, ev.Key); err != nil {
+			t.Fatal(err)
+		}
+		step("replay")
+		leased = leaseN(t, s, 1, time.Minute)[0]
+		if err := s.Ack(ctx, queue.LeaseOf(leased), queue.Attempt{At: clock.Now(), Status: 200}); err != nil {
+			t.Fatal(err)
+		}
+		step("ack")
+		if got := get(t, s, ev.Key); got.Status != queue.StatusDelivered || len(got.Attempts) != 3 {
+			t.Fatalf("at the end: %+v", got)
+		}
+	})
+
+	t.Run("replay refuses records without an action or cut short", func(t *testing.T) {
+		clock := &fakeClock{now: start}
+		s := open(t, clock)
+		refused := map[string]*queue.Event{
+			"rejected":  logRecord("gh", "r", queue.StatusRejected, start),
+			"passed":    logRecord("gh", "p", queue.StatusPassed, start),
+			"duplicate": logRecord("gh", "d", queue.StatusDuplicate, start),
+			"no action": logRecord("gh", "n", queue.StatusDead, start),
+			"truncated": logRecord("gh", "t", queue.StatusDead, start),
+			"no body":   logRecord("gh", "b", queue.StatusDelivered, start),
+		}
+		refused["rejected"].Action, refused["duplicate"].Action = 0, 0 // refused by status alone
+		refused["truncated"].Action, refused["truncated"].Truncated = 0, true
+		refused["no body"].Mode, refused["no body"].Action = "sync", 0 // recorded with log meta
+		replayable := logRecord("gh", "ok", queue.StatusDead, start)
+		replayable.Mode, replayable.Action, replayable.Body = "sync", 1, []byte(`{"sent":1}`)
+		evs := []*queue.Event{replayable}
+		for _, ev := range refused {
+			evs = append(evs, ev)
+		}
+		record(t, s, evs...)
+		for name, ev := range refused {
+			if queue.Replayable(get(t, s, ev.Key)) {
+				t.Errorf("%s is said to be replayable", name)
+			}
+			if err := s.Replay(ctx, ev.Key); !errors.Is(err, queue.ErrNotReplayable) {
+				t.Errorf("replay of %s: %v, want ErrNotReplayable", name, err)
+			}
+			if got := get(t, s, ev.Key); got.Status != ev.Status {
+				t.Errorf("a refused replay changed %s: %+v", name, got)
+			}
+		}
+		leaseN(t, s, 0, time.Minute)
+		if !queue.Replayable(get(t, s, replayable.Key)) {
+			t.Error("a failed sync record with its body is said not to be replayable")
+		}
+		if err := s.Replay(ctx, replayable.Key); err != nil {
+			t.Fatalf("replay of a failed sync record: %v", err)
+		}
+		got := leaseN(t, s, 1, time.Minute)[0]
+		if got.Key != replayable.Key || got.Action != 1 || string(got.Body) != `{"sent":1}` || got.Mode != "sync" {
+			t.Fatalf("leased after replay: %+v", got)
+		}
+		if err := s.Ack(ctx, queue.LeaseOf(got), queue.Attempt{At: clock.Now(), Status: 200}); err != nil {
+			t.Fatal(err)
+		}
+		if got := get(t, s, replayable.Key); got.Status != queue.StatusDelivered || len(got.Attempts) != 1 {
+			t.Fatalf("after the replayed delivery: %+v", got)
+		}
+		// a sync record with an empty body, and an async event without one,
+		// replay
+		emptySync := logRecord("gh", "e", queue.StatusDead, start)
+		emptySync.Mode, emptySync.Action, emptySync.Body = "sync", 0, []byte{}
+		record(t, s, emptySync)
+		async := &queue.Event{ID: "a", Hook: "gh"}
+		if err := s.Enqueue(ctx, []*queue.Event{async}, queue.EnqueueOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		leased := leaseN(t, s, 1, time.Minute)[0]
+		if err := s.Dead(ctx, queue.LeaseOf(leased), queue.Attempt{At: clock.Now(), Status: 400}); err != nil {
+			t.Fatal(err)
+		}
+		for _, key := range []string{emptySync.Key, async.Key} {
+			if ev := get(t, s, key); !queue.Replayable(ev) || len(ev.Body) != 0 {
+				t.Errorf("%s with an empty body: %+v", ev.ID, ev)
+			}
+			if err := s.Replay(ctx, key); err != nil {
+				t.Errorf("replay of %s: %v", key, err)
+			}
+		}
+		leaseN(t, s, 2, time.Minute)
+	})
+
+	t.Run("list by time range and text", func(t *testing.T) {
+		clock := &fakeClock{now: start}
+		s := open(t, clock)
+		at := func(m int) time.Time { return start.Add(time.Duration(m) * time.Minute) }
+		// written at 10:00 but received over the hour before (a sync request
+		// recorded when its long upstream call ended), and one received
+		// "after" its write (another clock)
+		r50 := logRecord("gh", "Delivery-50", queue.StatusPassed, at(-50))
+		r30 := logRecord("gh", "delivery-30", queue.StatusRejected, at(-30))
+		r30.Payload = []byte(`{"note":"Hello World"}`)
+		r10 := logRecord("stripe", "evt_10", queue.StatusDelivered, at(-10))
+		r10.Payload, r10.Body = nil, []byte(`{"object":"charge","amount":"UNIQUE-body"}`)
+		late := logRecord("gh", "late", queue.StatusPassed, at(5))
+		record(t, s, r50, r30, r10, late)
+		clock.Advance(20 * time.Minute)
+		async := enqueue(t, s, "gh", "async-20", queue.EnqueueOptions{}) // received at 10:20
+		for _, c := range []struct {
+			name string
+			q    queue.ListQuery
+			want []*queue.Event
+		}{
+			{"all", queue.ListQuery{}, []*queue.Event{async, late, r10, r30, r50}},
+			{"since", queue.ListQuery{Since: at(-30)}, []*queue.Event{async, late, r10, r30}},
+			{"until", queue.ListQuery{Until: at(-30)}, []*queue.Event{r50}},
+			{"range", queue.ListQuery{Since: at(-40), Until: at(0)}, []*queue.Event{r10, r30}},
+			{"since, late", queue.ListQuery{Since: at(1)}, []*queue.Event{async, late}},
+			{"range and hook", queue.ListQuery{Hook: "gh", Since: at(-60), Until: at(-5)}, []*queue.Event{r30, r50}},
+			{"range and status", queue.ListQuery{Status: queue.StatusPassed, Until: at(10)}, []*queue.Event{late, r50}},
+			{"empty range", queue.ListQuery{Since: at(-20), Until: at(-20)}, nil},
+			{"id, any case", queue.ListQuery{Q: "DELIVERY-"}, []*queue.Event{r30, r50}},
+			{"payload text", queue.ListQuery{Q: "hello world"}, []*queue.Event{r30}},
+			{"body text", queue.ListQuery{Q: "unique-BODY"}, []*queue.Event{r10}},
+			{"payload of gh records", queue.ListQuery{Q: "refs/heads/main", Hook: "gh"}, []*queue.Event{late, r50}},
+			{"text and status", queue.ListQuery{Q: "refs/heads", Status: queue.StatusPassed}, []*queue.Event{late, r50}},
+			{"text and range", queue.ListQuery{Q: "delivery", Since: at(-40)}, []*queue.Event{r30}},
+			{"text and id", queue.ListQuery{Q: "world", ID: "delivery-30"}, []*queue.Event{r30}},
+			{"text in another id", queue.ListQuery{Q: "world", ID: "Delivery-50"}, nil},
+			{"no match", queue.ListQuery{Q: "nothing like it"}, nil},
+		} {
+			for _, limit := range []int{0, 1, 2} {
+				q := c.q
+				q.Limit = limit
+				got := listAll(t, s, q)
+				if want := keysOf(c.want...); !slices.Equal(got, want) {
+					t.Errorf("%s (limit %d): listed %v, want %v", c.name, limit, got, want)
+				}
+			}
+		}
+		page, err := s.List(ctx, queue.ListQuery{Since: at(-20), Until: at(-20)})
+		if err != nil || page.Events == nil || len(page.Events) != 0 || page.Next != "" {
+			t.Errorf("empty range: %v %#v", err, page)
+		}
+	})
+
+	t.Run("trim removes the oldest finished records of a hook", func(t *testing.T) {
+		clock := &fakeClock{now: start}
+		s := open(t, clock)
+		queued := enqueue(t, s, "gh", "q0", queue.EnqueueOptions{}) // the oldest: never trimmed
+		var recs []*queue.Event
+		for i := range 10 {
+			clock.Advance(time.Millisecond)
+			ev := logRecord("gh", fmt.Sprintf("g%d", i), queue.StatusPassed, clock.Now())
+			record(t, s, ev)
+			recs = append(recs, ev)
+		}
+		other := logRecord("other", "o1", queue.StatusRejected, start)
+		record(t, s, other)
+		if n, err := s.Trim(ctx, "gh", 11); err != nil || n != 0 {
+			t.Fatalf("trim at the cap: %d %v", n, err)
+		}
+		n, err := s.Trim(ctx, "gh", 7)
+		if err != nil || n != 4 {
+			t.Fatalf("trim to 7 removed %d (%v), want 4", n, err)
+		}
+		for i, ev := range recs {
+			_, err := s.Get(ctx, ev.Key)
+			if i < 4 && !errors.Is(err, queue.ErrNotFound) || i >= 4 && err != nil {
+				t.Errorf("record %d after trim: %v", i, err)
+			}
+		}
+		if page, err := s.List(ctx, queue.ListQuery{ID: "g0"}); err != nil || len(page.Events) != 0 {
+			t.Errorf("a trimmed record is listed by id: %v %+v", err, page.Events)
+		}
+		if got := listAll(t, s, queue.ListQuery{Hook: "gh"}); !slices.Equal(got, keysOf(append([]*queue.Event{queued}, recs[4:]...)...)) {
+			t.Errorf("listing after trim: %v", got)
+		}
+		if got := listAll(t, s, queue.ListQuery{Q: "g1"}); len(got) != 0 {
+			t.Errorf("a trimmed record is found by text: %v", got)
+		}
+		get(t, s, other.Key)
+		get(t, s, queued.Key)
+		// more records, trimmed again: the oldest go first
+		for i := 10; i < 13; i++ {
+			clock.Advance(time.Millisecond)
+			ev := logRecord("gh", fmt.Sprintf("g%d", i), queue.StatusRejected, clock.Now())
+			record(t, s, ev)
+			recs = append(recs, ev)
+		}
+		if n, err := s.Trim(ctx, "gh", 7); err != nil || n != 3 {
+			t.Fatalf("second trim removed %d (%v), want 3", n, err)
+		}
+		if got := listAll(t, s, queue.ListQuery{Hook: "gh"}); !slices.Equal(got, keysOf(append([]*queue.Event{queued}, recs[7:]...)...)) {
+			t.Errorf("listing after the second trim: %v", got)
+		}
+		// down to nothing: the queued record stays, and still delivers
+		n, err = s.Trim(ctx, "gh", 0)
+		if err != nil || n != 6 {
+			t.Fatalf("trim to 0 removed %d (%v), want 6", n, err)
+		}
+		st, err := s.Stats(ctx)
+		if err != nil || !maps.Equal(st.Counts["gh"], map[queue.Status]int{queue.StatusQueued: 1}) || st.Counts["other"][queue.StatusRejected] != 1 {
+			t.Fatalf("stats after trims: %v %v", err, st.Counts)
+		}
+		counts, err := s.Counts(ctx, time.Time{})
+		if err != nil || !maps.Equal(counts["gh"], map[queue.Status]int{queue.StatusQueued: 1}) {
+			t.Fatalf("counts after trims: %v %v", err, counts)
+		}
+		leased := leaseN(t, s, 1, time.Minute)[0]
+		if n, err := s.Trim(ctx, "gh", 0); err != nil || n != 0 {
+			t.Fatalf("trim of a delivering record: %d %v", n, err)
+		}
+		if err := s.Ack(ctx, queue.LeaseOf(leased), queue.Attempt{At: clock.Now(), Status: 200}); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.Trim(ctx, "gh", 0); err != nil || n != 1 {
+			t.Fatalf("trim of the delivered record: %d %v", n, err)
+		}
+	})
+
+	t.Run("counts by hook and status since a time", func(t *testing.T) {
+		clock := &fakeClock{now: start}
+		s := open(t, clock)
+		hour := start.Add(-time.Hour)
+		record(t, s,
+			logRecord("gh", "1", queue.StatusPassed, hour.Add(-time.Minute)),
+			logRecord("gh", "2", queue.StatusPassed, hour),
+			logRecord("gh", "3", queue.StatusRejected, hour.Add(time.Minute)),
+			logRecord("stripe", "4", queue.StatusDuplicate, start.Add(-time.Second)),
+			logRecord("stripe", "5", queue.StatusDead, start.Add(-2*time.Hour)),
+		)
+		enqueue(t, s, "stripe", "6", queue.EnqueueOptions{}) // received now
+		counts, err := s.Counts(ctx, hour)
+		want := map[string]map[queue.Status]int{
+			"gh":     {queue.StatusPassed: 1, queue.StatusRejected: 1},
+			"stripe": {queue.StatusDuplicate: 1, queue.StatusQueued: 1},
+		}
+		if err != nil || len(counts) != 2 || !maps.Equal(counts["gh"], want["gh"]) || !maps.Equal(counts["stripe"], want["stripe"]) {
+			t.Fatalf("counts since an hour: %v %v", err, counts)
+		}
+		counts, err = s.Counts(ctx, start.Add(time.Second))
+		if err != nil || len(counts) != 0 {
+			t.Fatalf("counts since the future: %v %v", err, counts)
+		}
+		counts, err = s.Counts(ctx, time.Time{})
+		if err != nil || counts["gh"][queue.StatusPassed] != 2 || counts["stripe"][queue.StatusDead] != 1 {
+			t.Fatalf("all counts: %v %v", err, counts)
+		}
+	})
+
+	t.Run("purge removes every finished status", func(t *testing.T) {
+		clock := &fakeClock{now: start}
+		s := open(t, clock)
+		var keys []string
+		for _, status := range []queue.Status{queue.StatusRejected, queue.StatusPassed, queue.StatusDuplicate, queue.StatusDelivered, queue.StatusDead} {
+			ev := logRecord("gh", string(status), status, start)
+			record(t, s, ev)
+			keys = append(keys, ev.Key)
+		}
+		queued := enqueue(t, s, "gh", "q", queue.EnqueueOptions{})
+		clock.Advance(time.Hour)
+		recent := logRecord("gh", "recent", queue.StatusRejected, clock.Now())
+		record(t, s, recent)
+		n, err := s.Purge(ctx, clock.Now().Add(-time.Minute))
+		if err != nil || n != 5 {
+			t.Fatalf("purge removed %d (%v), want 5", n, err)
+		}
+		for _, key := range keys {
+			if _, err := s.Get(ctx, key); !errors.Is(err, queue.ErrNotFound) {
+				t.Errorf("%s after purge: %v", key, err)
+			}
+		}
+		get(t, s, queued.Key)
+		get(t, s, recent.Key)
+		st, err := s.Stats(ctx)
+		if err != nil || !maps.Equal(st.Counts["gh"], map[queue.Status]int{queue.StatusQueued: 1, queue.StatusRejected: 1}) {
+			t.Fatalf("stats after purge: %v %v", err, st.Counts)
+		}
+	})
+
+	t.Run("a text query reads a bounded number of records per call", func(t *testing.T) {
+		clock := &fakeClock{now: start}
+		s := open(t, clock)
+		needle := logRecord("gh", "needle", queue.StatusPassed, start)
+		record(t, s, needle)
+		hay := make([]*queue.Event, 0, 500)
+		// exactly ListScanMax newer records: the first call stops at the
+		// needle, the second starts there
+		for i := range queue.ListScanMax {
+			hay = append(hay, &queue.Event{ID: fmt.Sprintf("h%d", i), Hook: "gh", Action: -1, Status: queue.StatusPassed, ReceivedAt: start})
+			if len(hay) == cap(hay) || i == queue.ListScanMax-1 {
+				record(t, s, hay...)
+				hay = hay[:0]
+			}
+		}
+		page, err := s.List(ctx, queue.ListQuery{Q: "NEEDLE"})
+		if err != nil || len(page.Events) != 0 || page.Next == "" {
+			t.Fatalf("first call: %v %d events, next %q", err, len(page.Events), page.Next)
+		}
+		page, err = s.List(ctx, queue.ListQuery{Q: "NEEDLE", Cursor: page.Next})
+		if err != nil || len(page.Events) != 1 || page.Events[0].Key != needle.Key {
+			t.Fatalf("second call: %v %+v next %q", err, page.Events, page.Next)
 		}
 	})
 }

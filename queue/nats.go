@@ -6,7 +6,8 @@
 //   - KV bucket <prefix>_events: key the record's store key (16 hex digits
 //     of the enqueue time, then a suffix of the instance that enqueued it),
 //     value the JSON record (status, attempts, due time, lease generation,
-//     body). It is the source of truth for Get, List, Stats and Replay, and
+//     body, request fields). The run-log records of Record are finished
+//     when written and have no ticket. It is the source of truth for Get, List, Stats and Replay, and
 //     every change is a compare-and-set on the key's revision, so two
 //     instances never both lease one record, and an outcome is recorded
 //     only if the lease generation it names is still the record's.
@@ -146,6 +147,8 @@ type NATS struct {
 	grace      time.Duration
 	// published is the highest ticket sequence this instance published.
 	published atomic.Uint64
+	// trimmed: Trim left purge markers that the next Purge removes.
+	trimmed atomic.Bool
 }
 
 var natsPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
@@ -901,7 +904,7 @@ func (n *NATS) Release(ctx context.Context, l Lease) error {
 // Replay queues a delivered or dead record again, due now.
 func (n *NATS) Replay(ctx context.Context, key string) error {
 	return n.modify(ctx, key, func(rec *natsRecord, _ uint64) (bool, error) {
-		if !replayable(&rec.Event) {
+		if !Replayable(&rec.Event) {
 			return false, ErrNotReplayable
 		}
 		now := n.now()
@@ -1048,7 +1051,7 @@ func (n *NATS) Purge(ctx context.Context, before time.Time) (int, error) {
 		}
 		removed++
 	}
-	if removed > 0 {
+	if trimmed := n.trimmed.Swap(false); removed > 0 || trimmed {
 		if err := n.events.PurgeDeletes(ctx); err != nil {
 			return removed, unavailable(err)
 		}

@@ -75,17 +75,18 @@ func (n *NATS) List(ctx context.Context, q ListQuery) (ListPage, error) {
 	slices.SortFunc(recs, func(a, b *natsRecord) int { return strings.Compare(b.Key, a.Key) })
 	f := newListFilter(q)
 	page := ListPage{Events: []*Event{}}
-	scanned := 0
+	scanned, last := 0, ""
 	for _, rec := range recs {
 		if q.Cursor != "" && rec.Key >= q.Cursor {
 			continue
 		}
 		if q.Q != "" {
 			if scanned == ListScanMax {
-				page.Next = rec.Key
+				page.Next = last // the next call starts below the last one read
 				break
 			}
 			scanned++
+			last = rec.Key
 		}
 		if !f.meta(&rec.Event) || !f.match(rec.ID, rec.Payload, rec.Body) {
 			continue
@@ -102,8 +103,8 @@ func (n *NATS) List(ctx context.Context, q ListQuery) (ListPage, error) {
 }
 
 // Trim removes the oldest finished records of hook beyond keep. Each is
-// removed by deleting its message at the revision that was checked, so a
-// record changed meanwhile (replayed) stays.
+// purged at the revision that was checked, so a record changed meanwhile
+// (replayed) stays; the purge markers go at the next Purge.
 func (n *NATS) Trim(ctx context.Context, hook string, keep int) (int, error) {
 	ctx, cancel := n.opCtx(ctx)
 	defer cancel()
@@ -135,12 +136,13 @@ func (n *NATS) Trim(ctx context.Context, hook string, keep int) (int, error) {
 		if !cur.Status.Finished() {
 			continue
 		}
-		if err := n.evStream.DeleteMsg(ctx, rev); err != nil {
-			if errors.Is(err, jetstream.ErrMsgNotFound) {
+		if err := n.events.Purge(ctx, rec.Key, jetstream.LastRevision(rev)); err != nil {
+			if isConflict(err) {
 				continue // changed since it was read
 			}
 			return removed, unavailable(err)
 		}
+		n.trimmed.Store(true)
 		removed++
 	}
 	return removed, nil

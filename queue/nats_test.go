@@ -202,10 +202,11 @@ func allCurrent(peers []*jetstream.PeerInfo) bool {
 func TestNATSConformance(t *testing.T) {
 	c := startNATSCluster(t, 3)
 	var n atomic.Int32
-	runConformance(t, func(t *testing.T, clock *fakeClock) queue.Store {
+	var open func(t *testing.T, clock *fakeClock, stream string) queue.Store
+	open = func(t *testing.T, clock *fakeClock, stream string) queue.Store {
 		s, err := queue.OpenNATS(context.Background(), queue.NATSOptions{
 			URLs:     c.urls(),
-			Stream:   fmt.Sprintf("conformance%d", n.Add(1)),
+			Stream:   stream,
 			Replicas: 3,
 			Now:      clock.Now,
 			// The clock jumps; tickets not due come back often to follow it.
@@ -216,7 +217,14 @@ func TestNATSConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = s.Close() })
+		reopeners.Store(queue.Store(s), func(t *testing.T) queue.Store {
+			_ = s.Close()
+			return open(t, clock, stream)
+		})
 		return s
+	}
+	runConformance(t, func(t *testing.T, clock *fakeClock) queue.Store {
+		return open(t, clock, fmt.Sprintf("conformance%d", n.Add(1)))
 	}, false)
 
 	t.Run("dedup across instances", func(t *testing.T) {

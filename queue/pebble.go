@@ -35,7 +35,7 @@ const (
 	kindStatus   = 's' // s status 0 key -> nothing: records by status, for listings
 	kindByHook   = 'H' // H idHook(hook, "") key -> receivedAt (8 bytes) status: records of a hook, oldest first
 	kindPayload  = 'P' // P key -> received payload (Event.Payload), when there is one
-	kindHeaders  = 'Y' // Y key -> JSON received headers, when there are some
+	kindHeaders  = 'Y' // Y key -> received headers (see encodeHeaders), when there are some
 	kindLayout   = 'V' // V -> version of the key layout (1: records have their H entry)
 	// 'h' and 'k' hold issued hooks: see tokens_pebble.go
 )
@@ -76,8 +76,8 @@ type PebbleOptions struct {
 // Durability: Enqueue returns only once its records (and its
 // deduplication mark) are in a synced WAL batch; Pebble's commit pipeline
 // shares one fsync among concurrent enqueues. Every other change (leases,
-// acks, retries, deferrals, dead marks, attempts, releases, purges) is
-// written unsynced. Replay is synced. Because the WAL is written in
+// acks, retries, deferrals, dead marks, attempts, releases, purges, trims,
+// and the run-log records of Record) is written unsynced. Replay is synced. Because the WAL is written in
 // order, each synced write also makes every earlier unsynced one durable.
 //
 // So a crash (of the process or of the machine) can:
@@ -101,9 +101,11 @@ type PebbleOptions struct {
 //
 // Every state change is one write batch; lookups are point reads or
 // bounded iterations of an index: due records by due time, leases by
-// expiry, finished records by change time, records by event id, dedup
-// marks by (hook, id) and by expiry. Counts by hook and status are kept
-// in memory, rebuilt at open.
+// expiry, finished records by change time, records by event id, by status
+// and by hook (with their receive time and status), dedup marks by (hook,
+// id) and by expiry. Counts by hook and status are kept in memory, rebuilt
+// at open. Bodies, received payloads and headers are kept apart from the
+// records, so listings and counts do not read them.
 type Pebble struct {
 	dir   string
 	db    *pebble.DB
@@ -820,7 +822,10 @@ func (p *Pebble) Get(ctx context.Context, key string) (*Event, error) {
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	if ev.Body, err = p.getValue(bodyKey(key)); err != nil && !errors.Is(err, ErrNotFound) {
+	switch ev.Body, err = p.getValue(bodyKey(key)); {
+	case err == nil && ev.Body == nil:
+		ev.Body = []byte{} // kept, and empty
+	case err != nil && !errors.Is(err, ErrNotFound):
 		return nil, unavailable(err)
 	}
 	if ev.Payload, err = p.getValue(payloadKey(key)); err != nil && !errors.Is(err, ErrNotFound) {
@@ -829,8 +834,8 @@ func (p *Pebble) Get(ctx context.Context, key string) (*Event, error) {
 	h, err := p.getValue(headersKey(key))
 	switch {
 	case err == nil:
-		if err := json.Unmarshal(h, &ev.Headers); err != nil {
-			return nil, unavailable(fmt.Errorf("headers of record %s: %w", key, err))
+		if ev.Headers, err = decodeHeaders(h); err != nil {
+			return nil, unavailable(fmt.Errorf("record %s: %w", key, err))
 		}
 	case !errors.Is(err, ErrNotFound):
 		return nil, unavailable(err)
@@ -851,7 +856,14 @@ func (p *Pebble) Replay(ctx context.Context, key string) error {
 	if err != nil {
 		return unavailable(err)
 	}
-	if !replayable(ev) {
+	kept, err := p.peek(bodyKey(key), func([]byte) bool { return true })
+	if err != nil {
+		return unavailable(err)
+	}
+	if kept {
+		ev.Body = []byte{} // read back with the record: only whether it was kept counts here
+	}
+	if !Replayable(ev) {
 		return ErrNotReplayable
 	}
 	from := ev.Status

@@ -3,6 +3,7 @@ package queue
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,6 +71,69 @@ func (l *lagRange) keyBounds(since, until time.Time) (lo, hi string) {
 // keyAt is the smallest key of time ns (unix nanoseconds).
 func keyAt(ns int64) string { return fmt.Sprintf("%016x", max(ns, 0)) }
 
+// encodeHeaders writes headers compactly (a JSON map costs more than the
+// rest of a record): the names in order, each as its length and bytes,
+// then the number of its values and each value as its length and bytes.
+func encodeHeaders(h map[string][]string) []byte {
+	names := make([]string, 0, len(h))
+	n := 0
+	for name, vs := range h {
+		names = append(names, name)
+		n += len(name) + 2*binary.MaxVarintLen16
+		for _, v := range vs {
+			n += len(v) + binary.MaxVarintLen16
+		}
+	}
+	slices.Sort(names)
+	b := make([]byte, 0, n)
+	for _, name := range names {
+		b = binary.AppendUvarint(b, uint64(len(name)))
+		b = append(b, name...)
+		b = binary.AppendUvarint(b, uint64(len(h[name])))
+		for _, v := range h[name] {
+			b = binary.AppendUvarint(b, uint64(len(v)))
+			b = append(b, v...)
+		}
+	}
+	return b
+}
+
+// decodeHeaders reads what encodeHeaders wrote.
+func decodeHeaders(b []byte) (map[string][]string, error) {
+	bad := errors.New("malformed headers")
+	next := func() (string, bool) {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return "", false
+		}
+		s := string(b[k : k+int(n)])
+		b = b[k+int(n):]
+		return s, true
+	}
+	h := map[string][]string{}
+	for len(b) > 0 {
+		name, ok := next()
+		if !ok {
+			return nil, bad
+		}
+		count, k := binary.Uvarint(b)
+		if k <= 0 || count > uint64(len(b)) {
+			return nil, bad
+		}
+		b = b[k:]
+		vs := make([]string, 0, count)
+		for range count {
+			v, ok := next()
+			if !ok {
+				return nil, bad
+			}
+			vs = append(vs, v)
+		}
+		h[name] = vs
+	}
+	return h, nil
+}
+
 // putNew adds a new record of ev with its body, payload, headers and
 // index entries to b.
 func (p *Pebble) putNew(b *batch, ev *Event) error {
@@ -87,11 +151,7 @@ func (p *Pebble) putNew(b *batch, ev *Event) error {
 		}
 	}
 	if len(ev.Headers) > 0 {
-		h, err := json.Marshal(ev.Headers)
-		if err != nil {
-			return err
-		}
-		if err := b.Set(headersKey(ev.Key), h, nil); err != nil {
+		if err := b.Set(headersKey(ev.Key), encodeHeaders(ev.Headers), nil); err != nil {
 			return err
 		}
 	}
@@ -421,16 +481,17 @@ func (p *Pebble) List(ctx context.Context, q ListQuery) (ListPage, error) {
 	if hi != "" && hi <= lo {
 		return page, nil
 	}
-	scanned := 0
+	scanned, last := 0, ""
 	// visit handles the record of key (ev when already read) and reports
 	// false once the listing is done.
 	visit := func(key string, ev *Event) (bool, error) {
 		if q.Q != "" {
 			if scanned == ListScanMax {
-				page.Next = key
+				page.Next = last // the next call starts below the last one read
 				return false, nil
 			}
 			scanned++
+			last = key
 		}
 		if ev == nil {
 			var err error

@@ -180,11 +180,24 @@ func testCountsFollowTransitions(t *testing.T, open func(clock *fakeClock, dir s
 }
 
 func openPebble(t *testing.T, clock *fakeClock) queue.Store {
-	s, err := queue.OpenPebble(t.TempDir(), queue.PebbleOptions{Now: clock.Now})
+	return openPebbleAt(t, clock, t.TempDir())
+}
+
+// openPebbleAt opens the store in dir, closed at the end of the test
+// unless reopen closed it first.
+func openPebbleAt(t *testing.T, clock *fakeClock, dir string) queue.Store {
+	s, err := queue.OpenPebble(dir, queue.PebbleOptions{Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.Close() })
+	closeOnce := sync.OnceValue(s.Close)
+	t.Cleanup(func() { _ = closeOnce() })
+	reopeners.Store(queue.Store(s), func(t *testing.T) queue.Store {
+		if err := closeOnce(); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+		return openPebbleAt(t, clock, dir)
+	})
 	return s
 }
 

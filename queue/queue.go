@@ -125,10 +125,13 @@ type Event struct {
 	Truncated bool `json:"truncated,omitempty"`
 }
 
-// replayable reports whether a record may be queued again: a delivered
-// or dead record of an action, with its whole body.
-func replayable(ev *Event) bool {
-	return (ev.Status == StatusDelivered || ev.Status == StatusDead) && ev.Action >= 0 && !ev.Truncated
+// Replayable reports whether Replay queues a record as Get returns it: a
+// delivered or dead record of an action with its whole body (not
+// Truncated; a sync record recorded without its body, as with log meta,
+// has a nil Body).
+func Replayable(ev *Event) bool {
+	return (ev.Status == StatusDelivered || ev.Status == StatusDead) && ev.Action >= 0 && !ev.Truncated &&
+		(ev.Body != nil || ev.Mode == "" || ev.Mode == "async")
 }
 
 // Lease names one lease of one record: outcomes are recorded only while
@@ -227,7 +230,8 @@ type Store interface {
 	List(ctx context.Context, q ListQuery) (ListPage, error)
 	// Replay queues a delivered or dead record again, due now, with its
 	// attempts kept. ErrNotReplayable for any other status, a record
-	// without an action (Action < 0) and a Truncated one.
+	// without an action (Action < 0), a Truncated one and a sync one
+	// recorded without its body (see Replayable).
 	Replay(ctx context.Context, key string) error
 	// Purge removes finished records (every status but queued and
 	// delivering) last changed before the given time, with their bodies

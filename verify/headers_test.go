@@ -19,8 +19,10 @@ func TestHeaders(t *testing.T) {
 		{verify.Spec{Method: "api_key", Header: "token"}, []string{"Token"}},
 		{verify.Spec{Method: "api_key", Bearer: true}, []string{"Authorization"}},
 		{verify.Spec{Method: "api_key", Query: "key"}, nil},
-		{verify.Spec{Method: "hmac", Header: "X-Sig", TimestampHeader: "X-Ts", Signed: "{header.X-Nonce}.{timestamp}.{body}"},
-			[]string{"X-Nonce", "X-Sig", "X-Ts"}},
+		{
+			verify.Spec{Method: "hmac", Header: "X-Sig", TimestampHeader: "X-Ts", Signed: "{header.X-Nonce}.{timestamp}.{body}"},
+			[]string{"X-Nonce", "X-Sig", "X-Ts"},
+		},
 		{verify.Spec{Method: "github"}, []string{"X-Hub-Signature-256"}},
 		{verify.Spec{Method: "gitlab"}, []string{"X-Gitlab-Token"}},
 		{verify.Spec{Method: "slack"}, []string{"X-Slack-Request-Timestamp", "X-Slack-Signature"}},
