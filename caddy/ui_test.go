@@ -156,7 +156,9 @@ http://127.0.0.1:%[4]d {
 	bind fd/3
 	webhook_gateway /hooks/github {
 		auth github "%[5]s"
-		forward %[6]s/ok
+		forward %[6]s/ok {
+			name ci
+		}
 	}
 	webhook_gateway /hooks/orders {
 		auth api_key %[7]s
@@ -167,6 +169,7 @@ http://127.0.0.1:%[4]d {
 		}
 		mode async
 		forward %[6]s/flaky {
+			name shop
 			retries 1
 			backoff 100ms 200ms
 		}
@@ -320,6 +323,9 @@ http://127.0.0.1:%[4]d {
 	wait("the accepted webhook delivered", row("gh-accepted-1", "delivered"))
 	wait("the forged webhook rejected", row("gh-forged-1", "rejected"))
 	wait("the order dead after its retries", row("order-7731", "dead"))
+	if action := wait("the order's action", row("order-7731", "dead")+`.children[6].textContent`); action != "shop" {
+		t.Errorf("the order's action shown as %q, want its name shop", action)
+	}
 	// the verifier's reason, as the admin API gives it
 	var forgedRecord struct {
 		Events []struct {
