@@ -376,6 +376,31 @@ http://127.0.0.1:%[4]d {
 		`return rows.length === 1 && rows[0].dataset.id === 'order-7731'; })()`)
 	shot("filter-text")
 
+	// A time range: received since an hour from now is nothing; since an
+	// hour ago, everything. The inputs are in the browser's zone.
+	since := func(offset string) {
+		t.Helper()
+		do("filter since now"+offset,
+			chromedp.Click(`#clear`),
+			chromedp.Evaluate[chromedp.Void](`(() => {
+				const d = new Date(Date.now() `+offset+`), p = (n) => String(n).padStart(2, '0');
+				document.querySelector('#filters input[name=since]').value =
+					d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + 'T' + p(d.getHours()) + ':' + p(d.getMinutes()) + ':' + p(d.getSeconds());
+			})()`),
+			chromedp.Click(`#filters button[type=submit]`))
+	}
+	since("+ 3600e3")
+	wait("nothing since an hour from now", `document.querySelectorAll('#events tbody tr').length === 0 && `+
+		`document.querySelector('#events-note:not([hidden])')?.textContent === 'No records match these filters.'`)
+	since("- 3600e3")
+	wait("everything since an hour ago", `document.querySelectorAll('#events tbody tr').length === 4`)
+	do("back to the text filter",
+		chromedp.Click(`#clear`),
+		chromedp.SetValue(`#filters input[name=q]`, "needle-5e1f"),
+		chromedp.Click(`#filters button[type=submit]`))
+	wait("only the order", `(() => { const rows = [...document.querySelectorAll('#events tbody tr')]; `+
+		`return rows.length === 1 && rows[0].dataset.id === 'order-7731'; })()`)
+
 	// 5. One record: payload pretty-printed, both attempts failed, no secret.
 	do("open the order", chromedp.Click(rowSel("order-7731")))
 	wait("the order's payload", `document.querySelector('#d-payload').textContent.includes('"note": "needle-5e1f in the payload"')`)
@@ -452,6 +477,19 @@ http://127.0.0.1:%[4]d {
 	}
 	wait("the second order delivered", row("order-7732", "delivered"))
 	shot("replay-dead")
+
+	// 10. Pages: 50 records, then "Load older" for the rest.
+	for i := range 50 {
+		body := fmt.Sprintf(`{"action":"labeled","n":%d}`, i)
+		github(fmt.Sprintf("gh-bulk-%02d", i), body, githubSignature(ghSecret, []byte(body)), http.StatusOK)
+	}
+	do("clear the filters", chromedp.Click(`#clear`))
+	wait("a first page of 50", `document.querySelectorAll('#events tbody tr').length === 50 && `+
+		`document.querySelector('#more:not([hidden])') && !document.querySelector('`+rowSel("gh-accepted-1")+`')`)
+	do("load older", chromedp.Click(`#more`))
+	wait("all 55 records", `document.querySelectorAll('#events tbody tr').length === 55 && `+
+		`document.querySelector('`+rowSel("gh-accepted-1")+`') && document.querySelector('#more[hidden]')`)
+	shot("paged")
 
 	up.mu.Lock()
 	flaky := 0
