@@ -358,6 +358,23 @@ http://127.0.0.1:%[4]d {
 	}
 	shot("live")
 
+	// Hidden, the page asks nothing; visible again, it goes on.
+	do("hide the tab", chromedp.Evaluate[chromedp.Void](`(() => {
+		window.__hidden = true;
+		Object.defineProperty(document, 'hidden', { configurable: true, get: () => window.__hidden });
+		const f = window.fetch;
+		window.__fetches = 0;
+		window.fetch = (...args) => { window.__fetches++; return f(...args); };
+		document.dispatchEvent(new Event('visibilitychange'));
+	})()`))
+	wait("the paused label", `document.querySelector('#live').textContent.startsWith('paused')`)
+	do("a few poll intervals", chromedp.Sleep(5*time.Second))
+	if n := wait("the requests made while hidden", `String(window.__fetches)`); n != "0" {
+		t.Errorf("the hidden page made %s requests", n)
+	}
+	do("show the tab", chromedp.Evaluate[chromedp.Void](`window.__hidden = false; document.dispatchEvent(new Event('visibilitychange'))`))
+	wait("polling again", `window.__fetches > 0 && document.querySelector('#live').textContent.startsWith('live')`)
+
 	// 3. Filter by status.
 	do("filter rejected",
 		chromedp.SetValue(`#filters select[name=status]`, "rejected"),

@@ -438,7 +438,10 @@
 		} catch (e) {
 			if (key !== state.selected) return;
 			if (e.status === 404) {
-				showError('Record ' + key + ' is gone (purged or trimmed).');
+				const note = $('#notice');
+				note.className = 'notice';
+				note.textContent = 'Record ' + key + ' is gone: removed after retain, or over log_max.';
+				note.hidden = false;
 				closeDetail();
 				return;
 			}
