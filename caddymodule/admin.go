@@ -146,6 +146,8 @@ type eventDetail struct {
 	// Hidden says why headers and bodies are left out (the hook's
 	// running config logs meta or off).
 	Hidden string `json:"hidden,omitempty"`
+	// Omitted says why the payload is missing though sent is shown.
+	Omitted string `json:"payload_omitted,omitempty"`
 }
 
 func (app *App) view(ev *queue.Event) eventView {
@@ -193,7 +195,13 @@ func (app *App) detail(ev *queue.Event) eventDetail {
 		}
 	}
 	received, sent := ev.Payload, ev.Body
-	if received == nil {
+	switch {
+	case received != nil:
+	case ev.Mode == "async" && h != nil && h.reshapes(ev.Action):
+		// an async event keeps the received body only when it fits in
+		// log_body; what it holds is the reshaped body it sends
+		d.Omitted = "the received payload was larger than log_body and was not kept"
+	default:
 		received, sent = ev.Body, nil
 	}
 	d.Payload, d.PayloadText = bodyView(received)
@@ -201,6 +209,12 @@ func (app *App) detail(ev *queue.Event) eventDetail {
 		d.Sent, d.SentText = bodyView(sent)
 	}
 	return d
+}
+
+// reshapes reports whether the action sends the reshaped body rather than
+// the received one.
+func (h *Handler) reshapes(action int) bool {
+	return h.program != nil && action >= 0 && action < len(h.actions) && !h.actions[action].original
 }
 
 // bodyView shows a body as JSON when it is JSON, else as text.
@@ -525,8 +539,8 @@ func replayOne(ctx context.Context, s queue.Store, ev *queue.Event) error {
 	return nil
 }
 
-// conflict reports whether err is a 409 (the record cannot be replayed),
-// as opposed to a failure of the store.
+// conflict reports whether err says the record cannot be replayed (409)
+// or is gone meanwhile (404), as opposed to a failure of the store.
 func conflict(err error) bool {
 	var ae caddy.APIError
 	return errors.As(err, &ae) && (ae.HTTPStatus == http.StatusConflict || ae.HTTPStatus == http.StatusNotFound)

@@ -168,6 +168,18 @@ http://localhost:9080 {
 			forward %s/pets
 		}
 	}
+	handle /asmall {
+		webhook_gateway {
+			name asmall
+			log_body 16
+			id_from {header.X-Event-Id}
+			mode async
+			reshape {
+				set L {json.longer}
+			}
+			forward %s/pets
+		}
+	}
 	handle /meta {
 		webhook_gateway {
 			name meta
@@ -179,7 +191,7 @@ http://localhost:9080 {
 		}
 	}
 }
-`, syncKey, up.URL, syncKey, syncKey, up.URL, up.URL, syncKey, up.URL))
+`, syncKey, up.URL, syncKey, syncKey, up.URL, up.URL, up.URL, syncKey, up.URL))
 
 	send := func(path, id, key, body string, want int) {
 		t.Helper()
@@ -206,10 +218,11 @@ http://localhost:9080 {
 	send("/meta", "evt-m1", syncKey, `{"secretish":"meta-body-7Kq"}`, http.StatusAccepted)
 	send("/sync", "evt-s6", syncKey, `{"petname":"Max"}`, http.StatusOK)
 	send("/small", "evt-t1", "", `{"longer":"than sixteen bytes"}`, http.StatusOK)
+	send("/asmall", "evt-t2", "", `{"longer":"than sixteen bytes"}`, http.StatusAccepted)
 
 	// records are written in the background: wait for all ten
 	var all []logRecord
-	waitFor(t, "eleven records, the async ones delivered", func() bool {
+	waitFor(t, "twelve records, the async ones delivered", func() bool {
 		all = listLog(t, "")
 		n := 0
 		for _, r := range all {
@@ -217,7 +230,7 @@ http://localhost:9080 {
 				n++
 			}
 		}
-		return len(all) == 11 && n == 11
+		return len(all) == 12 && n == 12
 	})
 	// newest first: keys grow with the time a record is written
 	for i := 1; i < len(all); i++ {
@@ -258,6 +271,7 @@ http://localhost:9080 {
 		"evt-m1":     {"meta", "async", "delivered", "api_key", "", 202, 0},
 		"evt-s6":     {"sync", "sync", "delivered", "api_key", "", 200, 0},
 		"evt-t1":     {"small", "sync", "delivered", "none", "", 200, 0},
+		"evt-t2":     {"asmall", "async", "delivered", "none", "", 202, 0},
 	} {
 		r, ok := byID[id]
 		if !ok {
@@ -283,7 +297,7 @@ http://localhost:9080 {
 	for query, want := range map[string][]string{
 		"hook=sync":                  {"evt-s1", "evt-s2", "evt-s3", "evt-s4", "evt-s5", "evt-s6"},
 		"hook=gate":                  {"evt-g1"},
-		"status=delivered":           {"evt-a1", "evt-m1", "evt-s1", "evt-s6", "evt-t1"},
+		"status=delivered":           {"evt-a1", "evt-m1", "evt-s1", "evt-s6", "evt-t1", "evt-t2"},
 		"status=rejected":            {"evt-s2", "evt-s3", "evt-s4", "evt-s5"},
 		"status=passed":              {"evt-g1"},
 		"status=duplicate":           {"evt-a1"},
@@ -295,7 +309,7 @@ http://localhost:9080 {
 		"q=EVT-G":                    {"evt-g1"},
 		"q=no-such-text-anywhere":    {},
 		"hook=nothing-here":          {},
-		"since=" + url.QueryEscape(split.Format(time.RFC3339Nano)): {"evt-a1", "evt-a1", "evt-m1", "evt-s6", "evt-t1"},
+		"since=" + url.QueryEscape(split.Format(time.RFC3339Nano)): {"evt-a1", "evt-a1", "evt-m1", "evt-s6", "evt-t1", "evt-t2"},
 		"until=" + url.QueryEscape(split.Format(time.RFC3339Nano)): {"evt-g1", "evt-s1", "evt-s2", "evt-s3", "evt-s4", "evt-s5"},
 		"hook=sync&since=" + url.QueryEscape(split.Format(time.RFC3339Nano)) + "&until=" + url.QueryEscape(time.Now().Add(time.Hour).Format(time.RFC3339)): {"evt-s6"},
 	} {
@@ -386,6 +400,12 @@ http://localhost:9080 {
 		len(*t1.PayloadText) > 16 || t1.Replayable == nil || *t1.Replayable {
 		t.Errorf("truncated record %s", raw)
 	}
+	// an async event whose received body did not fit in log_body: what it
+	// sends is shown as sent, never as what was received
+	t2, raw := recordOf(t, byID["evt-t2"].Key)
+	if t2.Truncated || t2.Payload != nil || t2.PayloadText != nil || string(t2.Sent) != `{"L":"than sixteen bytes"}` || t2.Replayable == nil || !*t2.Replayable {
+		t.Errorf("async record with a large payload %s", raw)
+	}
 	// log meta: neither headers nor bodies, though the async body is kept
 	m1, raw := recordOf(t, byID["evt-m1"].Key)
 	if m1.Headers != nil || m1.Payload != nil || m1.PayloadText != nil || m1.Sent != nil || m1.SentText != nil || strings.Contains(raw, "meta-body-7Kq") {
@@ -421,11 +441,12 @@ http://localhost:9080 {
 			actions   []string
 			counts    map[string]int
 		}{
-			"async": {"async", "full", []string{"0"}, map[string]int{"delivered": 1, "duplicate": 1}},
-			"gate":  {"gate", "full", []string{}, map[string]int{"passed": 1}},
-			"meta":  {"async", "meta", []string{"0"}, map[string]int{"delivered": 1}},
-			"sync":  {"sync", "full", []string{"pets"}, map[string]int{"delivered": 2, "rejected": 4}},
-			"small": {"sync", "full", []string{"0"}, map[string]int{"delivered": 1}},
+			"async":  {"async", "full", []string{"0"}, map[string]int{"delivered": 1, "duplicate": 1}},
+			"gate":   {"gate", "full", []string{}, map[string]int{"passed": 1}},
+			"meta":   {"async", "meta", []string{"0"}, map[string]int{"delivered": 1}},
+			"sync":   {"sync", "full", []string{"pets"}, map[string]int{"delivered": 2, "rejected": 4}},
+			"small":  {"sync", "full", []string{"0"}, map[string]int{"delivered": 1}},
+			"asmall": {"async", "full", []string{"0"}, map[string]int{"delivered": 1}},
 		}[h.Name]
 		if h.Mode != want.mode || h.Log != want.log || !slices.Equal(h.Actions, want.actions) || h.Actions == nil {
 			t.Errorf("hook %s: %+v", h.Name, h)
@@ -439,7 +460,7 @@ http://localhost:9080 {
 			t.Errorf("hook %s counts %v", h.Name, h.Raw.Hour)
 		}
 	}
-	if !slices.Equal(names, []string{"async", "gate", "meta", "small", "sync"}) {
+	if !slices.Equal(names, []string{"asmall", "async", "gate", "meta", "small", "sync"}) {
 		t.Errorf("hooks %v", names)
 	}
 

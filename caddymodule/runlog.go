@@ -38,6 +38,8 @@ const (
 	// 40 characters, and a shorter value cannot be told from text.
 	minScanned = 8
 	redacted   = "[redacted]"
+	// maxRequestText bounds the recorded method and path.
+	maxRequestText = 2048
 )
 
 // runLogConfig is the provisioned run log settings of a handler.
@@ -203,6 +205,9 @@ func (h *Handler) beginRecord(r *http.Request, repl *caddy.Replacer, start time.
 		path = strings.ReplaceAll(path, s, redacted)
 	}
 	rec.request = r.Method + " " + path
+	if len(rec.request) > maxRequestText {
+		rec.request = rec.request[:maxRequestText] + "..."
+	}
 	if h.runLog.level == logFull {
 		rec.headers = h.redactHeaders(r.Header, rec.secrets)
 	}
@@ -244,10 +249,33 @@ func (h *Handler) presentedSecrets(r *http.Request, repl *caddy.Replacer) []stri
 
 // redactHeaders copies the request headers, with the value of every
 // credential header, and of any header repeating a presented credential,
-// replaced by "[redacted]".
+// replaced by "[redacted]". Their size is bounded by log_body too: beyond
+// it, the headers that come last by name are left out.
 func (h *Handler) redactHeaders(hdr http.Header, secrets []string) map[string][]string {
-	out := make(map[string][]string, len(hdr))
+	names := make([]string, 0, len(hdr))
+	size := 0
 	for name, vals := range hdr {
+		names = append(names, name)
+		for _, v := range vals {
+			size += len(name) + len(v)
+		}
+	}
+	cut := size > h.runLog.body
+	if cut {
+		slices.Sort(names) // which ones are kept does not depend on map order
+	}
+	out := make(map[string][]string, len(hdr))
+	size = 0
+	for _, name := range names {
+		vals := hdr[name]
+		if cut {
+			for _, v := range vals {
+				size += len(name) + len(v)
+			}
+			if size > h.runLog.body {
+				break
+			}
+		}
 		if h.runLog.redact[http.CanonicalHeaderKey(name)] || containsAny(vals, secrets) {
 			masked := make([]string, len(vals))
 			for i := range masked {
@@ -298,8 +326,8 @@ func (h *Handler) event(rec *runRecord, status queue.Status, inbound int) *queue
 // keepPayload sets the record's Payload to the received body, cut at
 // log_body, unless the hook logs meta only or the body is what the record
 // sends anyway.
-func (h *Handler) keepPayload(ev *queue.Event, rec *runRecord) {
-	if h.runLog.level != logFull || len(rec.payload) == 0 || bytes.Equal(rec.payload, ev.Body) {
+func (h *Handler) keepPayload(ev *queue.Event, rec *runRecord, sent []byte) {
+	if h.runLog.level != logFull || len(rec.payload) == 0 || bytes.Equal(rec.payload, sent) {
 		return
 	}
 	var cut bool
@@ -366,7 +394,7 @@ func (h *Handler) recordRejected(r *http.Request, status int, reason string) {
 	if rec.reason != "" {
 		ev.Reason = rec.reason
 	}
-	h.keepPayload(ev, rec)
+	h.keepPayload(ev, rec, nil)
 	h.app.record(ev)
 }
 
@@ -401,10 +429,12 @@ func authReason(err error) string {
 // answered with status.
 func (h *Handler) recordPassed(rec *runRecord, status int, reshaped []byte) {
 	ev := h.event(rec, queue.StatusPassed, status)
+	var sent []byte
 	if h.program != nil && h.runLog.level == logFull {
+		sent = reshaped
 		ev.Body, ev.Truncated = h.bounded(reshaped, rec.secrets)
 	}
-	h.keepPayload(ev, rec)
+	h.keepPayload(ev, rec, sent)
 	h.app.record(ev)
 }
 
@@ -414,7 +444,7 @@ func (h *Handler) recordDuplicate(rec *runRecord) {
 		return
 	}
 	ev := h.event(rec, queue.StatusDuplicate, http.StatusOK)
-	h.keepPayload(ev, rec)
+	h.keepPayload(ev, rec, nil)
 	h.app.record(ev)
 }
 
@@ -438,8 +468,9 @@ func (h *Handler) recordSync(rec *runRecord, repl *caddy.Replacer, inbound int, 
 			}
 		}
 		ev.Attempts = traces[i].attempts
-		h.keepBody(ev, rec, a.body(doc, reshaped))
-		h.keepPayload(ev, rec)
+		sent := a.body(doc, reshaped)
+		h.keepBody(ev, rec, sent)
+		h.keepPayload(ev, rec, sent)
 		h.app.record(ev)
 	}
 }

@@ -344,6 +344,11 @@ http://localhost:9080 {
 		name full
 		forward %[1]s/full
 	}
+	webhook_gateway /small {
+		name small
+		log_body 100
+		forward %[1]s/small
+	}
 }
 `, up.URL))
 	for _, path := range []string{"/off", "/meta", "/off", "/full"} {
@@ -366,6 +371,19 @@ http://localhost:9080 {
 	}
 	if err := caddymodule.RunningStore().Replay(context.Background(), ev.Key); err == nil {
 		t.Error("a meta sync record, which has no body, was replayed")
+	}
+
+	// log_body bounds the body and the headers kept
+	big := []byte(`{"pad":"` + strings.Repeat("p", 300) + `"}`)
+	if status, _, b := post(t, tester, "/small", "application/json", http.Header{"X-Big": {strings.Repeat("h", 300)}}, big); status != http.StatusOK {
+		t.Fatalf("small: %d %s", status, b)
+	}
+	ev = waitRecords(t, "small", 1)[0]
+	if !bytes.Equal(ev.Body, big[:100]) || !ev.Truncated || ev.Payload != nil || queue.Replayable(ev) {
+		t.Errorf("body %q payload %q truncated %v", ev.Body, ev.Payload, ev.Truncated)
+	}
+	if _, ok := ev.Headers["X-Big"]; ok || ev.Headers["Content-Type"] == nil {
+		t.Errorf("headers beyond log_body kept, or the first ones not: %v", ev.Headers)
 	}
 }
 

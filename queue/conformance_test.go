@@ -927,6 +927,7 @@ func runLogConformance(t *testing.T, open opener) {
 			{"text and id", queue.ListQuery{Q: "world", ID: "delivery-30"}, []*queue.Event{r30}},
 			{"text in another id", queue.ListQuery{Q: "world", ID: "Delivery-50"}, nil},
 			{"no match", queue.ListQuery{Q: "nothing like it"}, nil},
+			{"text only in other fields", queue.ListQuery{Q: "post /hooks/gh"}, nil},
 		} {
 			for _, limit := range []int{0, 1, 2} {
 				q := c.q
@@ -940,6 +941,15 @@ func runLogConformance(t *testing.T, open opener) {
 		page, err := s.List(ctx, queue.ListQuery{Since: at(-20), Until: at(-20)})
 		if err != nil || page.Events == nil || len(page.Events) != 0 || page.Next != "" {
 			t.Errorf("empty range: %v %#v", err, page)
+		}
+		// characters that JSON escapes, in an id and in a payload
+		odd := logRecord("gh", `a<B>&"q"\z`, queue.StatusPassed, at(0))
+		odd.Payload = []byte("line one\nline <two> & \"three\" caf\u00e9 Zoë")
+		record(t, s, odd)
+		for _, q := range []string{`<b>&"Q"\`, "<TWO> & \"", "ZOË", "\n"} {
+			if got := listAll(t, s, queue.ListQuery{Q: q}); !slices.Equal(got, []string{odd.Key}) {
+				t.Errorf("text %q: listed %v, want %v", q, got, odd.Key)
+			}
 		}
 	})
 

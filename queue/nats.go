@@ -7,7 +7,8 @@
 //     of the enqueue time, then a suffix of the instance that enqueued it),
 //     value the JSON record (status, attempts, due time, lease generation,
 //     body, request fields). The run-log records of Record are finished
-//     when written and have no ticket. It is the source of truth for Get, List, Stats and Replay, and
+//     when written and have no ticket. It is the source of truth for Get,
+//     List, Stats and Replay, and
 //     every change is a compare-and-set on the key's revision, so two
 //     instances never both lease one record, and an outcome is recorded
 //     only if the lease generation it names is still the record's.
@@ -22,6 +23,8 @@
 //     operators and for tools that consume dead letters.
 //   - KV bucket <prefix>_hooks: the hooks issued at run time and their
 //     token index (see tokens_nats.go).
+//   - KV bucket <prefix>_results: request-reply results, with per-message
+//     TTLs (see results_nats.go).
 //
 // Enqueue checks the dedup key, publishes a ticket per record (the first
 // with a Nats-Msg-Id derived from the dedup key and its revision, so two
@@ -144,6 +147,7 @@ type NATS struct {
 	// issued hooks (tokens_nats.go)
 	hooks      jetstream.KeyValue
 	hookStream jetstream.Stream
+	results    jetstream.KeyValue // results_nats.go
 	grace      time.Duration
 	// published is the highest ticket sequence this instance published.
 	published atomic.Uint64
@@ -313,6 +317,9 @@ func (n *NATS) setup(ctx context.Context) error {
 		return err
 	}
 	if n.work, err = js.Stream(ctx, p+"_work"); err != nil {
+		return err
+	}
+	if err := n.setupResults(ctx, bucket(p+"_results")); err != nil {
 		return err
 	}
 	n.cons, err = js.CreateOrUpdateConsumer(ctx, p+"_work", jetstream.ConsumerConfig{

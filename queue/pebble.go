@@ -38,6 +38,7 @@ const (
 	kindHeaders  = 'Y' // Y key -> received headers (see encodeHeaders), when there are some
 	kindLayout   = 'V' // V -> version of the key layout (1: records have their H entry)
 	// 'h' and 'k' hold issued hooks: see tokens_pebble.go
+	// 'R' and 'X' hold request-reply results: see results_pebble.go
 )
 
 // PebbleLogger receives Pebble's log lines. *zap.SugaredLogger satisfies
@@ -77,8 +78,9 @@ type PebbleOptions struct {
 // deduplication mark) are in a synced WAL batch; Pebble's commit pipeline
 // shares one fsync among concurrent enqueues. Every other change (leases,
 // acks, retries, deferrals, dead marks, attempts, releases, purges, trims,
-// and the run-log records of Record) is written unsynced. Replay is synced. Because the WAL is written in
-// order, each synced write also makes every earlier unsynced one durable.
+// and the run-log records of Record) is written unsynced. Replay is
+// synced. Because the WAL is written in order, each synced write also
+// makes every earlier unsynced one durable.
 //
 // So a crash (of the process or of the machine) can:
 //   - undo state changes made after the last synced write: an event acked
@@ -141,6 +143,8 @@ type Pebble struct {
 	free, freeAt atomic.Int64
 	// hooksMu serializes changes of issued hooks (tokens_pebble.go)
 	hooksMu sync.Mutex
+	// results: see results_pebble.go
+	results pebbleResults
 }
 
 // floor is a lower bound of the live entries of the due or the lease

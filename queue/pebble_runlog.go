@@ -98,16 +98,32 @@ func encodeHeaders(h map[string][]string) []byte {
 	return b
 }
 
+// uvarint reads a number written by binary.AppendUvarint below 2^28
+// from the front of b, and how many bytes it took.
+func uvarint(b []byte) (int, int, bool) {
+	n := 0
+	for i, c := range b {
+		if i == 4 {
+			break
+		}
+		n |= int(c&0x7f) << (7 * i)
+		if c < 0x80 {
+			return n, i + 1, true
+		}
+	}
+	return 0, 0, false
+}
+
 // decodeHeaders reads what encodeHeaders wrote.
 func decodeHeaders(b []byte) (map[string][]string, error) {
 	bad := errors.New("malformed headers")
 	next := func() (string, bool) {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)-k) {
+		n, k, ok := uvarint(b)
+		if !ok || n > len(b)-k {
 			return "", false
 		}
-		s := string(b[k : k+int(n)])
-		b = b[k+int(n):]
+		s := string(b[k : k+n])
+		b = b[k+n:]
 		return s, true
 	}
 	h := map[string][]string{}
@@ -116,8 +132,8 @@ func decodeHeaders(b []byte) (map[string][]string, error) {
 		if !ok {
 			return nil, bad
 		}
-		count, k := binary.Uvarint(b)
-		if k <= 0 || count > uint64(len(b)) {
+		count, k, ok := uvarint(b)
+		if !ok || count > len(b) {
 			return nil, bad
 		}
 		b = b[k:]
@@ -446,19 +462,89 @@ func (p *Pebble) peek(key []byte, f func([]byte) bool) (bool, error) {
 	return ok, closer.Close()
 }
 
-// matchText reports whether Q is in the id, payload or body of ev.
-func (p *Pebble) matchText(f *listFilter, ev *Event) (bool, error) {
-	if f.match(ev.ID) {
+// follower reads the values of one kind of key (payloads, bodies) for a
+// scan that visits record keys going down: one iterator moved along with
+// the scan instead of a point read per record.
+type follower struct {
+	p       *Pebble
+	kind    byte
+	lo, hi  string
+	it      *pebble.Iterator
+	valid   bool
+	started bool
+}
+
+// at calls f with the value for key, if there is one.
+func (w *follower) at(key string, f func([]byte) bool) (bool, error) {
+	if w.it == nil {
+		prefix := []byte{w.kind}
+		upper := prefixEnd(prefix)
+		if w.hi != "" {
+			upper = prefixed(w.kind, []byte(w.hi))
+		}
+		it, err := w.p.db.NewIter(&pebble.IterOptions{LowerBound: prefixed(w.kind, []byte(w.lo)), UpperBound: upper})
+		if err != nil {
+			return false, err
+		}
+		w.it = it
+	}
+	target := prefixed(w.kind, []byte(key))
+	// a few steps back cover the next record; a longer way is a seek
+	steps := 0
+	for w.started && w.valid && bytes.Compare(w.it.Key(), target) > 0 && steps < 8 {
+		w.valid = w.it.Prev()
+		steps++
+	}
+	if !w.started || w.valid && bytes.Compare(w.it.Key(), target) > 0 {
+		w.valid, w.started = w.it.SeekLT(append(target, 0)), true
+	}
+	if w.valid && bytes.Equal(w.it.Key(), target) {
+		return f(w.it.Value()), nil
+	}
+	return false, w.it.Error()
+}
+
+func (w *follower) close() error {
+	if w.it == nil {
+		return nil
+	}
+	return w.it.Close()
+}
+
+// textMatcher tells whether Q is in the id, payload or body of the
+// records a listing visits.
+type textMatcher struct {
+	f              *listFilter
+	payload, bodys follower
+}
+
+func (p *Pebble) newTextMatcher(f *listFilter, lo, hi string) *textMatcher {
+	return &textMatcher{
+		f:       f,
+		payload: follower{p: p, kind: kindPayload, lo: lo, hi: hi},
+		bodys:   follower{p: p, kind: kindBody, lo: lo, hi: hi},
+	}
+}
+
+func (m *textMatcher) match(ev *Event) (bool, error) {
+	if m.f.match(ev.ID) {
 		return true, nil
 	}
-	for _, k := range [][]byte{payloadKey(ev.Key), bodyKey(ev.Key)} {
-		ok, err := p.peek(k, f.contains)
+	return m.inBodies(ev.Key)
+}
+
+// inBodies reports whether Q is in the payload or body of key.
+func (m *textMatcher) inBodies(key string) (bool, error) {
+	for _, w := range []*follower{&m.payload, &m.bodys} {
+		ok, err := w.at(key, m.f.contains)
 		if ok || err != nil {
 			return ok, err
 		}
 	}
 	return false, nil
 }
+
+func (m *textMatcher) close() error { return errors.Join(m.payload.close(), m.bodys.close()) }
 
 // List pages through records newest first, filtered: through the index
 // of an id, else of a hook (whose values hold the status and receive
@@ -481,10 +567,12 @@ func (p *Pebble) List(ctx context.Context, q ListQuery) (ListPage, error) {
 	if hi != "" && hi <= lo {
 		return page, nil
 	}
+	text := p.newTextMatcher(f, lo, hi)
+	defer func() { _ = text.close() }()
 	scanned, last := 0, ""
-	// visit handles the record of key (ev when already read) and reports
-	// false once the listing is done.
-	visit := func(key string, ev *Event) (bool, error) {
+	// visit handles the record of key (raw: its stored value, when already
+	// read) and reports false once the listing is done.
+	visit := func(key string, raw []byte) (bool, error) {
 		if q.Q != "" {
 			if scanned == ListScanMax {
 				page.Next = last // the next call starts below the last one read
@@ -493,19 +581,33 @@ func (p *Pebble) List(ctx context.Context, q ListQuery) (ListPage, error) {
 			scanned++
 			last = key
 		}
-		if ev == nil {
+		if raw == nil {
 			var err error
-			if ev, err = p.get(key); errors.Is(err, ErrNotFound) {
+			if raw, err = p.getValue(recordKey(key)); errors.Is(err, ErrNotFound) {
 				return true, nil
 			} else if err != nil {
 				return false, err
 			}
 		}
+		found := false
+		if q.Q != "" && f.literal && !f.contains(raw) {
+			// Q is not in the stored record, so not in its id: decoding
+			// it is needed only if the payload or body holds Q
+			ok, err := text.inBodies(key)
+			if err != nil || !ok {
+				return err == nil, err
+			}
+			found = true
+		}
+		ev := &Event{}
+		if err := json.Unmarshal(raw, ev); err != nil {
+			return false, fmt.Errorf("record %s: %w", key, err)
+		}
 		if !f.meta(ev) {
 			return true, nil
 		}
-		if q.Q != "" {
-			if ok, err := p.matchText(f, ev); err != nil || !ok {
+		if q.Q != "" && !found {
+			if ok, err := text.match(ev); err != nil || !ok {
 				return err == nil, err
 			}
 		}
@@ -580,15 +682,11 @@ func (p *Pebble) List(ctx context.Context, q ListQuery) (ListPage, error) {
 			continue
 		}
 		key := string(it.Key()[len(prefix):])
-		var ev *Event
+		var raw []byte
 		if decode {
-			ev = &Event{}
-			if err := json.Unmarshal(it.Value(), ev); err != nil {
-				_ = it.Close()
-				return ListPage{}, unavailable(fmt.Errorf("record %s: %w", key, err))
-			}
+			raw = it.Value()
 		}
-		more, err := visit(key, ev)
+		more, err := visit(key, raw)
 		if err != nil {
 			_ = it.Close()
 			return ListPage{}, unavailable(err)

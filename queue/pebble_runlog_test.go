@@ -147,3 +147,50 @@ func BenchmarkRecord(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
 }
+
+// BenchmarkPebbleRunLogReads measures the reads of the run log's page
+// over 50,000 small records of 4 hooks: counts since a time, a page of
+// one hook and status, and a text query that matches nothing (it reads
+// ListScanMax records).
+func BenchmarkPebbleRunLogReads(b *testing.B) {
+	ctx := context.Background()
+	s, err := queue.OpenPebble(b.TempDir(), queue.PebbleOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	start := time.Now().Add(-time.Hour)
+	statuses := []queue.Status{queue.StatusDelivered, queue.StatusRejected, queue.StatusPassed, queue.StatusDead}
+	batch := make([]*queue.Event, 0, 500)
+	for i := range 50000 {
+		ev := logRecord(fmt.Sprintf("hook%d", i%4), fmt.Sprintf("delivery-%d", i), statuses[i%3], start.Add(time.Duration(i)*50*time.Millisecond))
+		batch = append(batch, ev)
+		if len(batch) == cap(batch) {
+			if err := s.Record(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	b.Run("counts-since", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := s.Counts(ctx, start.Add(30*time.Minute)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("list-hook-status", func(b *testing.B) {
+		for b.Loop() {
+			if page, err := s.List(ctx, queue.ListQuery{Hook: "hook1", Status: queue.StatusRejected}); err != nil || len(page.Events) != 50 {
+				b.Fatal(err, len(page.Events))
+			}
+		}
+	})
+	b.Run("list-text-scan", func(b *testing.B) {
+		for b.Loop() {
+			if page, err := s.List(ctx, queue.ListQuery{Q: "no such text"}); err != nil || page.Next == "" {
+				b.Fatal(err, page.Next)
+			}
+		}
+	})
+}

@@ -45,6 +45,10 @@ type listFilter struct {
 	text  []byte
 	lower string
 	ascii bool
+	// literal: Q is ASCII without a character that JSON escapes in a
+	// string (quote, backslash, <, >, &, controls), so a string holding Q
+	// holds it as written once encoded.
+	literal bool
 }
 
 func newListFilter(q ListQuery) *listFilter {
@@ -55,6 +59,7 @@ func newListFilter(q ListQuery) *listFilter {
 			break
 		}
 	}
+	f.literal = f.ascii && !strings.ContainsFunc(q.Q, func(r rune) bool { return r < 0x20 || strings.ContainsRune(`"\<>&`, r) })
 	return f
 }
 
