@@ -353,6 +353,7 @@ http://127.0.0.1:%[4]d {
 	const second = `{"action":"closed","issue":{"id":7}}`
 	github("gh-accepted-2", second, githubSignature(ghSecret, []byte(second)), http.StatusOK)
 	wait("the new webhook listed live", row("gh-accepted-2", "delivered"))
+	wait("its count", `document.querySelector('#hooks tr[data-hook="hooks/github"]')?.textContent.includes('delivered 2')`)
 	if marked := wait("the same page", `window.__loadedOnce === true ? 'same' : 'reloaded'`); marked != "same" {
 		t.Fatalf("the page reloaded to show a new record")
 	}

@@ -25,6 +25,7 @@
 		timer: 0,
 		hooksAt: 0,
 		hookNames: [],
+		pageSig: undefined, // keys and statuses of the newest page
 	};
 
 	// el builds an element; text goes in as textContent only.
@@ -332,6 +333,10 @@
 		const res = await api('events?' + query({ limit: PAGE }));
 		if (gen !== state.gen) return;
 		const page = (res.body && res.body.events) || [];
+		// a new record or a new status: the counts are read on the next tick
+		const sig = page.map((e) => e.key + ' ' + e.status).join('\n');
+		if (state.pageSig !== undefined && sig !== state.pageSig) state.hooksAt = 0;
+		state.pageSig = sig;
 		state.events = merge(page);
 		if (!state.extended) state.next = res.body.next || '';
 		renderEvents();
