@@ -141,7 +141,7 @@ func newQueueCollector(store queue.Store) *queueCollector {
 	return &queueCollector{
 		store: store,
 		events: prometheus.NewDesc("caddy_webhook_gateway_queue_events",
-			"Stored async events, by hook and status (queued, delivering, delivered, dead).", []string{"hook", "status"}, nil),
+			"Stored records, by hook and status: async events (queued, delivering, delivered, dead) and run log records (delivered, dead, rejected, passed, duplicate).", []string{"hook", "status"}, nil),
 		oldest: prometheus.NewDesc("caddy_webhook_gateway_queue_oldest_due_seconds",
 			"Age of the oldest event due for delivery; 0 when none is waiting.", nil, nil),
 	}

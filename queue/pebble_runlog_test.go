@@ -2,10 +2,12 @@ package queue_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"maps"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -193,4 +195,129 @@ func BenchmarkPebbleRunLogReads(b *testing.B) {
 			}
 		}
 	})
+}
+
+// Trims running while records are written, events delivered and
+// replayed: no queued or delivering record is removed, and the counts in
+// memory, the hook index and a full listing agree at the end.
+func TestPebbleTrimWhileWriting(t *testing.T) {
+	ctx := context.Background()
+	s, err := queue.OpenPebble(t.TempDir(), queue.PebbleOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	const keep = 50
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	errs := make(chan error, 16)
+	// the recorder
+	wg.Go(func() {
+		for i := range 40 {
+			batch := make([]*queue.Event, 10)
+			for j := range batch {
+				batch[j] = logRecord("h", fmt.Sprintf("r%d-%d", i, j), queue.StatusPassed, time.Now())
+			}
+			if err := s.Record(ctx, batch); err != nil {
+				errs <- err
+				return
+			}
+		}
+	})
+	var mu sync.Mutex
+	// keys of async events not yet delivered
+	live := map[string]bool{}
+	// accepts, deliveries and replays
+	wg.Go(func() {
+		for i := range 150 {
+			ev := &queue.Event{ID: fmt.Sprintf("a%d", i), Hook: "h", Body: []byte(`{}`)}
+			if err := s.Enqueue(ctx, []*queue.Event{ev}, queue.EnqueueOptions{}); err != nil {
+				errs <- err
+				return
+			}
+			mu.Lock()
+			live[ev.Key] = true
+			mu.Unlock()
+			if i%3 != 0 {
+				continue
+			}
+			evs, err := s.Lease(ctx, 2, time.Minute)
+			if err != nil {
+				errs <- err
+				return
+			}
+			for _, l := range evs {
+				mu.Lock()
+				delete(live, l.Key) // acked below: from now on it may be trimmed
+				mu.Unlock()
+				if err := s.Ack(ctx, queue.LeaseOf(l), queue.Attempt{At: time.Now(), Status: 200}); err != nil {
+					errs <- err
+					return
+				}
+				if i%2 == 0 {
+					switch err := s.Replay(ctx, l.Key); {
+					case err == nil:
+						mu.Lock()
+						live[l.Key] = true
+						mu.Unlock()
+					case !errors.Is(err, queue.ErrNotFound): // trimmed before the replay: fine
+						errs <- err
+						return
+					}
+				}
+			}
+		}
+	})
+	trims := make(chan struct{})
+	// the trimmer
+	go func() {
+		defer close(trims)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := s.Trim(ctx, "h", keep); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	<-trims
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if _, err := s.Trim(ctx, "h", keep); err != nil {
+		t.Fatal(err)
+	}
+	for key := range live {
+		ev, err := s.Get(ctx, key)
+		if err != nil || ev.Status.Finished() {
+			t.Errorf("queued event %s after the trims: %v %+v", key, err, ev)
+		}
+	}
+	listed := map[queue.Status]int{}
+	total := 0
+	for _, key := range listAll(t, s, queue.ListQuery{Hook: "h", Limit: 500}) {
+		listed[get(t, s, key).Status]++
+		total++
+	}
+	st, err := s.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts, err := s.Counts(ctx, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(listed, st.Counts["h"]) || !maps.Equal(listed, counts["h"]) {
+		t.Fatalf("listed %v, stats %v, counts %v", listed, st.Counts["h"], counts["h"])
+	}
+	if unfinished := listed[queue.StatusQueued] + listed[queue.StatusDelivering]; total > max(keep, unfinished) {
+		t.Fatalf("%d records left (%v), keep %d", total, listed, keep)
+	}
 }
