@@ -42,6 +42,13 @@ type sender interface {
 	// send makes the attempts of a under policy, numbering the first one
 	// first, and reports each to h.observeAttempt.
 	send(ctx context.Context, h *Handler, a *action, o outbound, policy forward.Policy, first int) forward.Result
+	// answer answers a sync request whose one action this is.
+	answer(h *Handler, w http.ResponseWriter, r *http.Request, id string, res forward.Result) error
+	// failure says why an outcome failed, for a fan-out summary: "" when
+	// it did not.
+	failure(res forward.Result) string
+	// describe says why an attempt failed with err, for the run log.
+	describe(err error) string
 	// close ends the connections the action holds.
 	close()
 }

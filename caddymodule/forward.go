@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"net/http"
+	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -68,6 +69,26 @@ func (t *httpTarget) header(repl *caddy.Replacer) http.Header {
 	}
 	return header
 }
+
+func (t *httpTarget) answer(h *Handler, w http.ResponseWriter, r *http.Request, _ string, res forward.Result) error {
+	return h.answerOne(w, r, res)
+}
+
+func (t *httpTarget) failure(res forward.Result) string {
+	switch {
+	case res.TimedOut:
+		return "timed out"
+	case res.Err != nil && res.Status == 0:
+		return "unreachable"
+	case res.Err != nil:
+		return "retries exhausted, last status " + strconv.Itoa(res.Status)
+	case !res.OK():
+		return "upstream answered " + strconv.Itoa(res.Status)
+	}
+	return ""
+}
+
+func (t *httpTarget) describe(err error) string { return describeErr(err) }
 
 // close has nothing to end: the forward client is the handler's, closed
 // in Cleanup.

@@ -279,9 +279,20 @@ func publishFailure(res forward.Result) string {
 	}
 }
 
-// answerPublished answers a sync request whose one action is a publish:
-// 202 once confirmed, 504 when time ran out, else 502.
-func (h *Handler) answerPublished(w http.ResponseWriter, r *http.Request, id string, res forward.Result) error {
+func (t *brokerTarget) failure(res forward.Result) string {
+	if res.OK() {
+		return ""
+	}
+	return publishFailure(res)
+}
+
+func (t *brokerTarget) describe(err error) string {
+	return publishFailure(forward.Result{Err: err})
+}
+
+// answer answers a sync request whose one action is a publish: 202 once
+// confirmed, 504 when time ran out, else 502.
+func (t *brokerTarget) answer(h *Handler, w http.ResponseWriter, r *http.Request, id string, res forward.Result) error {
 	switch {
 	case res.OK():
 		writeJSON(w, http.StatusAccepted, acceptedBody{ID: id, Status: "published"})
