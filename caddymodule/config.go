@@ -229,7 +229,7 @@ type action struct {
 	name   string // for metrics, logs, summaries; never the URL
 	sender sender
 	// broker is a publish action's sender as its own type, nil for the
-	// other kinds.
+	// other kinds; only tests look into it.
 	broker  *brokerTarget
 	keys    []string // per-request placeholders of the target and headers
 	timeout time.Duration

@@ -306,7 +306,8 @@ func (t *brokerTarget) answer(h *Handler, w http.ResponseWriter, r *http.Request
 // close ends the connection to the broker.
 func (t *brokerTarget) close() { _ = t.publisher.Close() }
 
-// closeBroker ends the action's broker connection, if it has one.
+// closeBroker ends the action's broker connection, if it has one. Cleanup
+// closes every action through its sender.
 func (a *action) closeBroker() {
 	if a.broker != nil {
 		_ = a.broker.publisher.Close()
