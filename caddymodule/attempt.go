@@ -29,54 +29,49 @@ type outbound struct {
 	trace *attemptTrace
 }
 
+// A sender is what differs between the kinds of action: a forward to an
+// HTTP upstream (*httpTarget), a publish to a broker (*brokerTarget) and
+// the request-reply callback (*callbackTarget). What they share (body,
+// retry policy, metrics, logs, the run log's trace) is the action's.
+type sender interface {
+	// verb names the kind in logs: "forward" or "publish".
+	verb() string
+	// check resolves the target (URL, exchange and routing key, subject)
+	// of one request; an error names what cannot be built, not the value.
+	check(repl *caddy.Replacer) error
+	// send makes the attempts of a under policy, numbering the first one
+	// first, and reports each to h.observeAttempt.
+	send(ctx context.Context, h *Handler, a *action, o outbound, policy forward.Policy, first int) forward.Result
+	// answer answers a sync request whose one action this is.
+	answer(h *Handler, w http.ResponseWriter, r *http.Request, id string, res forward.Result) error
+	// failure says why an outcome failed, for a fan-out summary: "" when
+	// it did not.
+	failure(res forward.Result) string
+	// describe says why an attempt failed with err, for the run log.
+	describe(err error) string
+	// close ends the connections the action holds.
+	close()
+}
+
 // send makes the attempts of one action under policy, numbering the first
 // one first. Sync mode passes the action's policy (every retry within the
 // deadline); async mode passes one attempt and records the outcome itself.
 // This is the only place an outbound request or publish is made, so an
 // action's option means the same in both modes.
 func (h *Handler) send(ctx context.Context, a *action, o outbound, policy forward.Policy, first int) forward.Result {
-	if a.broker != nil {
-		return h.publish(ctx, a, o, policy, first)
-	}
-	target, err := h.targetOf(a, o.repl)
-	if err != nil {
-		// checked when the event was accepted; an async event can meet a
-		// changed config here
-		return forward.Result{Err: err}
-	}
-	return h.client.Do(ctx, &forward.Request{
-		ID:                 o.id,
-		Method:             a.method,
-		URL:                target,
-		Header:             a.header(o.repl),
-		Body:               o.body,
-		Timeout:            a.timeout,
-		Policy:             policy,
-		Signer:             a.signer,
-		InsecureSkipVerify: a.insecure,
-		HTTPClient:         h.httpClientOf(a),
-		FirstAttempt:       first,
-		Observe: func(at forward.Attempt) {
-			h.observeAttempt(a, o.id, at)
-			o.trace.add(at)
-		},
-	})
+	return a.sender.send(ctx, h, a, o, policy, first)
 }
 
-// observeAttempt records one attempt of an action in metrics and the
-// debug log.
-func (h *Handler) observeAttempt(a *action, id string, at forward.Attempt) {
+// observeAttempt records one attempt of an action in metrics, the debug
+// log and, in sync mode, the trace for the run log.
+func (h *Handler) observeAttempt(a *action, o outbound, at forward.Attempt) {
 	h.metrics.attempts.WithLabelValues(h.name, a.name).Inc()
 	if at.N > 1 {
 		h.metrics.retries.WithLabelValues(h.name, a.name).Inc()
 	}
-	msg := "forward attempt"
-	if a.broker != nil {
-		msg = "publish attempt"
-	}
-	if ce := h.logger.Check(zapcore.DebugLevel, msg); ce != nil {
+	if ce := h.logger.Check(zapcore.DebugLevel, a.sender.verb()+" attempt"); ce != nil {
 		fields := []zap.Field{
-			zap.String("hook", h.name), zap.String("id", id), zap.String("action", a.name),
+			zap.String("hook", h.name), zap.String("id", o.id), zap.String("action", a.name),
 			zap.Int("attempt", at.N), zap.Int("status", at.Status), zap.Duration("duration", at.Duration),
 			zap.Duration("next_delay", at.Delay),
 		}
@@ -85,26 +80,14 @@ func (h *Handler) observeAttempt(a *action, id string, at forward.Attempt) {
 		}
 		ce.Write(fields...)
 	}
+	o.trace.add(at)
 }
 
-// target resolves the action's URL for one request; a path value that
-// cannot be one plain segment is a *forward.PathValueError.
-func (a *action) target(repl *caddy.Replacer) (string, error) {
-	return a.url.Resolve(repl.GetString)
-}
-
-// checkTargets resolves every action's URL (or exchange and routing key)
-// before anything is sent or stored, so a refused value refuses the whole
-// event.
+// checkTargets resolves every action's target before anything is sent or
+// stored, so a refused value refuses the whole event.
 func (h *Handler) checkTargets(repl *caddy.Replacer) error {
 	for _, a := range h.actions {
-		if a.broker != nil {
-			if _, _, err := a.broker.route(repl); err != nil {
-				return err
-			}
-			continue
-		}
-		if _, err := a.target(repl); err != nil {
+		if err := a.sender.check(repl); err != nil {
 			return err
 		}
 	}
@@ -128,19 +111,6 @@ func (h *Handler) refuseURL(w http.ResponseWriter, r *http.Request, err error) e
 	}
 	return h.reject(w, r, http.StatusUnprocessableEntity, reasonMapping,
 		what+" cannot be a URL path segment: its value "+pe.Reason, nil)
-}
-
-// header resolves the action's configured headers for one request.
-func (a *action) header(repl *caddy.Replacer) http.Header {
-	header := make(http.Header, len(a.headers))
-	for name, vals := range a.headers {
-		out := make([]string, len(vals))
-		for i, v := range vals {
-			out[i] = headerSafe(repl.ReplaceKnown(v, ""))
-		}
-		header[name] = out
-	}
-	return header
 }
 
 // values are the per-request placeholder values the action's URL and
@@ -245,11 +215,7 @@ func (h *Handler) observe(a *action, res forward.Result) {
 		if res.Err != nil {
 			fields = append(fields, zap.String("error", describeErr(res.Err)))
 		}
-		msg := "forward gave up"
-		if a.broker != nil {
-			msg = "publish gave up"
-		}
-		h.logger.Warn(msg, fields...)
+		h.logger.Warn(a.sender.verb()+" gave up", fields...)
 	}
 }
 

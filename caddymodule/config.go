@@ -223,18 +223,18 @@ type SignConfig struct {
 	Prefix string `json:"prefix,omitempty"`
 }
 
-// action is a provisioned ForwardConfig or PublishConfig.
+// action is a provisioned ForwardConfig or PublishConfig, or the callback
+// of a request-reply hook: what every kind has, and its sender.
 type action struct {
-	name     string        // for metrics, logs, summaries; never the URL
-	broker   *brokerTarget // set for a publish action
-	url      *forward.URLTemplate
-	keys     []string // per-request placeholders of the URL and headers
-	method   string
-	headers  http.Header
-	timeout  time.Duration
-	policy   forward.Policy
-	signer   forward.Signer
-	insecure bool
+	name   string // for metrics, logs, summaries; never the URL
+	sender sender
+	// broker is a publish action's sender as its own type, nil for the
+	// other kinds; only tests look into it.
+	broker  *brokerTarget
+	keys    []string // per-request placeholders of the target and headers
+	timeout time.Duration
+	policy  forward.Policy
+	// original: the action sends the received document, not the reshaped one.
 	original bool
 	// customRetry: retries or backoff were configured, so async mode uses
 	// them instead of the long default schedule.
@@ -247,54 +247,22 @@ const (
 )
 
 func (f *ForwardConfig) provision(repl *caddy.Replacer, reshaped bool, index int) (*action, error) {
-	if f.URL == "" {
-		return nil, errors.New("url is required")
-	}
-	u, err := forward.ParseURL(repl.ReplaceKnown(expandJSONShorthand(f.URL), ""))
+	t, err := f.target(repl)
 	if err != nil {
 		return nil, err
 	}
-	a := &action{
-		name:     f.Name,
-		url:      u,
-		method:   strings.ToUpper(f.Method),
-		headers:  f.Headers.Clone(),
-		timeout:  time.Duration(f.Timeout),
-		insecure: f.TLSInsecureSkipVerify,
-	}
+	a := &action{name: f.Name, sender: t, timeout: time.Duration(f.Timeout)}
 	if a.name == "" {
 		a.name = strconv.Itoa(index)
-	}
-	if a.method == "" {
-		a.method = http.MethodPost
-	}
-	if err := forward.CheckMethod(a.method); err != nil {
-		return nil, err
 	}
 	if a.timeout <= 0 {
 		a.timeout = defaultTimeout
 	}
-	if a.headers == nil {
-		a.headers = http.Header{}
-	}
-	for name, vals := range a.headers {
-		if err := forward.CheckHeaderName(name); err != nil {
-			return nil, err // else every attempt fails once the request is built
-		}
-		for i, v := range vals {
-			// env placeholders now; the rest per request
-			vals[i] = repl.ReplaceKnown(expandJSONShorthand(v), "")
-		}
-		a.headers[name] = vals
-	}
-	a.keys = u.Keys()
-	for _, vals := range a.headers {
+	a.keys = t.url.Keys()
+	for _, vals := range t.headers {
 		for _, v := range vals {
 			a.keys = placeholderKeys(v, a.keys)
 		}
-	}
-	if a.headers.Get("Content-Type") == "" {
-		a.headers.Set("Content-Type", "application/json")
 	}
 	if err := a.delivery(f.Body, reshaped, f.Retries, f.BackoffBase, f.BackoffMax); err != nil {
 		return nil, err
@@ -307,21 +275,71 @@ func (f *ForwardConfig) provision(repl *caddy.Replacer, reshaped bool, index int
 	} else {
 		a.policy.RetryOn = forward.DefaultRetryOn()
 	}
-	if f.Sign != nil {
-		if err := emptyEnv("sign: secret", f.Sign.Secret, repl); err != nil {
-			return nil, err
-		}
-		a.signer, err = forward.NewSigner(f.Sign.Kind, repl.ReplaceKnown(f.Sign.Secret, ""), forward.HMACOptions{
-			Header:    f.Sign.Header,
-			Algorithm: f.Sign.Algorithm,
-			Encoding:  f.Sign.Encoding,
-			Prefix:    f.Sign.Prefix,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("sign: %w", err)
-		}
+	if t.signer, err = f.Sign.signer(repl); err != nil {
+		return nil, err
 	}
 	return a, nil
+}
+
+// target builds the HTTP side of the forward, but for its signer: URL,
+// method and headers, {env.*} resolved.
+func (f *ForwardConfig) target(repl *caddy.Replacer) (*httpTarget, error) {
+	if f.URL == "" {
+		return nil, errors.New("url is required")
+	}
+	u, err := forward.ParseURL(repl.ReplaceKnown(expandJSONShorthand(f.URL), ""))
+	if err != nil {
+		return nil, err
+	}
+	t := &httpTarget{
+		url:      u,
+		method:   strings.ToUpper(f.Method),
+		headers:  f.Headers.Clone(),
+		insecure: f.TLSInsecureSkipVerify,
+	}
+	if t.method == "" {
+		t.method = http.MethodPost
+	}
+	if err := forward.CheckMethod(t.method); err != nil {
+		return nil, err
+	}
+	if t.headers == nil {
+		t.headers = http.Header{}
+	}
+	for name, vals := range t.headers {
+		if err := forward.CheckHeaderName(name); err != nil {
+			return nil, err // else every attempt fails once the request is built
+		}
+		for i, v := range vals {
+			// env placeholders now; the rest per request
+			vals[i] = repl.ReplaceKnown(expandJSONShorthand(v), "")
+		}
+		t.headers[name] = vals
+	}
+	if t.headers.Get("Content-Type") == "" {
+		t.headers.Set("Content-Type", "application/json")
+	}
+	return t, nil
+}
+
+// signer is the signer of outbound requests, nil when s is.
+func (s *SignConfig) signer(repl *caddy.Replacer) (forward.Signer, error) {
+	if s == nil {
+		return nil, nil
+	}
+	if err := emptyEnv("sign: secret", s.Secret, repl); err != nil {
+		return nil, err
+	}
+	signer, err := forward.NewSigner(s.Kind, repl.ReplaceKnown(s.Secret, ""), forward.HMACOptions{
+		Header:    s.Header,
+		Algorithm: s.Algorithm,
+		Encoding:  s.Encoding,
+		Prefix:    s.Prefix,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	return signer, nil
 }
 
 // delivery sets what forward and publish actions share: which body they

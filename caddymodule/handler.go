@@ -557,7 +557,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 }
 
 // Cleanup stops delivering this hook's events, closes the idle
-// connections of the forward client and the broker connections.
+// connections of the forward client and what each action holds open.
 func (h *Handler) Cleanup() error {
 	if h.app != nil {
 		h.app.unregister(h)
@@ -566,9 +566,11 @@ func (h *Handler) Cleanup() error {
 		h.client.Close()
 	}
 	for _, a := range h.actions {
-		a.closeBroker()
+		a.sender.close()
 	}
-	h.closeReply()
+	if h.reply != nil {
+		h.reply.action.sender.close()
+	}
 	return nil
 }
 

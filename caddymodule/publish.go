@@ -76,7 +76,7 @@ type PublishConfig struct {
 	Body string `json:"body,omitempty"`
 }
 
-// brokerTarget is the publishing side of a provisioned action.
+// brokerTarget is the sender of a publish action.
 type brokerTarget struct {
 	publisher publish.Publisher
 	kind      string // "amqp" or "nats"
@@ -137,7 +137,7 @@ func (p *PublishConfig) provision(repl *caddy.Replacer, reshaped bool, index int
 	t.exchange = repl.ReplaceKnown(expandJSONShorthand(t.exchange), "")
 	t.key = repl.ReplaceKnown(expandJSONShorthand(t.key), "")
 
-	a := &action{name: p.Name, timeout: time.Duration(p.Timeout), broker: t}
+	a := &action{name: p.Name, sender: t, broker: t, timeout: time.Duration(p.Timeout)}
 	if a.name == "" {
 		a.name = strconv.Itoa(index)
 	}
@@ -204,11 +204,18 @@ func checkSubject(s string) error {
 	return nil
 }
 
-// publish makes the attempts of one publish action under policy: the
-// broker side of send. Every failed attempt is retryable.
-func (h *Handler) publish(ctx context.Context, a *action, o outbound, policy forward.Policy, first int) forward.Result {
+func (t *brokerTarget) verb() string { return "publish" }
+
+func (t *brokerTarget) check(repl *caddy.Replacer) error {
+	_, _, err := t.route(repl)
+	return err
+}
+
+// send makes the attempts of a publish under policy. Every failed attempt
+// is retryable.
+func (t *brokerTarget) send(ctx context.Context, h *Handler, a *action, o outbound, policy forward.Policy, first int) forward.Result {
 	start := h.now()
-	exchange, key, err := a.broker.route(o.repl)
+	exchange, key, err := t.route(o.repl)
 	if err != nil {
 		return forward.Result{Err: err}
 	}
@@ -217,7 +224,7 @@ func (h *Handler) publish(ctx context.Context, a *action, o outbound, policy for
 		n := first + try
 		actx, cancel := context.WithTimeout(ctx, a.timeout)
 		began := h.now()
-		err := a.broker.publisher.Publish(actx, publish.Message{
+		err := t.publisher.Publish(actx, publish.Message{
 			ID: o.id, Exchange: exchange, Key: key, Body: o.body, Hook: h.name, Attempt: n,
 		})
 		timedOut := err != nil && errors.Is(actx.Err(), context.DeadlineExceeded)
@@ -231,8 +238,7 @@ func (h *Handler) publish(ctx context.Context, a *action, o outbound, policy for
 		if retry {
 			at.Delay = policy.Delay(try+1, 0)
 		}
-		h.observeAttempt(a, o.id, at)
-		o.trace.add(at)
+		h.observeAttempt(a, o, at)
 		if !retry || sleepCtx(ctx, at.Delay) != nil {
 			break
 		}
@@ -273,9 +279,20 @@ func publishFailure(res forward.Result) string {
 	}
 }
 
-// answerPublished answers a sync request whose one action is a publish:
-// 202 once confirmed, 504 when time ran out, else 502.
-func (h *Handler) answerPublished(w http.ResponseWriter, r *http.Request, id string, res forward.Result) error {
+func (t *brokerTarget) failure(res forward.Result) string {
+	if res.OK() {
+		return ""
+	}
+	return publishFailure(res)
+}
+
+func (t *brokerTarget) describe(err error) string {
+	return publishFailure(forward.Result{Err: err})
+}
+
+// answer answers a sync request whose one action is a publish: 202 once
+// confirmed, 504 when time ran out, else 502.
+func (t *brokerTarget) answer(h *Handler, w http.ResponseWriter, r *http.Request, id string, res forward.Result) error {
 	switch {
 	case res.OK():
 		writeJSON(w, http.StatusAccepted, acceptedBody{ID: id, Status: "published"})
@@ -286,7 +303,11 @@ func (h *Handler) answerPublished(w http.ResponseWriter, r *http.Request, id str
 	return h.fail(w, r, http.StatusBadGateway, fmt.Errorf("publish failed after %d attempts: %s", res.Attempts, publishFailure(res)))
 }
 
-// closeBroker ends the action's broker connection, if it has one.
+// close ends the connection to the broker.
+func (t *brokerTarget) close() { _ = t.publisher.Close() }
+
+// closeBroker ends the action's broker connection, if it has one. Cleanup
+// closes every action through its sender.
 func (a *action) closeBroker() {
 	if a.broker != nil {
 		_ = a.broker.publisher.Close()

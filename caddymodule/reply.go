@@ -93,10 +93,10 @@ const (
 type replier struct {
 	callback string // template
 	allow    *reply.Allow
+	method   string // of the callback request
 	fetch    string
 	retain   time.Duration
 	action   *action // the callback, numbered after the hook's actions
-	http     *http.Client
 	results  queue.Results
 }
 
@@ -142,21 +142,28 @@ func (h *Handler) provisionReply(repl *caddy.Replacer) error {
 	if method == "" {
 		method = http.MethodGet
 	}
-	// A forward action with a placeholder URL, so that method, signer and
-	// headers are checked as for any forward; the URL comes from the event.
-	act, err := (&ForwardConfig{URL: "https://callback.invalid/", Name: callbackName, Method: method, Sign: c.Sign}).provision(repl, false, len(h.actions))
+	// built as a forward's, so that method and signer are checked as for
+	// any forward; the URL comes from the event
+	fwd, err := (&ForwardConfig{URL: "https://callback.invalid/", Method: method}).target(repl)
+	if err == nil {
+		fwd.signer, err = c.Sign.signer(repl)
+	}
 	if err != nil {
 		return fmt.Errorf("reply: %w", err)
 	}
 	if !callbackHasBody(method) {
-		act.headers.Del("Content-Type")
+		fwd.headers.Del("Content-Type")
 	}
 	// retried on the result action's schedule
 	result := h.actions[0]
-	act.policy = result.policy
+	act := &action{
+		name:        callbackName,
+		sender:      &callbackTarget{httpTarget: fwd, allow: allow, client: reply.NewClient(opts)},
+		timeout:     defaultTimeout,
+		policy:      result.policy,
+		customRetry: result.customRetry,
+	}
 	act.policy.RetryOn = forward.DefaultRetryOn()
-	act.customRetry = result.customRetry
-	act.timeout = defaultTimeout
 
 	retain := time.Duration(c.Retain)
 	if retain == 0 {
@@ -165,10 +172,10 @@ func (h *Handler) provisionReply(repl *caddy.Replacer) error {
 	h.reply = &replier{
 		callback: expandJSONShorthand(c.Callback),
 		allow:    allow,
+		method:   method,
 		fetch:    c.Fetch,
 		retain:   retain,
 		action:   act,
-		http:     reply.NewClient(opts),
 	}
 	return nil
 }
@@ -216,19 +223,39 @@ func (h *Handler) actionAt(i int) *action {
 	return nil
 }
 
-// targetOf resolves where one attempt of a goes: the callback URL with
-// the secret id for the callback, else the action's URL.
-func (h *Handler) targetOf(a *action, repl *caddy.Replacer) (string, error) {
-	if h.reply == nil || a != h.reply.action {
-		return a.target(repl)
+// callbackTarget is the sender of the request-reply callback: a forward
+// to the caller's callback URL with the secret id, through the client
+// that checks every address it dials.
+type callbackTarget struct {
+	*httpTarget // method, headers, signer
+	allow       *reply.Allow
+	client      *http.Client
+}
+
+func (c *callbackTarget) check(repl *caddy.Replacer) error {
+	_, err := c.target(repl)
+	return err
+}
+
+func (c *callbackTarget) send(ctx context.Context, h *Handler, a *action, o outbound, policy forward.Policy, first int) forward.Result {
+	target, err := c.target(o.repl)
+	if err != nil {
+		return forward.Result{Err: err}
 	}
+	req := c.request(h, a, o, policy, first, target)
+	req.HTTPClient = c.client
+	return h.client.Do(ctx, req)
+}
+
+// target is the event's callback URL with the secret id.
+func (c *callbackTarget) target(repl *caddy.Replacer) (string, error) {
 	cb, _ := repl.GetString(valueCallback)
 	secret, _ := repl.GetString(valueSecret)
 	if secret == "" {
 		return "", &routeError{"callback URL", "the stored event has no secret id"}
 	}
 	// checked again under the running config's allow list
-	if _, err := reply.CheckURL(cb, h.reply.allow); err != nil {
+	if _, err := reply.CheckURL(cb, c.allow); err != nil {
 		return "", &routeError{"callback URL", err.Error()}
 	}
 	u, err := reply.WithID(cb, secret)
@@ -238,14 +265,8 @@ func (h *Handler) targetOf(a *action, repl *caddy.Replacer) (string, error) {
 	return u, nil
 }
 
-// httpClientOf is the client a's attempts go through: the guarded one for
-// the callback, else nil (the forward client's own pool).
-func (h *Handler) httpClientOf(a *action) *http.Client {
-	if h.reply != nil && a == h.reply.action {
-		return h.reply.http
-	}
-	return nil
-}
+// close closes the idle connections of the callback client.
+func (c *callbackTarget) close() { c.client.CloseIdleConnections() }
 
 // replyValues resolves and checks the callback URL of an accepted request
 // and draws its secret id: the values the result record keeps. nil, nil
@@ -311,7 +332,7 @@ func (h *Handler) settle(ctx context.Context, ev *queue.Event, res forward.Resul
 		return fmt.Errorf("storing the result: %w", err)
 	}
 	var body []byte
-	if callbackHasBody(h.reply.action.method) {
+	if callbackHasBody(h.reply.method) {
 		body, _ = json.Marshal(callbackBody{ID: ev.ID, UpstreamStatus: result.Status})
 	}
 	cb := &queue.Event{
@@ -430,13 +451,6 @@ func (a *App) purgeResults(ctx context.Context) {
 		a.logger.Warn("purging expired results", zap.Error(err))
 	case n > 0:
 		a.logger.Info("purged expired results", zap.Int("results", n))
-	}
-}
-
-// closeReply closes the idle connections of the callback client.
-func (h *Handler) closeReply() {
-	if h.reply != nil {
-		h.reply.http.CloseIdleConnections()
 	}
 }
 

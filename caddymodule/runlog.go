@@ -503,7 +503,7 @@ func (h *Handler) logAsync(evs []*queue.Event, rec *runRecord, method string) {
 // attemptTrace collects the attempts of one action of a sync request.
 type attemptTrace struct {
 	now      func() time.Time
-	broker   bool
+	describe func(error) string // the action sender's describe
 	attempts []queue.Attempt
 }
 
@@ -513,10 +513,8 @@ func (t *attemptTrace) add(at forward.Attempt) {
 	}
 	a := queue.Attempt{At: t.now().Add(-at.Duration), Status: at.Status, Latency: at.Duration}
 	switch {
-	case at.Err != nil && t.broker:
-		a.Error = publishFailure(forward.Result{Err: at.Err})
 	case at.Err != nil:
-		a.Error = describeErr(at.Err)
+		a.Error = t.describe(at.Err)
 	case at.Status < 200 || at.Status >= 300:
 		a.Error = "upstream answered " + strconv.Itoa(at.Status)
 	}

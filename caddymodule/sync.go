@@ -42,7 +42,7 @@ func (h *Handler) forwardSync(w http.ResponseWriter, r *http.Request, repl *cadd
 	traces := make([]*attemptTrace, len(h.actions))
 	if rec != nil {
 		for i, a := range h.actions {
-			traces[i] = &attemptTrace{now: h.now, broker: a.broker != nil}
+			traces[i] = &attemptTrace{now: h.now, describe: a.sender.describe}
 		}
 	}
 	results := make([]forward.Result, len(h.actions))
@@ -78,10 +78,7 @@ func (h *Handler) forwardSync(w http.ResponseWriter, r *http.Request, repl *cadd
 // answerSync answers the sender once every action is done.
 func (h *Handler) answerSync(w http.ResponseWriter, r *http.Request, id string, results []forward.Result) error {
 	if len(results) == 1 {
-		if h.actions[0].broker != nil {
-			return h.answerPublished(w, r, id, results[0])
-		}
-		return h.answerOne(w, r, results[0])
+		return h.actions[0].sender.answer(h, w, r, id, results[0])
 	}
 	return h.answerMany(w, id, results)
 }
@@ -124,21 +121,7 @@ func (h *Handler) answerMany(w http.ResponseWriter, id string, results []forward
 	out := fanOutBody{ID: id, Status: "delivered", Actions: make([]actionSummary, len(results))}
 	status := http.StatusOK
 	for i, res := range results {
-		s := actionSummary{Action: h.actions[i].name, Status: res.Status, Attempts: res.Attempts}
-		switch {
-		case h.actions[i].broker != nil:
-			if !res.OK() {
-				s.Error = publishFailure(res)
-			}
-		case res.TimedOut:
-			s.Error = "timed out"
-		case res.Err != nil && res.Status == 0:
-			s.Error = "unreachable"
-		case res.Err != nil:
-			s.Error = "retries exhausted, last status " + strconv.Itoa(res.Status)
-		case !res.OK():
-			s.Error = "upstream answered " + strconv.Itoa(res.Status)
-		}
+		s := actionSummary{Action: h.actions[i].name, Status: res.Status, Attempts: res.Attempts, Error: h.actions[i].sender.failure(res)}
 		if s.Error != "" {
 			status = http.StatusBadGateway
 			out.Status = "failed"
