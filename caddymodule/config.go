@@ -226,11 +226,8 @@ type SignConfig struct {
 // action is a provisioned ForwardConfig or PublishConfig, or the callback
 // of a request-reply hook: what every kind has, and its sender.
 type action struct {
-	name   string // for metrics, logs, summaries; never the URL
-	sender sender
-	// broker is a publish action's sender as its own type, nil for the
-	// other kinds; only tests look into it.
-	broker  *brokerTarget
+	name    string // for metrics, logs, summaries; never the URL
+	sender  sender
 	keys    []string // per-request placeholders of the target and headers
 	timeout time.Duration
 	policy  forward.Policy

@@ -137,7 +137,7 @@ func (p *PublishConfig) provision(repl *caddy.Replacer, reshaped bool, index int
 	t.exchange = repl.ReplaceKnown(expandJSONShorthand(t.exchange), "")
 	t.key = repl.ReplaceKnown(expandJSONShorthand(t.key), "")
 
-	a := &action{name: p.Name, sender: t, broker: t, timeout: time.Duration(p.Timeout)}
+	a := &action{name: p.Name, sender: t, timeout: time.Duration(p.Timeout)}
 	if a.name == "" {
 		a.name = strconv.Itoa(index)
 	}
@@ -305,14 +305,6 @@ func (t *brokerTarget) answer(h *Handler, w http.ResponseWriter, r *http.Request
 
 // close ends the connection to the broker.
 func (t *brokerTarget) close() { _ = t.publisher.Close() }
-
-// closeBroker ends the action's broker connection, if it has one. Cleanup
-// closes every action through its sender.
-func (a *action) closeBroker() {
-	if a.broker != nil {
-		_ = a.broker.publisher.Close()
-	}
-}
 
 // parsePublish reads `publish <url> { ... }`.
 func parsePublish(d *caddyfile.Dispenser) (PublishConfig, error) {

@@ -41,9 +41,10 @@ func TestPublishProvisionErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.closeBroker()
-	if a.name != "3" || a.broker.kind != "amqp" {
-		t.Errorf("name %q kind %q", a.name, a.broker.kind)
+	defer a.sender.close()
+	bt, ok := a.sender.(*brokerTarget)
+	if !ok || a.name != "3" || bt.kind != "amqp" {
+		t.Fatalf("name %q sender %T", a.name, a.sender)
 	}
 	want := []string{"http.webhook_gateway.json.repo.name", "http.request.header.X-Event", "http.webhook_gateway.json.team"}
 	if strings.Join(a.keys, " ") != strings.Join(want, " ") {
