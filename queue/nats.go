@@ -32,7 +32,14 @@
 // and only then records the dedup key: a crash in between gives an extra
 // delivery, never a lost event. Every write waits for JetStream's
 // acknowledgement, that is a quorum of replicas; when that fails or times
-// out the error wraps ErrUnavailable. The records of one Enqueue are
+// out the error wraps ErrUnavailable. The whole Enqueue is bounded by
+// NATSOptions.AcceptTimeout. While a stream changes leader, a write sent
+// to the old one gets no answer: each write of an accept that gets none
+// in half of the time left, or is refused as leaderless, is tried once
+// more in the rest, made harmless if the first try was stored after all
+// (the first ticket's Nats-Msg-Id, a record found already there is this
+// accept's own, an extra ticket older than the record's is dropped).
+// The records of one Enqueue are
 // separate writes: a crash among them stores some, the sender gets no 202
 // and sends again, and the actions already stored are delivered twice.
 // EnqueueOptions.LeaseFor is not supported: the records are left queued.
