@@ -645,13 +645,13 @@ func (n *NATS) store(ctx context.Context, recs []*natsRecord) error {
 }
 
 // ownRecord checks that the record a retried create found already there
-// is rec, written by the first try.
+// is rec, written by the first try (a worker may have leased it since).
 func (n *NATS) ownRecord(ctx context.Context, rec *natsRecord) error {
 	got, _, err := n.getRecord(ctx, rec.Key)
 	if err != nil {
 		return err
 	}
-	if got.Ticket != rec.Ticket || got.ID != rec.ID || got.Hook != rec.Hook || got.Action != rec.Action {
+	if got.ID != rec.ID || got.Hook != rec.Hook || got.Action != rec.Action || !got.ReceivedAt.Equal(rec.ReceivedAt) {
 		return fmt.Errorf("record %s exists with another event", rec.Key)
 	}
 	return nil
