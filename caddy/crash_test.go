@@ -68,6 +68,12 @@ type senders struct {
 	// id and payload (deliveryKey)
 	resend bool
 	resent atomic.Int64
+	// timeout is each request's client timeout; 0 is 5s
+	timeout time.Duration
+	// accepted counts the 202s; longest is the longest time a request
+	// took to be answered (nanoseconds), whatever the answer
+	accepted atomic.Int64
+	longest  atomic.Int64
 }
 
 func startSenders(t *testing.T, url string, n int, l *ledger) *senders {
@@ -84,7 +90,11 @@ func deliveryKey(id string, payload []byte) string {
 }
 
 func (s *senders) start(t *testing.T, url string, n int, l *ledger) *senders {
-	client := &http.Client{Timeout: 5 * time.Second}
+	timeout := s.timeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	client := &http.Client{Timeout: timeout}
 	// send posts one event and reports whether it was answered 202
 	send := func(id string, payload []byte) bool {
 		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(payload))
@@ -93,6 +103,7 @@ func (s *senders) start(t *testing.T, url string, n int, l *ledger) *senders {
 		if id != "" {
 			req.Header.Set("X-Event-Id", id)
 		}
+		start := time.Now()
 		resp, err := client.Do(req)
 		if err != nil {
 			s.transport.Add(1)
@@ -101,7 +112,15 @@ func (s *senders) start(t *testing.T, url string, n int, l *ledger) *senders {
 		var acc struct{ ID, Status string }
 		err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&acc)
 		_ = resp.Body.Close()
+		for took := int64(time.Since(start)); ; {
+			if cur := s.longest.Load(); took <= cur || s.longest.CompareAndSwap(cur, took) {
+				break
+			}
+		}
 		if s.allow503 && resp.StatusCode == http.StatusServiceUnavailable {
+			if resp.Header.Get("Retry-After") == "" {
+				t.Errorf("503 without Retry-After")
+			}
 			s.unavailable.Add(1)
 			return false
 		}
@@ -114,6 +133,7 @@ func (s *senders) start(t *testing.T, url string, n int, l *ledger) *senders {
 		} else {
 			l.accept(acc.ID)
 		}
+		s.accepted.Add(1)
 		return true
 	}
 	for g := range n {

@@ -61,6 +61,7 @@ var stores = caddy.NewUsagePool()
 //			stream   <prefix>
 //			replicas <n>
 //			creds    <file>
+//			accept_timeout <duration>
 //		}
 //		workers <n>
 //		retain <duration>
@@ -138,6 +139,12 @@ type StoreConfig struct {
 
 	// CredsFile is a NATS credentials file (JWT and nkey seed).
 	CredsFile string `json:"creds_file,omitempty"`
+
+	// AcceptTimeout bounds the durable write of an accepted event on
+	// NATS: JetStream acknowledges it within this time (202), or the
+	// sender gets 503 with Retry-After. Default 2s; keep it well under
+	// the senders' own timeouts.
+	AcceptTimeout caddy.Duration `json:"accept_timeout,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -224,7 +231,7 @@ func (a *App) openStore() error {
 		}
 		a.store = val.(storeDestructor).Store
 	case "nats":
-		opts := queue.NATSOptions{Stream: cfg.Stream, Replicas: cfg.Replicas, CredsFile: repl.ReplaceKnown(cfg.CredsFile, "")}
+		opts := queue.NATSOptions{Stream: cfg.Stream, Replicas: cfg.Replicas, CredsFile: repl.ReplaceKnown(cfg.CredsFile, ""), AcceptTimeout: time.Duration(cfg.AcceptTimeout)}
 		for _, u := range cfg.URLs {
 			for _, one := range strings.Split(repl.ReplaceKnown(u, ""), ",") {
 				if one = strings.TrimSpace(one); one != "" {
@@ -235,7 +242,7 @@ func (a *App) openStore() error {
 		if len(opts.URLs) == 0 {
 			return errors.New("store nats needs at least one server URL")
 		}
-		a.storeKey = fmt.Sprintf("nats:%s/%s/%d", strings.Join(opts.URLs, ","), opts.Stream, opts.Replicas)
+		a.storeKey = fmt.Sprintf("nats:%s/%s/%d/%v", strings.Join(opts.URLs, ","), opts.Stream, opts.Replicas, opts.AcceptTimeout)
 		val, _, err := stores.LoadOrNew(a.storeKey, func() (caddy.Destructor, error) {
 			openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()

@@ -23,6 +23,7 @@ func init() {
 //			stream   <prefix>
 //			replicas <n>
 //			creds    <file>
+//			accept_timeout <duration>
 //		}
 //		workers <n>
 //		retain <duration>
@@ -101,6 +102,15 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 						if err := oneArg(d, &s.CredsFile); err != nil {
 							return err
 						}
+					case "accept_timeout":
+						if err := oneArg(d, &v); err != nil {
+							return err
+						}
+						dur, err := caddy.ParseDuration(v)
+						if err != nil || dur <= 0 {
+							return d.Errf("accept_timeout: want a positive duration such as 2s, not %q", v)
+						}
+						s.AcceptTimeout = caddy.Duration(dur)
 					default:
 						return d.Errf("unrecognized store nats option %q", opt)
 					}

@@ -32,7 +32,14 @@
 // and only then records the dedup key: a crash in between gives an extra
 // delivery, never a lost event. Every write waits for JetStream's
 // acknowledgement, that is a quorum of replicas; when that fails or times
-// out the error wraps ErrUnavailable. The records of one Enqueue are
+// out the error wraps ErrUnavailable. The whole Enqueue is bounded by
+// NATSOptions.AcceptTimeout. While a stream changes leader, a write sent
+// to the old one gets no answer: each write of an accept that gets none
+// in half of the time left, or is refused as leaderless, is tried once
+// more in the rest, made harmless if the first try was stored after all
+// (the first ticket's Nats-Msg-Id, a record found already there is this
+// accept's own, an extra ticket older than the record's is dropped).
+// The records of one Enqueue are
 // separate writes: a crash among them stores some, the sender gets no 202
 // and sends again, and the actions already stored are delivered twice.
 // EnqueueOptions.LeaseFor is not supported: the records are left queued.
@@ -104,6 +111,12 @@ type NATSOptions struct {
 	// Timeout bounds every operation (and the dial) when the caller's
 	// context has no deadline. Default 5s.
 	Timeout time.Duration
+	// AcceptTimeout bounds one Enqueue, every write and retry included,
+	// whatever the caller's deadline (an earlier one still applies): an
+	// accept is acknowledged by JetStream within it or fails with
+	// ErrUnavailable, so that a sender waiting on it gets its 503 well
+	// before its own timeout. Default 2s.
+	AcceptTimeout time.Duration
 	// ReconnectWait is the pause between reconnection attempts. Default
 	// 250ms.
 	ReconnectWait time.Duration
@@ -155,6 +168,9 @@ type NATS struct {
 	trimmed atomic.Bool
 }
 
+// DefaultNATSAcceptTimeout is the default NATSOptions.AcceptTimeout.
+const DefaultNATSAcceptTimeout = 2 * time.Second
+
 var natsPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
 const consumerName = "workers"
@@ -182,6 +198,9 @@ func OpenNATS(ctx context.Context, opts NATSOptions) (*NATS, error) {
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Second
+	}
+	if opts.AcceptTimeout <= 0 {
+		opts.AcceptTimeout = DefaultNATSAcceptTimeout
 	}
 	if opts.ReconnectWait <= 0 {
 		opts.ReconnectWait = 250 * time.Millisecond
@@ -383,6 +402,68 @@ func isMsgIDInProcess(err error) bool {
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == errMsgIDInProcess
 }
 
+// jetstream's error codes of a cluster between leaders
+const (
+	errClusterNotAvail  jetstream.ErrorCode = 10008 // temporarily unavailable
+	errClusterNotLeader jetstream.ErrorCode = 10009 // cannot handle the request
+	errStreamOffline    jetstream.ErrorCode = 10118
+)
+
+// leaderless reports whether err is what a write meets while its stream
+// or the client's server is between leaders: no responders, an API error
+// saying so, or the connection moving to another server.
+func leaderless(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case errClusterNotAvail, errClusterNotLeader, errStreamOffline:
+			return true
+		}
+		return apiErr.Code == 503
+	}
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, nats.ErrReconnectBufExceeded) || errors.Is(err, nats.ErrConnectionReconnecting)
+}
+
+// retryPause is the pause before the second try of a write refused at
+// once (no responders, a client reconnecting): about an election of a
+// leader that steps down, or a reconnection.
+const retryPause = 250 * time.Millisecond
+
+// twice runs a write of an accept, and once more if the first try failed
+// the way a change of stream leader makes writes fail: no answer within
+// its share of the time (the leader died with the request), or refused at
+// once as leaderless. The first try gets half of what remains of ctx, the
+// second the rest, so ctx's deadline bounds both. A write that got no
+// answer may have been stored all the same: the caller makes its second
+// try harmless (a Nats-Msg-Id, or a record found already there).
+func twice[T any](ctx context.Context, op func(context.Context) (T, error)) (T, error) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return op(ctx)
+	}
+	first, cancel := context.WithDeadline(ctx, time.Now().Add(time.Until(dl)/2))
+	v, err := op(first)
+	timedOut := first.Err() != nil
+	cancel()
+	if err == nil || ctx.Err() != nil {
+		return v, err
+	}
+	switch {
+	case timedOut:
+	case leaderless(err):
+		pause := min(retryPause, time.Until(dl)/2)
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return v, err
+		}
+	default:
+		return v, err
+	}
+	return op(ctx)
+}
+
 func (n *NATS) getRecord(ctx context.Context, key string) (*natsRecord, uint64, error) {
 	e, err := n.events.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
@@ -443,7 +524,9 @@ func (n *NATS) Enqueue(ctx context.Context, evs []*Event, opts EnqueueOptions) e
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	ctx, cancel := n.opCtx(ctx)
+	// The accept's bound, whatever the caller's deadline: the sender is
+	// answered 503 well before it gives up on its request.
+	ctx, cancel := context.WithTimeout(ctx, n.opts.AcceptTimeout)
 	defer cancel()
 	now := n.now()
 	hook, id := evs[0].Hook, evs[0].ID
@@ -451,15 +534,22 @@ func (n *NATS) Enqueue(ctx context.Context, evs []*Event, opts EnqueueOptions) e
 	var dedupSeq uint64
 	msgID := ""
 	if opts.Dedup > 0 {
-		live, seq, err := n.dedupLookup(ctx, dkey, now)
+		type found struct {
+			live bool
+			seq  uint64
+		}
+		f, err := twice(ctx, func(ctx context.Context) (found, error) {
+			live, seq, err := n.dedupLookup(ctx, dkey, now)
+			return found{live, seq}, err
+		})
 		if err != nil {
 			return unavailable(err)
 		}
-		if live {
+		if f.live {
 			return ErrDuplicate
 		}
-		dedupSeq = seq
-		msgID = dkey + "." + strconv.FormatUint(seq, 10)
+		dedupSeq = f.seq
+		msgID = dkey + "." + strconv.FormatUint(f.seq, 10)
 	}
 	keys := n.keys.next(now, len(evs))
 	recs := make([]*natsRecord, len(evs))
@@ -472,17 +562,23 @@ func (n *NATS) Enqueue(ctx context.Context, evs []*Event, opts EnqueueOptions) e
 		recs[i] = rec
 	}
 	// The first ticket claims the event id among instances (Nats-Msg-Id).
-	ack, err := n.publishTicket(ctx, hook, recs[0].Key, now, msgID)
-	for wait := 2 * time.Millisecond; isMsgIDInProcess(err); wait = min(2*wait, 100*time.Millisecond) {
-		// Another instance is publishing the same event right now; asking
-		// again after its write gives its sequence as a duplicate.
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return unavailable(ctx.Err())
+	// Its second try, if any, meets the first one's message as a
+	// duplicate when that one was stored: settleDuplicate finds it ours.
+	ack, err := twice(ctx, func(ctx context.Context) (*jetstream.PubAck, error) {
+		ack, err := n.publishTicket(ctx, hook, recs[0].Key, now, msgID)
+		for wait := 2 * time.Millisecond; isMsgIDInProcess(err); wait = min(2*wait, 100*time.Millisecond) {
+			// Another instance is publishing the same event right now;
+			// asking again after its write gives its sequence as a
+			// duplicate.
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			ack, err = n.publishTicket(ctx, hook, recs[0].Key, now, msgID)
 		}
-		ack, err = n.publishTicket(ctx, hook, recs[0].Key, now, msgID)
-	}
+		return ack, err
+	})
 	if err != nil {
 		return unavailable(err)
 	}
@@ -516,7 +612,11 @@ func (n *NATS) store(ctx context.Context, recs []*natsRecord) error {
 		if rec.Ticket != 0 {
 			continue
 		}
-		ack, err := n.publishTicket(ctx, rec.Hook, rec.Key, rec.DueAt, "")
+		// A first try stored without an answer leaves a ticket older
+		// than the one the record names: dropped when it comes up.
+		ack, err := twice(ctx, func(ctx context.Context) (*jetstream.PubAck, error) {
+			return n.publishTicket(ctx, rec.Hook, rec.Key, rec.DueAt, "")
+		})
 		if err != nil {
 			return err
 		}
@@ -527,9 +627,32 @@ func (n *NATS) store(ctx context.Context, recs []*natsRecord) error {
 		if err != nil {
 			return err
 		}
-		if _, err := n.events.Create(ctx, rec.Key, val); err != nil {
+		tries := 0
+		_, err = twice(ctx, func(ctx context.Context) (uint64, error) {
+			tries++
+			return n.events.Create(ctx, rec.Key, val)
+		})
+		if err != nil && tries > 1 && isConflict(err) {
+			// The key is this call's own (keys are unique to the
+			// instance): the first try was stored without an answer.
+			err = n.ownRecord(ctx, rec)
+		}
+		if err != nil {
 			return fmt.Errorf("record %s: %w", rec.Key, err)
 		}
+	}
+	return nil
+}
+
+// ownRecord checks that the record a retried create found already there
+// is rec, written by the first try (a worker may have leased it since).
+func (n *NATS) ownRecord(ctx context.Context, rec *natsRecord) error {
+	got, _, err := n.getRecord(ctx, rec.Key)
+	if err != nil {
+		return err
+	}
+	if got.ID != rec.ID || got.Hook != rec.Hook || got.Action != rec.Action || !got.ReceivedAt.Equal(rec.ReceivedAt) {
+		return fmt.Errorf("record %s exists with another event", rec.Key)
 	}
 	return nil
 }
@@ -547,8 +670,20 @@ func (n *NATS) settleDuplicate(ctx context.Context, dkey string, seq uint64, rec
 		if err := json.Unmarshal(m.Data, &t); err != nil || t.Key == "" {
 			break
 		}
+		if t.Key == recs[0].Key {
+			// Our own first ticket: an earlier try of this accept
+			// stored it without an answer.
+			recs[0].Ticket = seq
+			return n.store(ctx, recs)
+		}
+		// Wait for the other instance's record for half of the time
+		// left, then store the event here.
 		wait := 5 * time.Millisecond
-		for deadline := time.Now().Add(n.opts.Timeout / 2); ; {
+		half := n.opts.Timeout / 2
+		if dl, ok := ctx.Deadline(); ok {
+			half = time.Until(dl) / 2
+		}
+		for deadline := time.Now().Add(half); ; {
 			_, _, err := n.getRecord(ctx, t.Key)
 			if err == nil {
 				return ErrDuplicate

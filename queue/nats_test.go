@@ -538,3 +538,83 @@ func BenchmarkNATSEnqueue(b *testing.B) {
 		return s
 	})
 }
+
+// TestNATSLeaderChangesUnderLoad steps down the leaders of the streams an
+// accept writes to (records, tickets, dedup marks) every 300ms while
+// senders enqueue. A leader that steps down hands over at once, but a
+// write in flight to it gets no answer (without a second try, some
+// Enqueues fail here with a deadline exceeded); that write is tried once
+// more within the accept's bound, so every Enqueue succeeds, and the
+// second try never stores an event twice: every event is leased exactly
+// once.
+func TestNATSLeaderChangesUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a 3-node JetStream cluster under load")
+	}
+	c := startNATSCluster(t, 3)
+	const prefix = "moves"
+	s, err := queue.OpenNATS(context.Background(), queue.NATSOptions{URLs: c.urls(), Stream: prefix, Replicas: 3, AcceptTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	waitCurrent(t, c.urls(), prefix, 3)
+
+	var stop atomic.Bool
+	var mu sync.Mutex
+	accepted := map[string]bool{}
+	failed := map[string]bool{}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := 0; !stop.Load(); i++ {
+				id := fmt.Sprintf("m-%d-%d", g, i)
+				evs := []*queue.Event{{ID: id, Hook: "pets", Body: []byte(`{}`)}}
+				err := s.Enqueue(context.Background(), evs, queue.EnqueueOptions{Dedup: time.Hour})
+				mu.Lock()
+				if err == nil {
+					accepted[id] = true
+				} else {
+					failed[id] = true
+					t.Errorf("enqueue %s during a leader change: %v", id, err)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	streams := []string{"KV_" + prefix + "_events", prefix + "_work", "KV_" + prefix + "_dedup"}
+	moved := 0
+	for range 6 {
+		time.Sleep(300 * time.Millisecond)
+		for _, st := range streams {
+			leader := c.streamLeader(st)
+			if err := c.servers[leader].JetStreamStepdownStream(server.DEFAULT_GLOBAL_ACCOUNT, st); err == nil {
+				moved++
+			}
+		}
+	}
+	time.Sleep(time.Second)
+	stop.Store(true)
+	wg.Wait()
+	if moved == 0 {
+		t.Fatal("no stream leader stepped down")
+	}
+	if len(accepted) == 0 {
+		t.Fatal("nothing accepted")
+	}
+	got := leaseAll(t, s)
+	for id := range accepted {
+		if got[id] != 1 {
+			t.Errorf("accepted %s leased %d times, want once", id, got[id])
+		}
+	}
+	for id := range got {
+		if !accepted[id] && !failed[id] {
+			t.Errorf("%s leased but never enqueued", id)
+		}
+		if got[id] > 1 {
+			t.Errorf("%s leased %d times, want once", id, got[id])
+		}
+	}
+	t.Logf("%d leader moves: %d accepts, %d failed", moved, len(accepted), len(failed))
+}
