@@ -41,6 +41,10 @@ const (
 	// 'R' and 'X' hold request-reply results: see results_pebble.go
 )
 
+// valueSeparationMin is the size from which a value is kept in a blob
+// file rather than in the tables.
+const valueSeparationMin = 256
+
 // PebbleLogger receives Pebble's log lines. *zap.SugaredLogger satisfies
 // it (as does pebble.Logger). Fatalf is called on a corrupt database and
 // must not return.
@@ -283,6 +287,19 @@ func OpenPebble(dir string, opts PebbleOptions) (*Pebble, error) {
 	// and a point read of a record skip the tables without the key instead
 	// of reading their blocks.
 	po.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	// Bodies, payloads, headers and records go to blob files when flushed,
+	// written once: compactions move references to them instead of
+	// rewriting them at every level (run log records are written at the
+	// rate of requests and read rarely).
+	po.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
+		return pebble.ValueSeparationPolicy{
+			Enabled:               true,
+			MinimumSize:           valueSeparationMin,
+			MaxBlobReferenceDepth: 10,
+			RewriteMinimumAge:     5 * time.Minute,
+			TargetGarbageRatio:    0.2,
+		}
+	}
 	db, err := pebble.Open(dir, po)
 	if err != nil {
 		cache.Unref()
