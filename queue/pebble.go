@@ -37,6 +37,7 @@ const (
 	kindPayload  = 'P' // P key -> received payload (Event.Payload), when there is one
 	kindHeaders  = 'Y' // Y key -> received headers (see encodeHeaders), when there are some
 	kindLayout   = 'V' // V -> version of the key layout (1: records have their H entry)
+	kindDetail   = 'D' // D key -> body, payload and headers of a record written by Record (see encodeDetail)
 	// 'h' and 'k' hold issued hooks: see tokens_pebble.go
 	// 'R' and 'X' hold request-reply results: see results_pebble.go
 )
@@ -415,15 +416,23 @@ func (p *Pebble) getValue(key []byte) ([]byte, error) {
 }
 
 func (p *Pebble) get(key string) (*Event, error) {
+	ev, _, err := p.getStored(key)
+	return ev, err
+}
+
+// getStored reads a record and whether its details are under its D key
+// (see markedRecord).
+func (p *Pebble) getStored(key string) (*Event, bool, error) {
 	v, err := p.getValue(recordKey(key))
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	var ev Event
-	if err := json.Unmarshal(v, &ev); err != nil {
-		return nil, fmt.Errorf("record %s: %w", key, err)
+	marked, err := decodeRecord(v, &ev)
+	if err != nil {
+		return nil, false, fmt.Errorf("record %s: %w", key, err)
 	}
-	return &ev, nil
+	return &ev, marked, nil
 }
 
 // put adds the record of ev (without its body) to b.
@@ -515,7 +524,7 @@ func (p *Pebble) recover() error {
 	}
 	for it.First(); it.Valid(); it.Next() {
 		var ev Event
-		if err := json.Unmarshal(it.Value(), &ev); err != nil {
+		if _, err := decodeRecord(it.Value(), &ev); err != nil {
 			_ = it.Close()
 			return fmt.Errorf("record %s: %w", it.Key()[1:], err)
 		}
@@ -839,9 +848,15 @@ func (p *Pebble) Get(ctx context.Context, key string) (*Event, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	ev, err := p.get(key)
+	ev, marked, err := p.getStored(key)
 	if err != nil {
 		return nil, unavailable(err)
+	}
+	if marked {
+		if err := p.readDetail(key, ev); err != nil {
+			return nil, unavailable(err)
+		}
+		return ev, nil
 	}
 	switch ev.Body, err = p.getValue(bodyKey(key)); {
 	case err == nil && ev.Body == nil:
@@ -873,16 +888,22 @@ func (p *Pebble) Replay(ctx context.Context, key string) error {
 	m := p.recordStripe(key)
 	m.Lock()
 	defer m.Unlock()
-	ev, err := p.get(key)
+	ev, marked, err := p.getStored(key)
 	if err != nil {
 		return unavailable(err)
 	}
-	kept, err := p.peek(bodyKey(key), func([]byte) bool { return true })
-	if err != nil {
-		return unavailable(err)
-	}
-	if kept {
-		ev.Body = []byte{} // read back with the record: only whether it was kept counts here
+	if marked {
+		if err := p.readDetail(key, ev); err != nil {
+			return unavailable(err)
+		}
+	} else {
+		kept, err := p.peek(bodyKey(key), func([]byte) bool { return true })
+		if err != nil {
+			return unavailable(err)
+		}
+		if kept {
+			ev.Body = []byte{} // read back with the record: only whether it was kept counts here
+		}
 	}
 	if !Replayable(ev) {
 		return ErrNotReplayable
@@ -891,6 +912,13 @@ func (p *Pebble) Replay(ctx context.Context, key string) error {
 	b := p.newBatch()
 	defer func() { _ = b.Close() }()
 	now := p.now()
+	if marked {
+		// queued again, the record takes the layout of enqueued ones:
+		// its body, payload and headers under their own keys
+		if err := p.unmark(b, ev); err != nil {
+			return unavailable(err)
+		}
+	}
 	if err := p.move(b, ev, StatusQueued, now, now); err != nil {
 		return unavailable(err)
 	}
@@ -964,7 +992,7 @@ func (p *Pebble) purgeRecords(t time.Time, limit int) (int, int, error) {
 		if err := b.Delete(entries[i], nil); err != nil {
 			return 0, 0, err
 		}
-		ev, err := p.get(key)
+		ev, marked, err := p.getStored(key)
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
@@ -974,7 +1002,7 @@ func (p *Pebble) purgeRecords(t time.Time, limit int) (int, int, error) {
 		if !bytes.Equal(indexKey(ev), entries[i]) {
 			continue // replayed since: a stale entry
 		}
-		if err := p.deleteRecord(b, ev); err != nil {
+		if err := p.deleteRecord(b, ev, marked); err != nil {
 			return 0, 0, err
 		}
 		gone = append(gone, ev)

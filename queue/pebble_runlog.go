@@ -150,6 +150,172 @@ func decodeHeaders(b []byte) (map[string][]string, error) {
 	return h, nil
 }
 
+// A record written by Record is marked: its stored value starts with
+// markedRecord before the JSON, and its body, payload and headers are one
+// value under its D key (none when it has none of them), so a finished
+// record costs two keys and its four index entries. Replay turns it into
+// an unmarked record (body, payload and headers under their own keys), the
+// layout of enqueued records, whose body is rewritten by no state change.
+const markedRecord = 'D'
+
+func detailKey(key string) []byte { return prefixed(kindDetail, []byte(key)) }
+
+// decodeRecord reads a stored record value into ev and reports whether
+// it is marked.
+func decodeRecord(v []byte, ev *Event) (bool, error) {
+	marked := len(v) > 0 && v[0] == markedRecord
+	if marked {
+		v = v[1:]
+	}
+	return marked, json.Unmarshal(v, ev)
+}
+
+// Flags of a detail value.
+const (
+	detailBody = 1 << iota // the body is kept (possibly empty)
+)
+
+// encodeDetail is the detail value of ev, nil when it has no body, payload
+// or headers: a flags byte, the body and the payload each as its length
+// and bytes, then the headers as encodeHeaders writes them.
+func encodeDetail(ev *Event) []byte {
+	if ev.Body == nil && len(ev.Payload) == 0 && len(ev.Headers) == 0 {
+		return nil
+	}
+	var flags byte
+	if ev.Body != nil {
+		flags |= detailBody
+	}
+	b := make([]byte, 0, 1+2*binary.MaxVarintLen64+len(ev.Body)+len(ev.Payload))
+	b = append(b, flags)
+	b = binary.AppendUvarint(b, uint64(len(ev.Body)))
+	b = append(b, ev.Body...)
+	b = binary.AppendUvarint(b, uint64(len(ev.Payload)))
+	b = append(b, ev.Payload...)
+	if len(ev.Headers) > 0 {
+		b = append(b, encodeHeaders(ev.Headers)...)
+	}
+	return b
+}
+
+// detail is a detail value split in its parts (slices of it).
+type detail struct {
+	body, payload, headers []byte
+	kept                   bool // the body is kept
+}
+
+var errBadDetail = errors.New("malformed body, payload and headers")
+
+func splitDetail(v []byte) (detail, error) {
+	var d detail
+	if len(v) == 0 {
+		return d, errBadDetail
+	}
+	d.kept = v[0]&detailBody != 0
+	v = v[1:]
+	part := func() ([]byte, bool) {
+		n, k := binary.Uvarint(v)
+		if k <= 0 || n > uint64(len(v)-k) {
+			return nil, false
+		}
+		out := v[k : k+int(n)] //nolint:gosec // n <= len(v)-k, checked above
+		v = v[k+int(n):]       //nolint:gosec // same bound
+		return out, true
+	}
+	var ok1, ok2 bool
+	d.body, ok1 = part()
+	d.payload, ok2 = part()
+	if !ok1 || !ok2 {
+		return detail{}, errBadDetail
+	}
+	d.headers = v
+	return d, nil
+}
+
+// readDetail sets the body, payload and headers of the marked record ev
+// from its D key.
+func (p *Pebble) readDetail(key string, ev *Event) error {
+	v, err := p.getValue(detailKey(key))
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	d, err := splitDetail(v)
+	if err != nil {
+		return fmt.Errorf("record %s: %w", key, err)
+	}
+	if d.kept {
+		ev.Body = d.body[:len(d.body):len(d.body)]
+	}
+	if len(d.payload) > 0 {
+		ev.Payload = d.payload[:len(d.payload):len(d.payload)]
+	}
+	if len(d.headers) > 0 {
+		if ev.Headers, err = decodeHeaders(d.headers); err != nil {
+			return fmt.Errorf("record %s: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// unmark adds to b the change of the marked record ev (with its details
+// read) to an unmarked one: its details under their own keys. The record
+// itself is written unmarked by the next putRecord.
+func (p *Pebble) unmark(b *batch, ev *Event) error {
+	if err := b.Delete(detailKey(ev.Key), nil); err != nil {
+		return err
+	}
+	if ev.Body != nil {
+		if err := b.Set(bodyKey(ev.Key), ev.Body, nil); err != nil {
+			return err
+		}
+	}
+	if len(ev.Payload) > 0 {
+		if err := b.Set(payloadKey(ev.Key), ev.Payload, nil); err != nil {
+			return err
+		}
+	}
+	if len(ev.Headers) > 0 {
+		return b.Set(headersKey(ev.Key), encodeHeaders(ev.Headers), nil)
+	}
+	return nil
+}
+
+// putMarked adds a new finished record of ev, marked, with its detail
+// value and index entries to b.
+func (p *Pebble) putMarked(b *batch, ev *Event) error {
+	rec := *ev
+	stripDetail(&rec)
+	v, err := json.Marshal(&rec)
+	if err != nil {
+		return err
+	}
+	v = append(v, 0)
+	copy(v[1:], v)
+	v[0] = markedRecord
+	if err := b.Set(recordKey(ev.Key), v, nil); err != nil {
+		return err
+	}
+	if d := encodeDetail(ev); d != nil {
+		if err := b.Set(detailKey(ev.Key), d, nil); err != nil {
+			return err
+		}
+	}
+	for _, err := range []error{
+		b.setIndex(ev),
+		b.Set(p.byIDKey(ev), nil, nil),
+		b.Set(statusKey(ev), nil, nil),
+		b.Set(hookEntry(ev), hookValue(ev), nil),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // putNew adds a new record of ev with its body, payload, headers and
 // index entries to b.
 func (p *Pebble) putNew(b *batch, ev *Event) error {
@@ -185,12 +351,16 @@ func (p *Pebble) putNew(b *batch, ev *Event) error {
 }
 
 // deleteRecord adds the removal of the record ev (as stored) with its
-// body, payload, headers and index entries to b.
-func (p *Pebble) deleteRecord(b *batch, ev *Event) error {
-	for _, k := range [][]byte{
-		recordKey(ev.Key), bodyKey(ev.Key), payloadKey(ev.Key), headersKey(ev.Key),
-		indexKey(ev), p.byIDKey(ev), statusKey(ev), hookEntry(ev),
-	} {
+// body, payload, headers and index entries to b; marked: its details are
+// under its D key (see markedRecord).
+func (p *Pebble) deleteRecord(b *batch, ev *Event, marked bool) error {
+	keys := [][]byte{recordKey(ev.Key), indexKey(ev), p.byIDKey(ev), statusKey(ev), hookEntry(ev)}
+	if marked {
+		keys = append(keys, detailKey(ev.Key))
+	} else {
+		keys = append(keys, bodyKey(ev.Key), payloadKey(ev.Key), headersKey(ev.Key))
+	}
+	for _, k := range keys {
 		if err := b.Delete(k, nil); err != nil {
 			return err
 		}
@@ -273,7 +443,7 @@ func (p *Pebble) Record(ctx context.Context, evs []*Event) error {
 	for i, ev := range evs {
 		recs[i] = prepareRecord(ev, keys[i], now)
 		noted[i] = &recs[i]
-		if err := p.putNew(b, &recs[i]); err != nil {
+		if err := p.putMarked(b, &recs[i]); err != nil {
 			return unavailable(err)
 		}
 	}
@@ -360,7 +530,7 @@ func (p *Pebble) trimSome(hook string, limit int) (int, error) {
 	defer func() { _ = b.Close() }()
 	var gone []*Event
 	for _, key := range keys {
-		ev, err := p.get(key)
+		ev, marked, err := p.getStored(key)
 		if errors.Is(err, ErrNotFound) {
 			// an entry left without its record: removed with it
 			if err := b.Delete(append(bytes.Clone(prefix), key...), nil); err != nil {
@@ -378,7 +548,7 @@ func (p *Pebble) trimSome(hook string, limit int) (int, error) {
 			}
 			continue
 		}
-		if err := p.deleteRecord(b, ev); err != nil {
+		if err := p.deleteRecord(b, ev, marked); err != nil {
 			return 0, err
 		}
 		gone = append(gone, ev)
@@ -514,8 +684,8 @@ func (w *follower) close() error {
 // textMatcher tells whether Q is in the id, payload or body of the
 // records a listing visits.
 type textMatcher struct {
-	f              *listFilter
-	payload, bodys follower
+	f                       *listFilter
+	payload, bodys, details follower
 }
 
 func (p *Pebble) newTextMatcher(f *listFilter, lo, hi string) *textMatcher {
@@ -523,18 +693,26 @@ func (p *Pebble) newTextMatcher(f *listFilter, lo, hi string) *textMatcher {
 		f:       f,
 		payload: follower{p: p, kind: kindPayload, lo: lo, hi: hi},
 		bodys:   follower{p: p, kind: kindBody, lo: lo, hi: hi},
+		details: follower{p: p, kind: kindDetail, lo: lo, hi: hi},
 	}
 }
 
-func (m *textMatcher) match(ev *Event) (bool, error) {
+func (m *textMatcher) match(ev *Event, marked bool) (bool, error) {
 	if m.f.match(ev.ID) {
 		return true, nil
 	}
-	return m.inBodies(ev.Key)
+	return m.inBodies(ev.Key, marked)
 }
 
-// inBodies reports whether Q is in the payload or body of key.
-func (m *textMatcher) inBodies(key string) (bool, error) {
+// inBodies reports whether Q is in the payload or body of key (marked:
+// a record whose details are under its D key).
+func (m *textMatcher) inBodies(key string, marked bool) (bool, error) {
+	if marked {
+		return m.details.at(key, func(v []byte) bool {
+			d, err := splitDetail(v)
+			return err == nil && (m.f.contains(d.payload) || m.f.contains(d.body))
+		})
+	}
 	for _, w := range []*follower{&m.payload, &m.bodys} {
 		ok, err := w.at(key, m.f.contains)
 		if ok || err != nil {
@@ -544,7 +722,9 @@ func (m *textMatcher) inBodies(key string) (bool, error) {
 	return false, nil
 }
 
-func (m *textMatcher) close() error { return errors.Join(m.payload.close(), m.bodys.close()) }
+func (m *textMatcher) close() error {
+	return errors.Join(m.payload.close(), m.bodys.close(), m.details.close())
+}
 
 // List pages through records newest first, filtered: through the index
 // of an id, else of a hook (whose values hold the status and receive
@@ -590,24 +770,25 @@ func (p *Pebble) List(ctx context.Context, q ListQuery) (ListPage, error) {
 			}
 		}
 		found := false
+		marked := len(raw) > 0 && raw[0] == markedRecord
 		if q.Q != "" && f.literal && !f.contains(raw) {
 			// Q is not in the stored record, so not in its id: decoding
 			// it is needed only if the payload or body holds Q
-			ok, err := text.inBodies(key)
+			ok, err := text.inBodies(key, marked)
 			if err != nil || !ok {
 				return err == nil, err
 			}
 			found = true
 		}
 		ev := &Event{}
-		if err := json.Unmarshal(raw, ev); err != nil {
+		if _, err := decodeRecord(raw, ev); err != nil {
 			return false, fmt.Errorf("record %s: %w", key, err)
 		}
 		if !f.meta(ev) {
 			return true, nil
 		}
 		if q.Q != "" && !found {
-			if ok, err := text.match(ev); err != nil || !ok {
+			if ok, err := text.match(ev, marked); err != nil || !ok {
 				return err == nil, err
 			}
 		}
