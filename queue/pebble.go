@@ -363,6 +363,32 @@ func hookEntry(ev *Event) []byte { return append(hookPrefix(ev.Hook), ev.Key...)
 
 func hookValue(ev *Event) []byte { return append(unixBytes(ev.ReceivedAt), ev.Status...) }
 
+// markedHookValue is the hook index value of a marked record (see
+// markedRecord): hookValue, a zero byte, the change time (8 bytes) and
+// the id, so that trims remove it without reading it.
+func markedHookValue(ev *Event) []byte {
+	v := append(hookValue(ev), 0)
+	v = append(v, unixBytes(ev.UpdatedAt)...)
+	return append(v, ev.ID...)
+}
+
+// splitHookValue reads a hook index value: the receive time (unix
+// nanoseconds), the status, and for a marked record its change time and
+// id (rest; nil for others).
+func splitHookValue(v []byte) (at int64, status Status, rest []byte, ok bool) {
+	if len(v) <= 8 {
+		return 0, "", nil, false
+	}
+	at, v = readInt(v[:8]), v[8:]
+	if i := bytes.IndexByte(v, 0); i >= 0 {
+		if rest = v[i+1:]; len(rest) < 8 {
+			return 0, "", nil, false
+		}
+		v = v[:i]
+	}
+	return at, Status(v), rest, true
+}
+
 // statusKey is the entry of ev in the listing index of its status.
 func statusKey(ev *Event) []byte {
 	return prefixed(kindStatus, []byte(ev.Status), []byte{0}, []byte(ev.Key))
@@ -880,11 +906,15 @@ func (p *Pebble) Get(ctx context.Context, key string) (*Event, error) {
 }
 
 // Replay queues a delivered or dead record again, due now (synced: an
-// operator was told it is queued).
+// operator was told it is queued). It holds p.multi, so that a trim reads
+// the hook index of finished records without a replay changing them
+// meanwhile.
 func (p *Pebble) Replay(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	p.multi.Lock()
+	defer p.multi.Unlock()
 	m := p.recordStripe(key)
 	m.Lock()
 	defer m.Unlock()

@@ -307,7 +307,7 @@ func (p *Pebble) putMarked(b *batch, ev *Event) error {
 		b.setIndex(ev),
 		b.Set(p.byIDKey(ev), nil, nil),
 		b.Set(statusKey(ev), nil, nil),
-		b.Set(hookEntry(ev), hookValue(ev), nil),
+		b.Set(hookEntry(ev), markedHookValue(ev), nil),
 	} {
 		if err != nil {
 			return err
@@ -507,12 +507,15 @@ func (p *Pebble) trimSome(hook string, limit int) (int, error) {
 		return 0, err
 	}
 	var keys []string
+	var values [][]byte
 	skipped := ""
 	for it.First(); it.Valid() && len(keys) < limit; it.Next() {
 		key, v := string(it.Key()[len(prefix):]), it.Value()
+		_, status, _, ok := splitHookValue(v)
 		switch {
-		case len(v) > 8 && Status(v[8:]).Finished():
+		case ok && status.Finished():
 			keys = append(keys, key)
+			values = append(values, bytes.Clone(v))
 		case skipped == "":
 			skipped = key
 		}
@@ -529,7 +532,18 @@ func (p *Pebble) trimSome(hook string, limit int) (int, error) {
 	b := p.newBatch()
 	defer func() { _ = b.Close() }()
 	var gone []*Event
-	for _, key := range keys {
+	for i, key := range keys {
+		if _, status, rest, _ := splitHookValue(values[i]); rest != nil {
+			// a marked record: its entry names every key it has, and is
+			// still as read, since only Replay and Purge change a
+			// finished record, and they hold p.multi too
+			ev := &Event{Key: key, Hook: hook, Status: status, UpdatedAt: time.Unix(0, readInt(rest[:8])), ID: string(rest[8:])}
+			if err := p.deleteRecord(b, ev, true); err != nil {
+				return 0, err
+			}
+			gone = append(gone, ev)
+			continue
+		}
 		ev, marked, err := p.getStored(key)
 		if errors.Is(err, ErrNotFound) {
 			// an entry left without its record: removed with it
@@ -600,8 +614,8 @@ func (p *Pebble) Counts(ctx context.Context, since time.Time) (map[string]map[St
 			return nil, unavailable(err)
 		}
 		for it.First(); it.Valid(); it.Next() {
-			v := it.Value()
-			if len(v) <= 8 || !since.IsZero() && readInt(v[:8]) < from {
+			at, status, _, ok := splitHookValue(it.Value())
+			if !ok || !since.IsZero() && at < from {
 				continue
 			}
 			m := out[hook]
@@ -609,7 +623,7 @@ func (p *Pebble) Counts(ctx context.Context, since time.Time) (map[string]map[St
 				m = map[Status]int{}
 				out[hook] = m
 			}
-			m[Status(v[8:])]++
+			m[status]++
 		}
 		if err := errors.Join(it.Error(), it.Close()); err != nil {
 			return nil, unavailable(err)
@@ -842,7 +856,8 @@ func (p *Pebble) List(ctx context.Context, q ListQuery) (ListPage, error) {
 				return true
 			}
 			at := readInt(v[:8])
-			return (q.Status == "" || string(v[8:]) == string(q.Status)) &&
+			_, status, _, _ := splitHookValue(v)
+			return (q.Status == "" || status == q.Status) &&
 				(q.Since.IsZero() || at >= since) && (q.Until.IsZero() || at < until)
 		}
 	case q.Status != "":
