@@ -37,7 +37,7 @@ const (
 	kindPayload  = 'P' // P key -> received payload (Event.Payload), when there is one
 	kindHeaders  = 'Y' // Y key -> received headers (see encodeHeaders), when there are some
 	kindLayout   = 'V' // V -> version of the key layout (1: records have their H entry)
-	kindDetail   = 'D' // D key -> body, payload and headers of a record written by Record (see encodeDetail)
+	kindDetail   = 'D' // D key -> body, payload and headers of a record written by Record (see appendDetail)
 	// 'h' and 'k' hold issued hooks: see tokens_pebble.go
 	// 'R' and 'X' hold request-reply results: see results_pebble.go
 )

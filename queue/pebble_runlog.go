@@ -75,17 +75,23 @@ func keyAt(ns int64) string { return fmt.Sprintf("%016x", max(ns, 0)) }
 // rest of a record): the names in order, each as its length and bytes,
 // then the number of its values and each value as its length and bytes.
 func encodeHeaders(h map[string][]string) []byte {
-	names := make([]string, 0, len(h))
 	n := 0
 	for name, vs := range h {
-		names = append(names, name)
 		n += len(name) + 2*binary.MaxVarintLen16
 		for _, v := range vs {
 			n += len(v) + binary.MaxVarintLen16
 		}
 	}
+	return appendHeaders(make([]byte, 0, n), h)
+}
+
+// appendHeaders appends what encodeHeaders returns to b.
+func appendHeaders(b []byte, h map[string][]string) []byte {
+	names := make([]string, 0, len(h))
+	for name := range h {
+		names = append(names, name)
+	}
 	slices.Sort(names)
-	b := make([]byte, 0, n)
 	for _, name := range names {
 		b = binary.AppendUvarint(b, uint64(len(name)))
 		b = append(b, name...)
@@ -175,10 +181,11 @@ const (
 	detailBody = 1 << iota // the body is kept (possibly empty)
 )
 
-// encodeDetail is the detail value of ev, nil when it has no body, payload
-// or headers: a flags byte, the body and the payload each as its length
-// and bytes, then the headers as encodeHeaders writes them.
-func encodeDetail(ev *Event) []byte {
+// appendDetail appends the detail value of ev to b, and returns nil when
+// ev has no body, payload or headers: a flags byte, the body and the
+// payload each as its length and bytes, then the headers as encodeHeaders
+// writes them.
+func appendDetail(b []byte, ev *Event) []byte {
 	if ev.Body == nil && len(ev.Payload) == 0 && len(ev.Headers) == 0 {
 		return nil
 	}
@@ -186,14 +193,14 @@ func encodeDetail(ev *Event) []byte {
 	if ev.Body != nil {
 		flags |= detailBody
 	}
-	b := make([]byte, 0, 1+2*binary.MaxVarintLen64+len(ev.Body)+len(ev.Payload))
+	b = slices.Grow(b, 1+2*binary.MaxVarintLen64+len(ev.Body)+len(ev.Payload))
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, uint64(len(ev.Body)))
 	b = append(b, ev.Body...)
 	b = binary.AppendUvarint(b, uint64(len(ev.Payload)))
 	b = append(b, ev.Payload...)
 	if len(ev.Headers) > 0 {
-		b = append(b, encodeHeaders(ev.Headers)...)
+		b = appendHeaders(b, ev.Headers)
 	}
 	return b
 }
@@ -283,23 +290,39 @@ func (p *Pebble) unmark(b *batch, ev *Event) error {
 	return nil
 }
 
+// recordBuf is scratch space for the records of one Record call: the
+// batch copies what it is given, so the values and keys of each record
+// are built in the same buffers.
+type recordBuf struct {
+	json     bytes.Buffer
+	enc      *json.Encoder
+	key, val []byte
+}
+
+func newRecordBuf() *recordBuf {
+	rb := &recordBuf{}
+	rb.enc = json.NewEncoder(&rb.json)
+	return rb
+}
+
 // putMarked adds a new finished record of ev, marked, with its detail
 // value and index entries to b.
-func (p *Pebble) putMarked(b *batch, ev *Event) error {
+func (p *Pebble) putMarked(b *batch, ev *Event, rb *recordBuf) error {
 	rec := *ev
 	stripDetail(&rec)
-	v, err := json.Marshal(&rec)
-	if err != nil {
+	rb.json.Reset()
+	rb.json.WriteByte(markedRecord)
+	if err := rb.enc.Encode(&rec); err != nil {
 		return err
 	}
-	v = append(v, 0)
-	copy(v[1:], v)
-	v[0] = markedRecord
-	if err := b.Set(recordKey(ev.Key), v, nil); err != nil {
+	v := rb.json.Bytes()
+	rb.key = append(append(rb.key[:0], kindRecord), ev.Key...)
+	if err := b.Set(rb.key, v[:len(v)-1], nil); err != nil { // without Encode's newline
 		return err
 	}
-	if d := encodeDetail(ev); d != nil {
-		if err := b.Set(detailKey(ev.Key), d, nil); err != nil {
+	if rb.val = appendDetail(rb.val[:0], ev); rb.val != nil {
+		rb.key[0] = kindDetail
+		if err := b.Set(rb.key, rb.val, nil); err != nil {
 			return err
 		}
 	}
@@ -440,10 +463,11 @@ func (p *Pebble) Record(ctx context.Context, evs []*Event) error {
 	defer func() { _ = b.Close() }()
 	recs := make([]Event, len(evs))
 	noted := make([]*Event, len(evs))
+	rb := newRecordBuf()
 	for i, ev := range evs {
 		recs[i] = prepareRecord(ev, keys[i], now)
 		noted[i] = &recs[i]
-		if err := p.putMarked(b, &recs[i]); err != nil {
+		if err := p.putMarked(b, &recs[i], rb); err != nil {
 			return unavailable(err)
 		}
 	}
