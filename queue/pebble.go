@@ -28,7 +28,7 @@ const (
 	kindBody     = 'b' // b key -> body, written once at enqueue
 	kindDue      = 'q' // q due key -> nothing: queued records by due time
 	kindLease    = 'l' // l expiry key -> nothing: delivering records by lease expiry
-	kindFinished = 'f' // f updatedAt key -> nothing: finished records (every status but queued and delivering)
+	kindFinished = 'f' // f updatedAt key -> nothing: finished records (every status but queued and delivering), but those written by Record
 	kindByID     = 'i' // i idHook(id, hook) key -> nothing
 	kindDedup    = 'd' // d idHook(id, hook) -> expiry (8 bytes)
 	kindDedupExp = 'x' // x expiry idHook(id, hook) -> nothing: dedup marks by expiry
@@ -989,6 +989,17 @@ func (p *Pebble) Purge(ctx context.Context, before time.Time) (int, error) {
 			break
 		}
 	}
+	for from := []byte{kindByHook}; from != nil; {
+		if err := ctx.Err(); err != nil {
+			return removed, err
+		}
+		n, next, err := p.purgeMarked(max(before.UnixNano(), 0), from, 1000, 20000)
+		removed += n
+		if err != nil {
+			return removed, unavailable(err)
+		}
+		from = next
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return removed, err
@@ -1044,6 +1055,64 @@ func (p *Pebble) purgeRecords(t time.Time, limit int) (int, int, error) {
 		p.count(ev.Hook, ev.Status, "", 1)
 	}
 	return len(gone), len(keys), nil
+}
+
+// purgeMarked removes marked records (see markedRecord) changed before t
+// (unix nanoseconds), found through the hook index, whose entries hold
+// their change time: up to limit of them, reading at most scan entries
+// from the index key from. It returns how many it removed and the index
+// key to go on from (nil at the end of the index).
+func (p *Pebble) purgeMarked(t int64, from []byte, limit, scan int) (int, []byte, error) {
+	p.multi.Lock()
+	defer p.multi.Unlock()
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: from, UpperBound: []byte{kindByHook + 1}})
+	if err != nil {
+		return 0, nil, err
+	}
+	var evs []*Event
+	var next []byte
+	read := 0
+	for it.First(); it.Valid(); it.Next() {
+		if len(evs) == limit || read == scan {
+			next = bytes.Clone(it.Key())
+			break
+		}
+		read++
+		_, status, rest, ok := splitHookValue(it.Value())
+		if !ok || rest == nil || !status.Finished() || readInt(rest[:8]) >= t {
+			continue
+		}
+		k := it.Key()[1:]
+		n, w := binary.Uvarint(k)
+		if w <= 0 || n > uint64(len(k)-w) {
+			continue
+		}
+		hook, key := string(k[w:w+int(n)]), string(k[w+int(n):]) //nolint:gosec // n <= len(k)-w, checked above
+		evs = append(evs, &Event{Key: key, Hook: hook, Status: status, UpdatedAt: time.Unix(0, readInt(rest[:8])), ID: string(rest[8:])})
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil || len(evs) == 0 {
+		return 0, next, err
+	}
+	keys := make([]string, len(evs))
+	for i, ev := range evs {
+		keys[i] = ev.Key
+	}
+	unlock := p.lockRecords(keys)
+	defer unlock()
+	b := p.newBatch()
+	defer func() { _ = b.Close() }()
+	for _, ev := range evs {
+		if err := p.deleteRecord(b, ev, true); err != nil {
+			return 0, nil, err
+		}
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return 0, nil, err
+	}
+	for _, ev := range evs {
+		p.count(ev.Hook, ev.Status, "", 1)
+	}
+	return len(evs), next, nil
 }
 
 // purgeMarks removes up to limit deduplication marks expired at t and

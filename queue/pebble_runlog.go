@@ -159,7 +159,10 @@ func decodeHeaders(b []byte) (map[string][]string, error) {
 // A record written by Record is marked: its stored value starts with
 // markedRecord before the JSON, and its body, payload and headers are one
 // value under its D key (none when it has none of them), so a finished
-// record costs two keys and its four index entries. Replay turns it into
+// record costs two keys and three index entries: by id, by status, and by
+// hook, whose value holds its change time and id so that trims and purges
+// find it and remove it without reading it (it has no entry in the index
+// of finished records, see purgeMarked). Replay turns it into
 // an unmarked record (body, payload and headers under their own keys), the
 // layout of enqueued records, whose body is rewritten by no state change.
 const markedRecord = 'D'
@@ -327,7 +330,6 @@ func (p *Pebble) putMarked(b *batch, ev *Event, rb *recordBuf) error {
 		}
 	}
 	for _, err := range []error{
-		b.setIndex(ev),
 		b.Set(p.byIDKey(ev), nil, nil),
 		b.Set(statusKey(ev), nil, nil),
 		b.Set(hookEntry(ev), markedHookValue(ev), nil),
@@ -377,11 +379,11 @@ func (p *Pebble) putNew(b *batch, ev *Event) error {
 // body, payload, headers and index entries to b; marked: its details are
 // under its D key (see markedRecord).
 func (p *Pebble) deleteRecord(b *batch, ev *Event, marked bool) error {
-	keys := [][]byte{recordKey(ev.Key), indexKey(ev), p.byIDKey(ev), statusKey(ev), hookEntry(ev)}
+	keys := [][]byte{recordKey(ev.Key), p.byIDKey(ev), statusKey(ev), hookEntry(ev)}
 	if marked {
 		keys = append(keys, detailKey(ev.Key))
 	} else {
-		keys = append(keys, bodyKey(ev.Key), payloadKey(ev.Key), headersKey(ev.Key))
+		keys = append(keys, indexKey(ev), bodyKey(ev.Key), payloadKey(ev.Key), headersKey(ev.Key))
 	}
 	for _, k := range keys {
 		if err := b.Delete(k, nil); err != nil {
