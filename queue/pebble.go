@@ -1083,11 +1083,11 @@ func (p *Pebble) purgeMarked(t int64, from []byte, limit, scan int) (int, []byte
 			continue
 		}
 		k := it.Key()[1:]
-		n, w := binary.Uvarint(k)
-		if w <= 0 || n > uint64(len(k)-w) {
+		n, w, ok := uvarint(k)
+		if !ok || n > len(k)-w {
 			continue
 		}
-		hook, key := string(k[w:w+int(n)]), string(k[w+int(n):]) //nolint:gosec // n <= len(k)-w, checked above
+		hook, key := string(k[w:w+n]), string(k[w+n:])
 		evs = append(evs, &Event{Key: key, Hook: hook, Status: status, UpdatedAt: time.Unix(0, readInt(rest[:8])), ID: string(rest[8:])})
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil || len(evs) == 0 {

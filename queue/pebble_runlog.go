@@ -104,12 +104,13 @@ func appendHeaders(b []byte, h map[string][]string) []byte {
 	return b
 }
 
-// uvarint reads a number written by binary.AppendUvarint below 2^28
-// from the front of b, and how many bytes it took.
+// uvarint reads a number written by binary.AppendUvarint below 2^35
+// (lengths of at most log_body's 1GiB) from the front of b, and how many
+// bytes it took.
 func uvarint(b []byte) (int, int, bool) {
 	n := 0
 	for i, c := range b {
-		if i == 4 {
+		if i == 5 {
 			break
 		}
 		n |= int(c&0x7f) << (7 * i)
@@ -224,12 +225,12 @@ func splitDetail(v []byte) (detail, error) {
 	d.kept = v[0]&detailBody != 0
 	v = v[1:]
 	part := func() ([]byte, bool) {
-		n, k := binary.Uvarint(v)
-		if k <= 0 || n > uint64(len(v)-k) {
+		n, k, ok := uvarint(v)
+		if !ok || n > len(v)-k {
 			return nil, false
 		}
-		out := v[k : k+int(n)] //nolint:gosec // n <= len(v)-k, checked above
-		v = v[k+int(n):]       //nolint:gosec // same bound
+		out := v[k : k+n]
+		v = v[k+n:]
 		return out, true
 	}
 	var ok1, ok2 bool
