@@ -298,9 +298,9 @@ func (p *Pebble) unmark(b *batch, ev *Event) error {
 // batch copies what it is given, so the values and keys of each record
 // are built in the same buffers.
 type recordBuf struct {
-	json     bytes.Buffer
-	enc      *json.Encoder
-	key, val []byte
+	json          bytes.Buffer
+	enc           *json.Encoder
+	rec, key, val []byte
 }
 
 func newRecordBuf() *recordBuf {
@@ -314,14 +314,18 @@ func newRecordBuf() *recordBuf {
 func (p *Pebble) putMarked(b *batch, ev *Event, rb *recordBuf) error {
 	rec := *ev
 	stripDetail(&rec)
-	rb.json.Reset()
-	rb.json.WriteByte(markedRecord)
-	if err := rb.enc.Encode(&rec); err != nil {
-		return err
+	v, ok := appendRecordJSON(append(rb.rec[:0], markedRecord), &rec)
+	if !ok {
+		rb.json.Reset()
+		if err := rb.enc.Encode(&rec); err != nil {
+			return err
+		}
+		j := rb.json.Bytes()
+		v = append(v, j[:len(j)-1]...) // without Encode's newline
 	}
-	v := rb.json.Bytes()
+	rb.rec = v
 	rb.key = append(append(rb.key[:0], kindRecord), ev.Key...)
-	if err := b.Set(rb.key, v[:len(v)-1], nil); err != nil { // without Encode's newline
+	if err := b.Set(rb.key, v, nil); err != nil {
 		return err
 	}
 	if rb.val = appendDetail(rb.val[:0], ev); rb.val != nil {
