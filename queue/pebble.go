@@ -28,7 +28,7 @@ const (
 	kindBody     = 'b' // b key -> body, written once at enqueue
 	kindDue      = 'q' // q due key -> nothing: queued records by due time
 	kindLease    = 'l' // l expiry key -> nothing: delivering records by lease expiry
-	kindFinished = 'f' // f updatedAt key -> nothing: finished records (every status but queued and delivering)
+	kindFinished = 'f' // f updatedAt key -> nothing: finished records (every status but queued and delivering), but those written by Record
 	kindByID     = 'i' // i idHook(id, hook) key -> nothing
 	kindDedup    = 'd' // d idHook(id, hook) -> expiry (8 bytes)
 	kindDedupExp = 'x' // x expiry idHook(id, hook) -> nothing: dedup marks by expiry
@@ -37,9 +37,14 @@ const (
 	kindPayload  = 'P' // P key -> received payload (Event.Payload), when there is one
 	kindHeaders  = 'Y' // Y key -> received headers (see encodeHeaders), when there are some
 	kindLayout   = 'V' // V -> version of the key layout (1: records have their H entry)
+	kindDetail   = 'D' // D key -> body, payload and headers of a record written by Record (see appendDetail)
 	// 'h' and 'k' hold issued hooks: see tokens_pebble.go
 	// 'R' and 'X' hold request-reply results: see results_pebble.go
 )
+
+// valueSeparationMin is the size from which a value is kept in a blob
+// file rather than in the tables.
+const valueSeparationMin = 256
 
 // PebbleLogger receives Pebble's log lines. *zap.SugaredLogger satisfies
 // it (as does pebble.Logger). Fatalf is called on a corrupt database and
@@ -283,6 +288,19 @@ func OpenPebble(dir string, opts PebbleOptions) (*Pebble, error) {
 	// and a point read of a record skip the tables without the key instead
 	// of reading their blocks.
 	po.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	// Bodies, payloads, headers and records go to blob files when flushed,
+	// written once: compactions move references to them instead of
+	// rewriting them at every level (run log records are written at the
+	// rate of requests and read rarely).
+	po.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
+		return pebble.ValueSeparationPolicy{
+			Enabled:               true,
+			MinimumSize:           valueSeparationMin,
+			MaxBlobReferenceDepth: 10,
+			RewriteMinimumAge:     5 * time.Minute,
+			TargetGarbageRatio:    0.2,
+		}
+	}
 	db, err := pebble.Open(dir, po)
 	if err != nil {
 		cache.Unref()
@@ -345,6 +363,32 @@ func hookEntry(ev *Event) []byte { return append(hookPrefix(ev.Hook), ev.Key...)
 
 func hookValue(ev *Event) []byte { return append(unixBytes(ev.ReceivedAt), ev.Status...) }
 
+// markedHookValue is the hook index value of a marked record (see
+// markedRecord): hookValue, a zero byte, the change time (8 bytes) and
+// the id, so that trims remove it without reading it.
+func markedHookValue(ev *Event) []byte {
+	v := append(hookValue(ev), 0)
+	v = append(v, unixBytes(ev.UpdatedAt)...)
+	return append(v, ev.ID...)
+}
+
+// splitHookValue reads a hook index value: the receive time (unix
+// nanoseconds), the status, and for a marked record its change time and
+// id (rest; nil for others).
+func splitHookValue(v []byte) (at int64, status Status, rest []byte, ok bool) {
+	if len(v) <= 8 {
+		return 0, "", nil, false
+	}
+	at, v = readInt(v[:8]), v[8:]
+	if i := bytes.IndexByte(v, 0); i >= 0 {
+		if rest = v[i+1:]; len(rest) < 8 {
+			return 0, "", nil, false
+		}
+		v = v[:i]
+	}
+	return at, Status(v), rest, true
+}
+
 // statusKey is the entry of ev in the listing index of its status.
 func statusKey(ev *Event) []byte {
 	return prefixed(kindStatus, []byte(ev.Status), []byte{0}, []byte(ev.Key))
@@ -398,15 +442,23 @@ func (p *Pebble) getValue(key []byte) ([]byte, error) {
 }
 
 func (p *Pebble) get(key string) (*Event, error) {
+	ev, _, err := p.getStored(key)
+	return ev, err
+}
+
+// getStored reads a record and whether its details are under its D key
+// (see markedRecord).
+func (p *Pebble) getStored(key string) (*Event, bool, error) {
 	v, err := p.getValue(recordKey(key))
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	var ev Event
-	if err := json.Unmarshal(v, &ev); err != nil {
-		return nil, fmt.Errorf("record %s: %w", key, err)
+	marked, err := decodeRecord(v, &ev)
+	if err != nil {
+		return nil, false, fmt.Errorf("record %s: %w", key, err)
 	}
-	return &ev, nil
+	return &ev, marked, nil
 }
 
 // put adds the record of ev (without its body) to b.
@@ -498,7 +550,7 @@ func (p *Pebble) recover() error {
 	}
 	for it.First(); it.Valid(); it.Next() {
 		var ev Event
-		if err := json.Unmarshal(it.Value(), &ev); err != nil {
+		if _, err := decodeRecord(it.Value(), &ev); err != nil {
 			_ = it.Close()
 			return fmt.Errorf("record %s: %w", it.Key()[1:], err)
 		}
@@ -822,9 +874,15 @@ func (p *Pebble) Get(ctx context.Context, key string) (*Event, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	ev, err := p.get(key)
+	ev, marked, err := p.getStored(key)
 	if err != nil {
 		return nil, unavailable(err)
+	}
+	if marked {
+		if err := p.readDetail(key, ev); err != nil {
+			return nil, unavailable(err)
+		}
+		return ev, nil
 	}
 	switch ev.Body, err = p.getValue(bodyKey(key)); {
 	case err == nil && ev.Body == nil:
@@ -848,24 +906,34 @@ func (p *Pebble) Get(ctx context.Context, key string) (*Event, error) {
 }
 
 // Replay queues a delivered or dead record again, due now (synced: an
-// operator was told it is queued).
+// operator was told it is queued). It holds p.multi, so that a trim reads
+// the hook index of finished records without a replay changing them
+// meanwhile.
 func (p *Pebble) Replay(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	p.multi.Lock()
+	defer p.multi.Unlock()
 	m := p.recordStripe(key)
 	m.Lock()
 	defer m.Unlock()
-	ev, err := p.get(key)
+	ev, marked, err := p.getStored(key)
 	if err != nil {
 		return unavailable(err)
 	}
-	kept, err := p.peek(bodyKey(key), func([]byte) bool { return true })
-	if err != nil {
-		return unavailable(err)
-	}
-	if kept {
-		ev.Body = []byte{} // read back with the record: only whether it was kept counts here
+	if marked {
+		if err := p.readDetail(key, ev); err != nil {
+			return unavailable(err)
+		}
+	} else {
+		kept, err := p.peek(bodyKey(key), func([]byte) bool { return true })
+		if err != nil {
+			return unavailable(err)
+		}
+		if kept {
+			ev.Body = []byte{} // read back with the record: only whether it was kept counts here
+		}
 	}
 	if !Replayable(ev) {
 		return ErrNotReplayable
@@ -874,6 +942,13 @@ func (p *Pebble) Replay(ctx context.Context, key string) error {
 	b := p.newBatch()
 	defer func() { _ = b.Close() }()
 	now := p.now()
+	if marked {
+		// queued again, the record takes the layout of enqueued ones:
+		// its body, payload and headers under their own keys
+		if err := p.unmark(b, ev); err != nil {
+			return unavailable(err)
+		}
+	}
 	if err := p.move(b, ev, StatusQueued, now, now); err != nil {
 		return unavailable(err)
 	}
@@ -914,6 +989,17 @@ func (p *Pebble) Purge(ctx context.Context, before time.Time) (int, error) {
 			break
 		}
 	}
+	for from := []byte{kindByHook}; from != nil; {
+		if err := ctx.Err(); err != nil {
+			return removed, err
+		}
+		n, next, err := p.purgeMarked(max(before.UnixNano(), 0), from, 1000, 20000)
+		removed += n
+		if err != nil {
+			return removed, unavailable(err)
+		}
+		from = next
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return removed, err
@@ -947,7 +1033,7 @@ func (p *Pebble) purgeRecords(t time.Time, limit int) (int, int, error) {
 		if err := b.Delete(entries[i], nil); err != nil {
 			return 0, 0, err
 		}
-		ev, err := p.get(key)
+		ev, marked, err := p.getStored(key)
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
@@ -957,7 +1043,7 @@ func (p *Pebble) purgeRecords(t time.Time, limit int) (int, int, error) {
 		if !bytes.Equal(indexKey(ev), entries[i]) {
 			continue // replayed since: a stale entry
 		}
-		if err := p.deleteRecord(b, ev); err != nil {
+		if err := p.deleteRecord(b, ev, marked); err != nil {
 			return 0, 0, err
 		}
 		gone = append(gone, ev)
@@ -969,6 +1055,64 @@ func (p *Pebble) purgeRecords(t time.Time, limit int) (int, int, error) {
 		p.count(ev.Hook, ev.Status, "", 1)
 	}
 	return len(gone), len(keys), nil
+}
+
+// purgeMarked removes marked records (see markedRecord) changed before t
+// (unix nanoseconds), found through the hook index, whose entries hold
+// their change time: up to limit of them, reading at most scan entries
+// from the index key from. It returns how many it removed and the index
+// key to go on from (nil at the end of the index).
+func (p *Pebble) purgeMarked(t int64, from []byte, limit, scan int) (int, []byte, error) {
+	p.multi.Lock()
+	defer p.multi.Unlock()
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: from, UpperBound: []byte{kindByHook + 1}})
+	if err != nil {
+		return 0, nil, err
+	}
+	var evs []*Event
+	var next []byte
+	read := 0
+	for it.First(); it.Valid(); it.Next() {
+		if len(evs) == limit || read == scan {
+			next = bytes.Clone(it.Key())
+			break
+		}
+		read++
+		_, status, rest, ok := splitHookValue(it.Value())
+		if !ok || rest == nil || !status.Finished() || readInt(rest[:8]) >= t {
+			continue
+		}
+		k := it.Key()[1:]
+		n, w, ok := uvarint(k)
+		if !ok || n > len(k)-w {
+			continue
+		}
+		hook, key := string(k[w:w+n]), string(k[w+n:])
+		evs = append(evs, &Event{Key: key, Hook: hook, Status: status, UpdatedAt: time.Unix(0, readInt(rest[:8])), ID: string(rest[8:])})
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil || len(evs) == 0 {
+		return 0, next, err
+	}
+	keys := make([]string, len(evs))
+	for i, ev := range evs {
+		keys[i] = ev.Key
+	}
+	unlock := p.lockRecords(keys)
+	defer unlock()
+	b := p.newBatch()
+	defer func() { _ = b.Close() }()
+	for _, ev := range evs {
+		if err := p.deleteRecord(b, ev, true); err != nil {
+			return 0, nil, err
+		}
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return 0, nil, err
+	}
+	for _, ev := range evs {
+		p.count(ev.Hook, ev.Status, "", 1)
+	}
+	return len(evs), next, nil
 }
 
 // purgeMarks removes up to limit deduplication marks expired at t and

@@ -75,17 +75,23 @@ func keyAt(ns int64) string { return fmt.Sprintf("%016x", max(ns, 0)) }
 // rest of a record): the names in order, each as its length and bytes,
 // then the number of its values and each value as its length and bytes.
 func encodeHeaders(h map[string][]string) []byte {
-	names := make([]string, 0, len(h))
 	n := 0
 	for name, vs := range h {
-		names = append(names, name)
 		n += len(name) + 2*binary.MaxVarintLen16
 		for _, v := range vs {
 			n += len(v) + binary.MaxVarintLen16
 		}
 	}
+	return appendHeaders(make([]byte, 0, n), h)
+}
+
+// appendHeaders appends what encodeHeaders returns to b.
+func appendHeaders(b []byte, h map[string][]string) []byte {
+	names := make([]string, 0, len(h))
+	for name := range h {
+		names = append(names, name)
+	}
 	slices.Sort(names)
-	b := make([]byte, 0, n)
 	for _, name := range names {
 		b = binary.AppendUvarint(b, uint64(len(name)))
 		b = append(b, name...)
@@ -98,12 +104,13 @@ func encodeHeaders(h map[string][]string) []byte {
 	return b
 }
 
-// uvarint reads a number written by binary.AppendUvarint below 2^28
-// from the front of b, and how many bytes it took.
+// uvarint reads a number written by binary.AppendUvarint below 2^35
+// (lengths of at most log_body's 1GiB) from the front of b, and how many
+// bytes it took.
 func uvarint(b []byte) (int, int, bool) {
 	n := 0
 	for i, c := range b {
-		if i == 4 {
+		if i == 5 {
 			break
 		}
 		n |= int(c&0x7f) << (7 * i)
@@ -150,6 +157,195 @@ func decodeHeaders(b []byte) (map[string][]string, error) {
 	return h, nil
 }
 
+// A record written by Record is marked: its stored value starts with
+// markedRecord before the JSON, and its body, payload and headers are one
+// value under its D key (none when it has none of them), so a finished
+// record costs two keys and three index entries: by id, by status, and by
+// hook, whose value holds its change time and id so that trims and purges
+// find it and remove it without reading it (it has no entry in the index
+// of finished records, see purgeMarked). Replay turns it into
+// an unmarked record (body, payload and headers under their own keys), the
+// layout of enqueued records, whose body is rewritten by no state change.
+const markedRecord = 'D'
+
+func detailKey(key string) []byte { return prefixed(kindDetail, []byte(key)) }
+
+// decodeRecord reads a stored record value into ev and reports whether
+// it is marked.
+func decodeRecord(v []byte, ev *Event) (bool, error) {
+	marked := len(v) > 0 && v[0] == markedRecord
+	if marked {
+		v = v[1:]
+	}
+	return marked, json.Unmarshal(v, ev)
+}
+
+// Flags of a detail value.
+const (
+	detailBody = 1 << iota // the body is kept (possibly empty)
+)
+
+// appendDetail appends the detail value of ev to b, and returns nil when
+// ev has no body, payload or headers: a flags byte, the body and the
+// payload each as its length and bytes, then the headers as encodeHeaders
+// writes them.
+func appendDetail(b []byte, ev *Event) []byte {
+	if ev.Body == nil && len(ev.Payload) == 0 && len(ev.Headers) == 0 {
+		return nil
+	}
+	var flags byte
+	if ev.Body != nil {
+		flags |= detailBody
+	}
+	b = slices.Grow(b, 1+2*binary.MaxVarintLen64+len(ev.Body)+len(ev.Payload))
+	b = append(b, flags)
+	b = binary.AppendUvarint(b, uint64(len(ev.Body)))
+	b = append(b, ev.Body...)
+	b = binary.AppendUvarint(b, uint64(len(ev.Payload)))
+	b = append(b, ev.Payload...)
+	if len(ev.Headers) > 0 {
+		b = appendHeaders(b, ev.Headers)
+	}
+	return b
+}
+
+// detail is a detail value split in its parts (slices of it).
+type detail struct {
+	body, payload, headers []byte
+	kept                   bool // the body is kept
+}
+
+var errBadDetail = errors.New("malformed body, payload and headers")
+
+func splitDetail(v []byte) (detail, error) {
+	var d detail
+	if len(v) == 0 {
+		return d, errBadDetail
+	}
+	d.kept = v[0]&detailBody != 0
+	v = v[1:]
+	part := func() ([]byte, bool) {
+		n, k, ok := uvarint(v)
+		if !ok || n > len(v)-k {
+			return nil, false
+		}
+		out := v[k : k+n]
+		v = v[k+n:]
+		return out, true
+	}
+	var ok1, ok2 bool
+	d.body, ok1 = part()
+	d.payload, ok2 = part()
+	if !ok1 || !ok2 {
+		return detail{}, errBadDetail
+	}
+	d.headers = v
+	return d, nil
+}
+
+// readDetail sets the body, payload and headers of the marked record ev
+// from its D key.
+func (p *Pebble) readDetail(key string, ev *Event) error {
+	v, err := p.getValue(detailKey(key))
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	d, err := splitDetail(v)
+	if err != nil {
+		return fmt.Errorf("record %s: %w", key, err)
+	}
+	if d.kept {
+		ev.Body = d.body[:len(d.body):len(d.body)]
+	}
+	if len(d.payload) > 0 {
+		ev.Payload = d.payload[:len(d.payload):len(d.payload)]
+	}
+	if len(d.headers) > 0 {
+		if ev.Headers, err = decodeHeaders(d.headers); err != nil {
+			return fmt.Errorf("record %s: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// unmark adds to b the change of the marked record ev (with its details
+// read) to an unmarked one: its details under their own keys. The record
+// itself is written unmarked by the next putRecord.
+func (p *Pebble) unmark(b *batch, ev *Event) error {
+	if err := b.Delete(detailKey(ev.Key), nil); err != nil {
+		return err
+	}
+	if ev.Body != nil {
+		if err := b.Set(bodyKey(ev.Key), ev.Body, nil); err != nil {
+			return err
+		}
+	}
+	if len(ev.Payload) > 0 {
+		if err := b.Set(payloadKey(ev.Key), ev.Payload, nil); err != nil {
+			return err
+		}
+	}
+	if len(ev.Headers) > 0 {
+		return b.Set(headersKey(ev.Key), encodeHeaders(ev.Headers), nil)
+	}
+	return nil
+}
+
+// recordBuf is scratch space for the records of one Record call: the
+// batch copies what it is given, so the values and keys of each record
+// are built in the same buffers.
+type recordBuf struct {
+	json          bytes.Buffer
+	enc           *json.Encoder
+	rec, key, val []byte
+}
+
+func newRecordBuf() *recordBuf {
+	rb := &recordBuf{}
+	rb.enc = json.NewEncoder(&rb.json)
+	return rb
+}
+
+// putMarked adds a new finished record of ev, marked, with its detail
+// value and index entries to b.
+func (p *Pebble) putMarked(b *batch, ev *Event, rb *recordBuf) error {
+	rec := *ev
+	stripDetail(&rec)
+	v, ok := appendRecordJSON(append(rb.rec[:0], markedRecord), &rec)
+	if !ok {
+		rb.json.Reset()
+		if err := rb.enc.Encode(&rec); err != nil {
+			return err
+		}
+		j := rb.json.Bytes()
+		v = append(v, j[:len(j)-1]...) // without Encode's newline
+	}
+	rb.rec = v
+	rb.key = append(append(rb.key[:0], kindRecord), ev.Key...)
+	if err := b.Set(rb.key, v, nil); err != nil {
+		return err
+	}
+	if rb.val = appendDetail(rb.val[:0], ev); rb.val != nil {
+		rb.key[0] = kindDetail
+		if err := b.Set(rb.key, rb.val, nil); err != nil {
+			return err
+		}
+	}
+	for _, err := range []error{
+		b.Set(p.byIDKey(ev), nil, nil),
+		b.Set(statusKey(ev), nil, nil),
+		b.Set(hookEntry(ev), markedHookValue(ev), nil),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // putNew adds a new record of ev with its body, payload, headers and
 // index entries to b.
 func (p *Pebble) putNew(b *batch, ev *Event) error {
@@ -185,12 +381,16 @@ func (p *Pebble) putNew(b *batch, ev *Event) error {
 }
 
 // deleteRecord adds the removal of the record ev (as stored) with its
-// body, payload, headers and index entries to b.
-func (p *Pebble) deleteRecord(b *batch, ev *Event) error {
-	for _, k := range [][]byte{
-		recordKey(ev.Key), bodyKey(ev.Key), payloadKey(ev.Key), headersKey(ev.Key),
-		indexKey(ev), p.byIDKey(ev), statusKey(ev), hookEntry(ev),
-	} {
+// body, payload, headers and index entries to b; marked: its details are
+// under its D key (see markedRecord).
+func (p *Pebble) deleteRecord(b *batch, ev *Event, marked bool) error {
+	keys := [][]byte{recordKey(ev.Key), p.byIDKey(ev), statusKey(ev), hookEntry(ev)}
+	if marked {
+		keys = append(keys, detailKey(ev.Key))
+	} else {
+		keys = append(keys, indexKey(ev), bodyKey(ev.Key), payloadKey(ev.Key), headersKey(ev.Key))
+	}
+	for _, k := range keys {
 		if err := b.Delete(k, nil); err != nil {
 			return err
 		}
@@ -270,10 +470,11 @@ func (p *Pebble) Record(ctx context.Context, evs []*Event) error {
 	defer func() { _ = b.Close() }()
 	recs := make([]Event, len(evs))
 	noted := make([]*Event, len(evs))
+	rb := newRecordBuf()
 	for i, ev := range evs {
 		recs[i] = prepareRecord(ev, keys[i], now)
 		noted[i] = &recs[i]
-		if err := p.putNew(b, &recs[i]); err != nil {
+		if err := p.putMarked(b, &recs[i], rb); err != nil {
 			return unavailable(err)
 		}
 	}
@@ -337,12 +538,15 @@ func (p *Pebble) trimSome(hook string, limit int) (int, error) {
 		return 0, err
 	}
 	var keys []string
+	var values [][]byte
 	skipped := ""
 	for it.First(); it.Valid() && len(keys) < limit; it.Next() {
 		key, v := string(it.Key()[len(prefix):]), it.Value()
+		_, status, _, ok := splitHookValue(v)
 		switch {
-		case len(v) > 8 && Status(v[8:]).Finished():
+		case ok && status.Finished():
 			keys = append(keys, key)
+			values = append(values, bytes.Clone(v))
 		case skipped == "":
 			skipped = key
 		}
@@ -359,8 +563,19 @@ func (p *Pebble) trimSome(hook string, limit int) (int, error) {
 	b := p.newBatch()
 	defer func() { _ = b.Close() }()
 	var gone []*Event
-	for _, key := range keys {
-		ev, err := p.get(key)
+	for i, key := range keys {
+		if _, status, rest, _ := splitHookValue(values[i]); rest != nil {
+			// a marked record: its entry names every key it has, and is
+			// still as read, since only Replay and Purge change a
+			// finished record, and they hold p.multi too
+			ev := &Event{Key: key, Hook: hook, Status: status, UpdatedAt: time.Unix(0, readInt(rest[:8])), ID: string(rest[8:])}
+			if err := p.deleteRecord(b, ev, true); err != nil {
+				return 0, err
+			}
+			gone = append(gone, ev)
+			continue
+		}
+		ev, marked, err := p.getStored(key)
 		if errors.Is(err, ErrNotFound) {
 			// an entry left without its record: removed with it
 			if err := b.Delete(append(bytes.Clone(prefix), key...), nil); err != nil {
@@ -378,7 +593,7 @@ func (p *Pebble) trimSome(hook string, limit int) (int, error) {
 			}
 			continue
 		}
-		if err := p.deleteRecord(b, ev); err != nil {
+		if err := p.deleteRecord(b, ev, marked); err != nil {
 			return 0, err
 		}
 		gone = append(gone, ev)
@@ -430,8 +645,8 @@ func (p *Pebble) Counts(ctx context.Context, since time.Time) (map[string]map[St
 			return nil, unavailable(err)
 		}
 		for it.First(); it.Valid(); it.Next() {
-			v := it.Value()
-			if len(v) <= 8 || !since.IsZero() && readInt(v[:8]) < from {
+			at, status, _, ok := splitHookValue(it.Value())
+			if !ok || !since.IsZero() && at < from {
 				continue
 			}
 			m := out[hook]
@@ -439,7 +654,7 @@ func (p *Pebble) Counts(ctx context.Context, since time.Time) (map[string]map[St
 				m = map[Status]int{}
 				out[hook] = m
 			}
-			m[Status(v[8:])]++
+			m[status]++
 		}
 		if err := errors.Join(it.Error(), it.Close()); err != nil {
 			return nil, unavailable(err)
@@ -514,8 +729,8 @@ func (w *follower) close() error {
 // textMatcher tells whether Q is in the id, payload or body of the
 // records a listing visits.
 type textMatcher struct {
-	f              *listFilter
-	payload, bodys follower
+	f                       *listFilter
+	payload, bodys, details follower
 }
 
 func (p *Pebble) newTextMatcher(f *listFilter, lo, hi string) *textMatcher {
@@ -523,18 +738,26 @@ func (p *Pebble) newTextMatcher(f *listFilter, lo, hi string) *textMatcher {
 		f:       f,
 		payload: follower{p: p, kind: kindPayload, lo: lo, hi: hi},
 		bodys:   follower{p: p, kind: kindBody, lo: lo, hi: hi},
+		details: follower{p: p, kind: kindDetail, lo: lo, hi: hi},
 	}
 }
 
-func (m *textMatcher) match(ev *Event) (bool, error) {
+func (m *textMatcher) match(ev *Event, marked bool) (bool, error) {
 	if m.f.match(ev.ID) {
 		return true, nil
 	}
-	return m.inBodies(ev.Key)
+	return m.inBodies(ev.Key, marked)
 }
 
-// inBodies reports whether Q is in the payload or body of key.
-func (m *textMatcher) inBodies(key string) (bool, error) {
+// inBodies reports whether Q is in the payload or body of key (marked:
+// a record whose details are under its D key).
+func (m *textMatcher) inBodies(key string, marked bool) (bool, error) {
+	if marked {
+		return m.details.at(key, func(v []byte) bool {
+			d, err := splitDetail(v)
+			return err == nil && (m.f.contains(d.payload) || m.f.contains(d.body))
+		})
+	}
 	for _, w := range []*follower{&m.payload, &m.bodys} {
 		ok, err := w.at(key, m.f.contains)
 		if ok || err != nil {
@@ -544,7 +767,9 @@ func (m *textMatcher) inBodies(key string) (bool, error) {
 	return false, nil
 }
 
-func (m *textMatcher) close() error { return errors.Join(m.payload.close(), m.bodys.close()) }
+func (m *textMatcher) close() error {
+	return errors.Join(m.payload.close(), m.bodys.close(), m.details.close())
+}
 
 // List pages through records newest first, filtered: through the index
 // of an id, else of a hook (whose values hold the status and receive
@@ -590,24 +815,25 @@ func (p *Pebble) List(ctx context.Context, q ListQuery) (ListPage, error) {
 			}
 		}
 		found := false
+		marked := len(raw) > 0 && raw[0] == markedRecord
 		if q.Q != "" && f.literal && !f.contains(raw) {
 			// Q is not in the stored record, so not in its id: decoding
 			// it is needed only if the payload or body holds Q
-			ok, err := text.inBodies(key)
+			ok, err := text.inBodies(key, marked)
 			if err != nil || !ok {
 				return err == nil, err
 			}
 			found = true
 		}
 		ev := &Event{}
-		if err := json.Unmarshal(raw, ev); err != nil {
+		if _, err := decodeRecord(raw, ev); err != nil {
 			return false, fmt.Errorf("record %s: %w", key, err)
 		}
 		if !f.meta(ev) {
 			return true, nil
 		}
 		if q.Q != "" && !found {
-			if ok, err := text.match(ev); err != nil || !ok {
+			if ok, err := text.match(ev, marked); err != nil || !ok {
 				return err == nil, err
 			}
 		}
@@ -661,7 +887,8 @@ func (p *Pebble) List(ctx context.Context, q ListQuery) (ListPage, error) {
 				return true
 			}
 			at := readInt(v[:8])
-			return (q.Status == "" || string(v[8:]) == string(q.Status)) &&
+			_, status, _, _ := splitHookValue(v)
+			return (q.Status == "" || status == q.Status) &&
 				(q.Since.IsZero() || at >= since) && (q.Until.IsZero() || at < until)
 		}
 	case q.Status != "":

@@ -150,6 +150,44 @@ func BenchmarkRecord(b *testing.B) {
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
 }
 
+// BenchmarkRecordTrimmed measures Record as BenchmarkRecord does, in a
+// hook held at 5,000 records by a Trim after each batch: the steady state
+// of a hook at its log_max.
+func BenchmarkRecordTrimmed(b *testing.B) {
+	s, err := queue.OpenPebble(b.TempDir(), queue.PebbleOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	payload := []byte(`{"ref":"refs/heads/main","before":"6113728f27ae82c7b1a177c8d03f9e96e0adf246","after":"76ae82c7b1a177c8d03f9e96e0adf2466113728f","repository":{"full_name":"octo/hello"},"pusher":{"name":"octocat"}}`)
+	batch := make([]*queue.Event, 64)
+	n := 0
+	ctx := context.Background()
+	for b.Loop() {
+		now := time.Now()
+		for i := range batch {
+			n++
+			batch[i] = &queue.Event{
+				ID: fmt.Sprintf("delivery-%d", n), Hook: "gh", Action: 0, Mode: "sync",
+				Status: queue.StatusDelivered, Auth: "github", Inbound: 200, Request: "POST /hooks/github",
+				RemoteIP: "192.0.2.7", ReceivedAt: now, Payload: payload, Body: payload[:100],
+				Headers: map[string][]string{
+					"Content-Type": {"application/json"}, "X-Github-Event": {"push"},
+					"X-Github-Delivery": {"72d3162e-cc78-11e3-81ab-4c9367dc0958"}, "X-Hub-Signature-256": {"[redacted]"},
+				},
+				Attempts: []queue.Attempt{{At: now, Status: 200, Latency: 3 * time.Millisecond}},
+			}
+		}
+		if err := s.Record(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Trim(ctx, "gh", 5000); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
+}
+
 // BenchmarkPebbleRunLogReads measures the reads of the run log's page
 // over 50,000 small records of 4 hooks: counts since a time, a page of
 // one hook and status, and a text query that matches nothing (it reads

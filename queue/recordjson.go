@@ -1,0 +1,130 @@
+package queue
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// appendRecordJSON appends the JSON of a record stripped of its body,
+// payload and headers (see stripDetail), byte for byte what json.Marshal
+// writes, without its reflection: Record encodes one per request. It
+// reports false, having appended nothing, for what it does not write
+// itself (mapped values, times json refuses); the caller then uses
+// encoding/json.
+func appendRecordJSON(b []byte, ev *Event) ([]byte, bool) {
+	if len(ev.Values) > 0 || ev.Body != nil || ev.Payload != nil || ev.Headers != nil {
+		return b, false
+	}
+	start := len(b)
+	ok := true
+	b = append(b, `{"key":`...)
+	b = appendJSONString(b, ev.Key)
+	b = append(b, `,"id":`...)
+	b = appendJSONString(b, ev.ID)
+	b = append(b, `,"hook":`...)
+	b = appendJSONString(b, ev.Hook)
+	b = append(b, `,"action":`...)
+	b = strconv.AppendInt(b, int64(ev.Action), 10)
+	b = append(b, `,"body":null,"received_at":`...)
+	b, ok = appendJSONTime(b, ev.ReceivedAt, ok)
+	b = append(b, `,"status":`...)
+	b = appendJSONString(b, string(ev.Status))
+	if len(ev.Attempts) > 0 {
+		b = append(b, `,"attempts":[`...)
+		for i, a := range ev.Attempts {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"at":`...)
+			b, ok = appendJSONTime(b, a.At, ok)
+			if a.Status != 0 {
+				b = append(b, `,"status":`...)
+				b = strconv.AppendInt(b, int64(a.Status), 10)
+			}
+			if a.Latency != 0 {
+				b = append(b, `,"latency_ns":`...)
+				b = strconv.AppendInt(b, int64(a.Latency), 10)
+			}
+			if a.Error != "" {
+				b = append(b, `,"error":`...)
+				b = appendJSONString(b, a.Error)
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	if ev.Deferrals != 0 {
+		b = append(b, `,"deferrals":`...)
+		b = strconv.AppendInt(b, int64(ev.Deferrals), 10)
+	}
+	if !ev.DueAt.IsZero() {
+		b = append(b, `,"due_at":`...)
+		b, ok = appendJSONTime(b, ev.DueAt, ok)
+	}
+	b = append(b, `,"updated_at":`...)
+	b, ok = appendJSONTime(b, ev.UpdatedAt, ok)
+	if ev.Gen != 0 {
+		b = append(b, `,"gen":`...)
+		b = strconv.AppendUint(b, ev.Gen, 10)
+	}
+	for _, f := range [...]struct{ name, v string }{
+		{`,"mode":`, ev.Mode}, {`,"auth":`, ev.Auth}, {`,"reason":`, ev.Reason},
+	} {
+		if f.v != "" {
+			b = append(b, f.name...)
+			b = appendJSONString(b, f.v)
+		}
+	}
+	if ev.Inbound != 0 {
+		b = append(b, `,"inbound":`...)
+		b = strconv.AppendInt(b, int64(ev.Inbound), 10)
+	}
+	for _, f := range [...]struct{ name, v string }{{`,"request":`, ev.Request}, {`,"remote_ip":`, ev.RemoteIP}} {
+		if f.v != "" {
+			b = append(b, f.name...)
+			b = appendJSONString(b, f.v)
+		}
+	}
+	if ev.Truncated {
+		b = append(b, `,"truncated":true`...)
+	}
+	b = append(b, '}')
+	if !ok {
+		return b[:start], false
+	}
+	return b, true
+}
+
+// appendJSONTime appends t as time.Time.MarshalJSON writes it; ok becomes
+// false for a time it refuses.
+func appendJSONTime(b []byte, t time.Time, ok bool) ([]byte, bool) {
+	if y := t.Year(); y < 0 || y > 9999 {
+		return b, false
+	}
+	if _, off := t.Zone(); off%60 != 0 || off <= -24*3600 || off >= 24*3600 {
+		return b, false
+	}
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"'), ok
+}
+
+// appendJSONString appends s as encoding/json writes a string: plain
+// ASCII as is, anything else through encoding/json itself.
+func appendJSONString(b []byte, s string) []byte {
+	for i := range len(s) {
+		c := s[i]
+		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, err := json.Marshal(s)
+			if err != nil { // cannot happen for a string
+				q = []byte(`""`)
+			}
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
