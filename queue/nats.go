@@ -161,6 +161,7 @@ type NATS struct {
 	hooks      jetstream.KeyValue
 	hookStream jetstream.Stream
 	results    jetstream.KeyValue // results_nats.go
+	resStream  jetstream.Stream
 	grace      time.Duration
 	// published is the highest ticket sequence this instance published.
 	published atomic.Uint64
@@ -1083,12 +1084,32 @@ func (n *NATS) scan(ctx context.Context, filter string) ([]*natsRecord, error) {
 }
 
 // scanKV reads the latest value (JSON, as T) of every key of kv matching
-// filter. The watch may be served by a replica that lags behind; it is
-// read until it has the last revision the stream leader has (subjects of
-// the bucket's stream start with subjectPrefix), so it sees every
-// completed write. Deletes and purges are watched too: the last revision
-// may be one. what names the values in errors.
+// filter (see latestKV). what names the values in errors.
 func scanKV[T any](ctx context.Context, stream jetstream.Stream, kv jetstream.KeyValue, subjectPrefix, filter, what string) ([]T, error) {
+	entries, err := latestKV(ctx, stream, kv, subjectPrefix, filter, what)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, 0, len(entries))
+	for _, e := range entries {
+		var v T
+		if err := json.Unmarshal(e.Value(), &v); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", what, e.Key(), err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// latestKV reads the latest entry of every key of kv matching filter
+// whose last operation is a put. The watch may be served by a replica
+// that lags behind, whose initial values end (the nil marker) before the
+// last completed writes; it is read until it has the last revision the
+// stream leader has (subjects of the bucket's stream start with
+// subjectPrefix), so it sees every completed write. Deletes and purges are
+// watched too: the last revision may be one. what names the values in
+// errors.
+func latestKV(ctx context.Context, stream jetstream.Stream, kv jetstream.KeyValue, subjectPrefix, filter, what string) ([]jetstream.KeyValueEntry, error) {
 	var last uint64
 	m, err := stream.GetLastMsgForSubject(ctx, subjectPrefix+filter)
 	switch {
@@ -1102,7 +1123,7 @@ func scanKV[T any](ctx context.Context, stream jetstream.Stream, kv jetstream.Ke
 		return nil, err
 	}
 	defer func() { _ = w.Stop() }()
-	found := map[string]T{}
+	found := map[string]jetstream.KeyValueEntry{}
 	var seen uint64
 	initial := true
 	for initial || seen < last {
@@ -1120,18 +1141,14 @@ func scanKV[T any](ctx context.Context, stream jetstream.Stream, kv jetstream.Ke
 				delete(found, e.Key())
 				continue
 			}
-			var v T
-			if err := json.Unmarshal(e.Value(), &v); err != nil {
-				return nil, fmt.Errorf("%s %s: %w", what, e.Key(), err)
-			}
-			found[e.Key()] = v
+			found[e.Key()] = e
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 	}
-	out := make([]T, 0, len(found))
-	for _, v := range found {
-		out = append(out, v)
+	out := make([]jetstream.KeyValueEntry, 0, len(found))
+	for _, e := range found {
+		out = append(out, e)
 	}
 	return out, nil
 }

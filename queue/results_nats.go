@@ -34,7 +34,11 @@ import (
 //
 // PurgeResults removes what expired by the store's clock before the
 // servers do: JetStream has no index by a value's time, so it scans the m
-// keys (a watch that carries no chunk and a body only up to resultInline).
+// keys (a watch that carries no chunk and a body only up to resultInline),
+// read up to the stream leader's last revision of them: the watch may be
+// served by a replica that has not applied the latest puts yet, and its
+// initial values alone would miss them, or give an older revision that
+// the compare-and-set then refuses.
 // That costs one pass over the results kept, acceptable for the purge
 // interval of minutes, and bounded by the TTLs to the results of one
 // retention period.
@@ -75,9 +79,11 @@ func natsChunkKey(key, gen string, i int) string {
 func (n *NATS) setupResults(ctx context.Context, cfg jetstream.StreamConfig) error {
 	cfg.AllowMsgTTL = true
 	cfg.SubjectDeleteMarkerTTL = resultMarkerTTL
-	if _, err := n.js.CreateOrUpdateStream(ctx, cfg); err != nil {
+	st, err := n.js.CreateOrUpdateStream(ctx, cfg)
+	if err != nil {
 		return fmt.Errorf("stream %s: %w", cfg.Name, err)
 	}
+	n.resStream = st
 	kv, err := n.js.KeyValue(ctx, n.opts.Stream+"_results")
 	if err != nil {
 		return err
@@ -260,38 +266,23 @@ func (n *NATS) PurgeResults(ctx context.Context, now time.Time) (int, error) {
 		rev uint64
 		rec natsResult
 	}
-	var expired []expiredResult
-	err := func() error {
+	entries, err := func() ([]jetstream.KeyValueEntry, error) {
 		ctx, cancel := n.opCtx(ctx)
 		defer cancel()
-		w, err := n.results.Watch(ctx, "m.*", jetstream.IgnoreDeletes())
-		if err != nil {
-			return err
-		}
-		defer func() { _ = w.Stop() }()
-		for {
-			select {
-			case e, ok := <-w.Updates():
-				if !ok {
-					return errors.New("results listing ended early")
-				}
-				if e == nil {
-					return nil // the values present when the watch began
-				}
-				var rec natsResult
-				if err := json.Unmarshal(e.Value(), &rec); err != nil {
-					return fmt.Errorf("stored result %s: %w", e.Key(), err)
-				}
-				if rec.expired(now) {
-					expired = append(expired, expiredResult{key: e.Key()[len("m."):], rev: e.Revision(), rec: rec})
-				}
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
+		return latestKV(ctx, n.resStream, n.results, "$KV."+n.opts.Stream+"_results.", "m.*", "results")
 	}()
 	if err != nil {
 		return 0, unavailable(err)
+	}
+	var expired []expiredResult
+	for _, e := range entries {
+		var rec natsResult
+		if err := json.Unmarshal(e.Value(), &rec); err != nil {
+			return 0, fmt.Errorf("stored result %s: %w", e.Key(), err)
+		}
+		if rec.expired(now) {
+			expired = append(expired, expiredResult{key: e.Key()[len("m."):], rev: e.Revision(), rec: rec})
+		}
 	}
 	removed := 0
 	for _, x := range expired {
