@@ -267,8 +267,15 @@ func OpenNATS(ctx context.Context, opts NATSOptions) (*NATS, error) {
 }
 
 func (n *NATS) setup(ctx context.Context) error {
-	ctx, cancel := n.opCtx(ctx)
-	defer cancel()
+	// Creating the streams happens once, when a config is loaded, and a
+	// replicated stream's creation waits for its group to elect a leader:
+	// on a cluster that is still forming or busy that outlasts one
+	// operation's Timeout, so the whole setup has a longer bound.
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, max(setupTimeout, 6*n.opts.Timeout))
+		defer cancel()
+	}
 	js, err := jetstream.New(n.nc)
 	if err != nil {
 		return err
@@ -362,6 +369,9 @@ func (n *NATS) Close() error {
 }
 
 // opCtx bounds ctx by the operation timeout unless it has a deadline.
+// setupTimeout bounds the creation of the store's streams at open.
+const setupTimeout = 30 * time.Second
+
 func (n *NATS) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {
 		return context.WithCancel(ctx)
