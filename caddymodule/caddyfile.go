@@ -90,15 +90,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.Methods[i] = strings.ToUpper(m)
 			}
 		case "max_size":
-			var s string
-			if err := oneArg(d, &s); err != nil {
+			if err := sizeArg(d, 1<<40, "", &h.MaxSize); err != nil {
 				return err
 			}
-			size, err := humanize.ParseBytes(s)
-			if err != nil || size == 0 || size > 1<<40 {
-				return d.Errf("max_size: invalid size %q", s)
-			}
-			h.MaxSize = int64(size)
 		case "content_type":
 			h.ContentTypes = d.RemainingArgs()
 			if len(h.ContentTypes) == 0 {
@@ -193,6 +187,25 @@ func oneArg(d *caddyfile.Dispenser, into *string) error {
 	if d.NextArg() {
 		return d.Errf("%s takes one argument, got extra %q", opt, d.Val())
 	}
+	return nil
+}
+
+// sizeArg reads one size argument such as 1MB, from 1 byte to max;
+// limits, when not empty, is said in the error.
+func sizeArg(d *caddyfile.Dispenser, max uint64, limits string, into *int64) error {
+	opt := d.Val()
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	size, err := humanize.ParseBytes(s)
+	if err != nil || size == 0 || size > max {
+		if limits != "" {
+			return d.Errf("%s: invalid size %q (%s)", opt, s, limits)
+		}
+		return d.Errf("%s: invalid size %q", opt, s)
+	}
+	*into = int64(size)
 	return nil
 }
 

@@ -15,7 +15,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/dustin/go-humanize"
 
 	"github.com/caddy-webhooks/gateway/forward"
 	"github.com/caddy-webhooks/gateway/queue"
@@ -65,15 +64,7 @@ func (h *Handler) parseRunLog(d *caddyfile.Dispenser, opt string) error {
 			return d.Errf("log must be off, meta or full, not %q", h.Log)
 		}
 	case "log_body":
-		var s string
-		if err := oneArg(d, &s); err != nil {
-			return err
-		}
-		size, err := humanize.ParseBytes(s)
-		if err != nil || size == 0 || size > 1<<30 {
-			return d.Errf("log_body: invalid size %q (from 1 byte to 1GiB)", s)
-		}
-		h.LogBody = int64(size)
+		return sizeArg(d, 1<<30, "from 1 byte to 1GiB", &h.LogBody)
 	case "log_redact":
 		h.LogRedact = d.RemainingArgs()
 		if len(h.LogRedact) == 0 {

@@ -278,7 +278,13 @@ func (p *Pebble) unmark(b *batch, ev *Event) error {
 	if err := b.Delete(detailKey(ev.Key), nil); err != nil {
 		return err
 	}
-	if ev.Body != nil {
+	return setDetails(b, ev, ev.Body != nil)
+}
+
+// setDetails adds ev's body (when withBody), payload and headers to b,
+// each under its own key.
+func setDetails(b *batch, ev *Event, withBody bool) error {
+	if withBody {
 		if err := b.Set(bodyKey(ev.Key), ev.Body, nil); err != nil {
 			return err
 		}
@@ -352,20 +358,8 @@ func (p *Pebble) putNew(b *batch, ev *Event) error {
 	if err := putRecord(b, ev); err != nil {
 		return err
 	}
-	if ev.Body != nil || ev.Status == StatusQueued || ev.Status == StatusDelivering {
-		if err := b.Set(bodyKey(ev.Key), ev.Body, nil); err != nil {
-			return err
-		}
-	}
-	if len(ev.Payload) > 0 {
-		if err := b.Set(payloadKey(ev.Key), ev.Payload, nil); err != nil {
-			return err
-		}
-	}
-	if len(ev.Headers) > 0 {
-		if err := b.Set(headersKey(ev.Key), encodeHeaders(ev.Headers), nil); err != nil {
-			return err
-		}
+	if err := setDetails(b, ev, ev.Body != nil || ev.Status == StatusQueued || ev.Status == StatusDelivering); err != nil {
+		return err
 	}
 	for _, err := range []error{
 		b.setIndex(ev),
