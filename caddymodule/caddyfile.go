@@ -191,7 +191,8 @@ func oneArg(d *caddyfile.Dispenser, into *string) error {
 }
 
 // sizeArg reads one size argument such as 1MB, from 1 byte to max;
-// limits, when not empty, is said in the error.
+// limits, when not empty, is said in the error. No size above 1TiB is
+// read, whatever max.
 func sizeArg(d *caddyfile.Dispenser, max uint64, limits string, into *int64) error {
 	opt := d.Val()
 	var s string
@@ -199,7 +200,7 @@ func sizeArg(d *caddyfile.Dispenser, max uint64, limits string, into *int64) err
 		return err
 	}
 	size, err := humanize.ParseBytes(s)
-	if err != nil || size == 0 || size > max {
+	if err != nil || size == 0 || size > max || size > 1<<40 {
 		if limits != "" {
 			return d.Errf("%s: invalid size %q (%s)", opt, s, limits)
 		}
