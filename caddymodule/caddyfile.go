@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 
 	"github.com/caddy-webhooks/gateway/verify"
@@ -26,6 +27,22 @@ func init() {
 // parseDirective sets up the handler from Caddyfile tokens. It handles the
 // matcher itself so that a path matcher can name the hook by default.
 func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	handler := new(Handler)
+	return routeNamedByMatcher(h, handler, func(name string) {
+		if handler.Name == "" {
+			handler.Name = name
+		}
+	})
+}
+
+// routeNamedByMatcher reads a directive's matcher and block into handler
+// and gives it the name a path matcher suggests ("" when none) before
+// making its route.
+func routeNamedByMatcher(h httpcaddyfile.Helper, handler interface {
+	caddyhttp.MiddlewareHandler
+	caddyfile.Unmarshaler
+}, name func(string),
+) ([]httpcaddyfile.ConfigValue, error) {
 	if !h.Next() {
 		return nil, h.ArgErr()
 	}
@@ -33,13 +50,10 @@ func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 	if err != nil {
 		return nil, err
 	}
-	handler := new(Handler)
 	if err := handler.UnmarshalCaddyfile(h.Dispenser); err != nil {
 		return nil, err
 	}
-	if handler.Name == "" {
-		handler.Name = nameFromMatcher(matcherSet)
-	}
+	name(nameFromMatcher(matcherSet))
 	return h.NewRoute(matcherSet, handler), nil
 }
 

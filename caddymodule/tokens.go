@@ -431,23 +431,12 @@ func (t *TokensHandler) fail(w http.ResponseWriter, r *http.Request, status int,
 // parseTokensDirective sets up the handler from Caddyfile tokens; a path
 // matcher on the directive gives the default prefix.
 func parseTokensDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
-	if !h.Next() {
-		return nil, h.ArgErr()
-	}
-	matcherSet, err := h.ExtractMatcherSet()
-	if err != nil {
-		return nil, err
-	}
 	t := new(TokensHandler)
-	if err := t.UnmarshalCaddyfile(h.Dispenser); err != nil {
-		return nil, err
-	}
-	if t.Prefix == "" {
-		if name := nameFromMatcher(matcherSet); name != "" {
+	return routeNamedByMatcher(h, t, func(name string) {
+		if t.Prefix == "" && name != "" {
 			t.Prefix = "/" + name
 		}
-	}
-	return h.NewRoute(matcherSet, t), nil
+	})
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax in
