@@ -37,7 +37,8 @@ const (
 	kindPayload  = 'P' // P key -> received payload (Event.Payload), when there is one
 	kindHeaders  = 'Y' // Y key -> received headers (see encodeHeaders), when there are some
 	kindLayout   = 'V' // V -> version of the key layout (1: records have their H entry)
-	kindDetail   = 'D' // D key -> body, payload and headers of a record written by Record (see appendDetail)
+	kindDetail   = 'D' // D key -> body, payload and headers of a record written by Record before groups (see appendDetail)
+	kindGroup    = 'g' // g first key -> the records of one Record call (see pebble_segments.go)
 	// 'h' and 'k' hold issued hooks: see tokens_pebble.go
 	// 'R' and 'X' hold request-reply results: see results_pebble.go
 )
@@ -150,6 +151,14 @@ type Pebble struct {
 	hooksMu sync.Mutex
 	// results: see results_pebble.go
 	results pebbleResults
+
+	// segs holds the bytes of the records of groups (pebble_segments.go);
+	// groupCounts counts them by hook, groupFloors is per hook a group
+	// key below which the hook has no grouped record
+	segs        *segments
+	groupMu     sync.Mutex
+	groupCounts map[string]int
+	groupFloors map[string]string
 }
 
 // floor is a lower bound of the live entries of the due or the lease
@@ -308,6 +317,12 @@ func OpenPebble(dir string, opts PebbleOptions) (*Pebble, error) {
 		return nil, fmt.Errorf("event store %s: %w", dir, err)
 	}
 	p := &Pebble{dir: dir, db: db, lock: lock, cache: cache, now: opts.Now, seed: maphash.MakeSeed(), minFree: opts.MinFreeBytes}
+	if p.segs, err = openSegments(dir); err != nil {
+		_ = db.Close()
+		cache.Unref()
+		_ = lock.Close()
+		return nil, fmt.Errorf("event store %s: %w", dir, err)
+	}
 	if err := p.recover(); err != nil {
 		_ = p.Close()
 		return nil, fmt.Errorf("event store %s: %w", dir, err)
@@ -319,7 +334,7 @@ func OpenPebble(dir string, opts PebbleOptions) (*Pebble, error) {
 func (p *Pebble) Close() error {
 	err := p.db.Close()
 	p.cache.Unref()
-	return errors.Join(err, p.lock.Close())
+	return errors.Join(err, p.segs.close(), p.lock.Close())
 }
 
 func prefixed(kind byte, parts ...[]byte) []byte {
@@ -571,6 +586,9 @@ func (p *Pebble) recover() error {
 		return err
 	}
 	if err := index.done(); err != nil {
+		return err
+	}
+	if err := p.recoverGroups(); err != nil {
 		return err
 	}
 	if len(leased) == 0 {
@@ -875,6 +893,10 @@ func (p *Pebble) Get(ctx context.Context, key string) (*Event, error) {
 		return nil, err
 	}
 	ev, marked, err := p.getStored(key)
+	if errors.Is(err, ErrNotFound) {
+		ev, _, _, err = p.getGrouped(key, true)
+		return ev, unavailable(err)
+	}
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -919,6 +941,16 @@ func (p *Pebble) Replay(ctx context.Context, key string) error {
 	m.Lock()
 	defer m.Unlock()
 	ev, marked, err := p.getStored(key)
+	if errors.Is(err, ErrNotFound) {
+		ev, e, gk, err := p.getGrouped(key, true)
+		if err != nil {
+			return unavailable(err)
+		}
+		if !Replayable(ev) {
+			return ErrNotReplayable
+		}
+		return unavailable(p.replayGrouped(ev, e, gk))
+	}
 	if err != nil {
 		return unavailable(err)
 	}
@@ -987,6 +1019,18 @@ func (p *Pebble) Purge(ctx context.Context, before time.Time) (int, error) {
 		}
 		if handled == 0 {
 			break
+		}
+	}
+	for more := true; more; {
+		if err := ctx.Err(); err != nil {
+			return removed, err
+		}
+		var n int
+		var err error
+		n, more, err = p.purgeGroups(max(before.UnixNano(), 0), 1000)
+		removed += n
+		if err != nil {
+			return removed, unavailable(err)
 		}
 	}
 	for from := []byte{kindByHook}; from != nil; {

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -460,22 +461,18 @@ func (p *Pebble) Record(ctx context.Context, evs []*Event) error {
 	}
 	now := p.now()
 	keys := p.keys.next(now, len(evs))
-	b := p.newBatch()
-	defer func() { _ = b.Close() }()
 	recs := make([]Event, len(evs))
 	noted := make([]*Event, len(evs))
-	rb := newRecordBuf()
 	for i, ev := range evs {
 		recs[i] = prepareRecord(ev, keys[i], now)
 		noted[i] = &recs[i]
-		if err := p.putMarked(b, &recs[i], rb); err != nil {
-			return unavailable(err)
-		}
 	}
-	if err := p.commit(b, pebble.NoSync); err != nil {
+	// noted first: a listing that finds the group bounds its scan by
+	// their lags
+	p.lags.note(noted...)
+	if err := p.recordGroup(recs); err != nil {
 		return unavailable(err)
 	}
-	p.lags.note(noted...)
 	for i, ev := range evs {
 		p.count(ev.Hook, "", ev.Status, 1)
 		ev.Key, ev.ReceivedAt, ev.UpdatedAt, ev.DueAt, ev.Gen = recs[i].Key, recs[i].ReceivedAt, recs[i].UpdatedAt, time.Time{}, 0
@@ -508,19 +505,39 @@ func (p *Pebble) Trim(ctx context.Context, hook string, keep int) (int, error) {
 		if excess <= 0 {
 			return removed, nil
 		}
-		n, err := p.trimSome(hook, min(excess, 1000))
+		limit := min(excess, 1000)
+		// oldest first across both layouts: the records in the hook
+		// index older than every grouped one, else the grouped ones older
+		// than every finished one in the index
+		oldest, err := p.oldestGrouped(hook)
+		if err != nil {
+			return removed, unavailable(err)
+		}
+		n, next, err := p.trimSome(hook, limit, oldest)
 		removed += n
 		if err != nil {
 			return removed, unavailable(err)
 		}
+		if n > 0 {
+			continue
+		}
+		if oldest == "" {
+			return removed, nil
+		}
+		if n, err = p.trimGroups(hook, limit, next); err != nil {
+			return removed + n, unavailable(err)
+		}
+		removed += n
 		if n == 0 {
 			return removed, nil
 		}
 	}
 }
 
-// trimSome removes up to limit of the oldest finished records of hook.
-func (p *Pebble) trimSome(hook string, limit int) (int, error) {
+// trimSome removes up to limit of the oldest finished records of hook in
+// the hook index with keys below below ("" unbounded); when it removes
+// none, next is the first finished one at or above below ("" if none).
+func (p *Pebble) trimSome(hook string, limit int, below string) (removed int, next string, err error) {
 	p.multi.Lock()
 	defer p.multi.Unlock()
 	prefix := hookPrefix(hook)
@@ -529,7 +546,7 @@ func (p *Pebble) trimSome(hook string, limit int) (int, error) {
 	p.trimMu.Unlock()
 	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: append(bytes.Clone(prefix), floor...), UpperBound: prefixEnd(prefix)})
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	var keys []string
 	var values [][]byte
@@ -537,6 +554,10 @@ func (p *Pebble) trimSome(hook string, limit int) (int, error) {
 	for it.First(); it.Valid() && len(keys) < limit; it.Next() {
 		key, v := string(it.Key()[len(prefix):]), it.Value()
 		_, status, _, ok := splitHookValue(v)
+		if below != "" && key >= below && ok && status.Finished() {
+			next = key
+			break
+		}
 		switch {
 		case ok && status.Finished():
 			keys = append(keys, key)
@@ -546,11 +567,11 @@ func (p *Pebble) trimSome(hook string, limit int) (int, error) {
 		}
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	if len(keys) == 0 {
 		p.raiseTrimFloor(hook, skipped)
-		return 0, nil
+		return 0, next, nil
 	}
 	unlock := p.lockRecords(keys)
 	defer unlock()
@@ -564,7 +585,7 @@ func (p *Pebble) trimSome(hook string, limit int) (int, error) {
 			// finished record, and they hold p.multi too
 			ev := &Event{Key: key, Hook: hook, Status: status, UpdatedAt: time.Unix(0, readInt(rest[:8])), ID: string(rest[8:])}
 			if err := p.deleteRecord(b, ev, true); err != nil {
-				return 0, err
+				return 0, "", err
 			}
 			gone = append(gone, ev)
 			continue
@@ -573,12 +594,12 @@ func (p *Pebble) trimSome(hook string, limit int) (int, error) {
 		if errors.Is(err, ErrNotFound) {
 			// an entry left without its record: removed with it
 			if err := b.Delete(append(bytes.Clone(prefix), key...), nil); err != nil {
-				return 0, err
+				return 0, "", err
 			}
 			continue
 		}
 		if err != nil {
-			return 0, err
+			return 0, "", err
 		}
 		if !ev.Status.Finished() {
 			// replayed since the index was read
@@ -588,12 +609,12 @@ func (p *Pebble) trimSome(hook string, limit int) (int, error) {
 			continue
 		}
 		if err := p.deleteRecord(b, ev, marked); err != nil {
-			return 0, err
+			return 0, "", err
 		}
 		gone = append(gone, ev)
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	for _, ev := range gone {
 		p.count(ev.Hook, ev.Status, "", 1)
@@ -602,7 +623,7 @@ func (p *Pebble) trimSome(hook string, limit int) (int, error) {
 		skipped = keys[len(keys)-1]
 	}
 	p.raiseTrimFloor(hook, skipped)
-	return len(gone), nil
+	return len(gone), "", nil
 }
 
 // raiseTrimFloor notes that hook has no finished record below key.
@@ -653,6 +674,27 @@ func (p *Pebble) Counts(ctx context.Context, since time.Time) (map[string]map[St
 		if err := errors.Join(it.Error(), it.Close()); err != nil {
 			return nil, unavailable(err)
 		}
+	}
+	start, err := p.groupStart(lo)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	err = p.eachGroup(start, "", false, func(_ []byte, entries []groupEntry) (bool, error) {
+		for _, e := range entries {
+			if !since.IsZero() && e.received < from {
+				continue
+			}
+			m := out[e.hook]
+			if m == nil {
+				m = map[Status]int{}
+				out[e.hook] = m
+			}
+			m[e.status]++
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, unavailable(err)
 	}
 	return out, nil
 }
@@ -777,15 +819,105 @@ func (p *Pebble) List(ctx context.Context, q ListQuery) (ListPage, error) {
 	if q.Limit <= 0 {
 		q.Limit = 50
 	}
-	f := newListFilter(q)
-	page := ListPage{Events: []*Event{}}
 	lo, hi := p.lags.keyBounds(q.Since, q.Until)
 	if q.Cursor != "" && (hi == "" || q.Cursor < hi) {
 		hi = q.Cursor
 	}
 	if hi != "" && hi <= lo {
-		return page, nil
+		return ListPage{Events: []*Event{}}, nil
 	}
+	f := newListFilter(q)
+	indexed, err := p.listIndexed(q, f, lo, hi)
+	if err != nil || !p.hasGroups(q.Hook) {
+		return indexed, err
+	}
+	grouped, err := p.listGroups(q, f, lo, hi)
+	if err != nil {
+		return ListPage{}, unavailable(err)
+	}
+	return mergePages(indexed, grouped, q.Limit), nil
+}
+
+// mergePages merges two pages of one query over records in disjoint
+// sets: each is complete down to its Next, so the merge is complete down
+// to the higher of them, and cut at limit.
+func mergePages(a, b ListPage, limit int) ListPage {
+	floor := max(a.Next, b.Next)
+	evs := make([]*Event, 0, len(a.Events)+len(b.Events))
+	for _, ev := range slices.Concat(a.Events, b.Events) {
+		if floor == "" || ev.Key >= floor {
+			evs = append(evs, ev)
+		}
+	}
+	slices.SortFunc(evs, func(x, y *Event) int { return strings.Compare(y.Key, x.Key) })
+	if len(evs) > limit {
+		return ListPage{Events: evs[:limit], Next: evs[limit-1].Key}
+	}
+	return ListPage{Events: evs, Next: floor}
+}
+
+// listGroups is List over the records of groups, newest first.
+func (p *Pebble) listGroups(q ListQuery, f *listFilter, lo, hi string) (ListPage, error) {
+	page := ListPage{Events: []*Event{}}
+	start, err := p.groupStart(lo)
+	if err != nil {
+		return page, err
+	}
+	since, until := max(q.Since.UnixNano(), 0), max(q.Until.UnixNano(), 0)
+	scanned, last := 0, ""
+	err = p.eachGroup(start, hi, true, func(_ []byte, entries []groupEntry) (bool, error) {
+		for i := len(entries) - 1; i >= 0; i-- {
+			e := entries[i]
+			if e.key < lo || hi != "" && e.key >= hi ||
+				q.Hook != "" && e.hook != q.Hook || q.Status != "" && e.status != q.Status || q.ID != "" && e.id != q.ID ||
+				!q.Since.IsZero() && e.received < since || !q.Until.IsZero() && e.received >= until {
+				continue
+			}
+			var ev *Event
+			if q.Q != "" {
+				if scanned == ListScanMax {
+					page.Next = last // the next call starts below the last one read
+					return false, nil
+				}
+				scanned++
+				last = e.key
+				if !f.match(e.id) {
+					full, err := p.readGrouped(e, true)
+					if errors.Is(err, ErrNotFound) {
+						continue
+					}
+					if err != nil {
+						return false, err
+					}
+					if !f.contains(full.Payload) && !f.contains(full.Body) {
+						continue
+					}
+					ev = full
+				}
+			}
+			if len(page.Events) == q.Limit {
+				page.Next = page.Events[q.Limit-1].Key
+				return false, nil
+			}
+			if ev == nil {
+				var err error
+				if ev, err = p.readGrouped(e, false); errors.Is(err, ErrNotFound) {
+					continue
+				} else if err != nil {
+					return false, err
+				}
+			}
+			stripDetail(ev)
+			page.Events = append(page.Events, ev)
+		}
+		return true, nil
+	})
+	return page, err
+}
+
+// listIndexed is List over the records with index entries.
+func (p *Pebble) listIndexed(q ListQuery, f *listFilter, lo, hi string) (ListPage, error) {
+	page := ListPage{Events: []*Event{}}
 	text := p.newTextMatcher(f, lo, hi)
 	defer func() { _ = text.close() }()
 	scanned, last := 0, ""

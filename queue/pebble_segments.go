@@ -1,0 +1,756 @@
+package queue
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// The records written by Record (sync, gate, rejected and duplicate
+// requests, at the rate of requests) keep their bytes out of the LSM
+// tree: each Record call appends them to a segment file in the store's
+// runlog directory, unsynced, and writes one Pebble key, its group, whose
+// value lists the records (key, hook, status, id, times, and where the
+// record is in which segment). Pebble keeps what must stay consistent
+// (which records exist); a segment holds bytes written once and read
+// rarely. Removing a record (trim, purge, replay) rewrites its group; a
+// segment is deleted once no group names it.
+//
+// The write of a record then costs one append and a share of one small
+// key, where a record of its own in Pebble cost about five keys and its
+// bytes going through the WAL, the memtable, a flush and compactions.
+
+const (
+	segmentDir = "runlog"
+	// segmentMax: a new segment is started once the active one has this
+	// many bytes
+	segmentMax = 64 << 20
+	// frameHeader: a frame is its data's length and CRC-32C (4 bytes
+	// each), then the data
+	frameHeader = 8
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// groupEntry is one record of a group.
+type groupEntry struct {
+	key, hook, id      string
+	status             Status
+	received, updated  int64 // unix nanoseconds
+	segment            uint64
+	offset, length     int64 // the frame's offset and its data's length
+}
+
+func groupKey(first string) []byte { return prefixed(kindGroup, []byte(first)) }
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// appendGroup appends the value of a group of entries to b.
+func appendGroup(b []byte, entries []groupEntry) []byte {
+	for _, e := range entries {
+		b = appendString(b, e.key)
+		b = appendString(b, e.hook)
+		b = appendString(b, e.id)
+		b = appendString(b, string(e.status))
+		b = binary.BigEndian.AppendUint64(b, uint64(e.received))
+		b = binary.BigEndian.AppendUint64(b, uint64(e.updated))
+		b = binary.AppendUvarint(b, e.segment)
+		b = binary.AppendUvarint(b, uint64(e.offset))
+		b = binary.AppendUvarint(b, uint64(e.length))
+	}
+	return b
+}
+
+var errBadGroup = errors.New("malformed run log group")
+
+// decodeGroup reads a group value.
+func decodeGroup(v []byte) ([]groupEntry, error) {
+	var out []groupEntry
+	str := func() (string, bool) {
+		n, k, ok := uvarint(v)
+		if !ok || n > len(v)-k {
+			return "", false
+		}
+		s := string(v[k : k+n])
+		v = v[k+n:]
+		return s, true
+	}
+	num := func() (uint64, bool) {
+		n, k := binary.Uvarint(v)
+		if k <= 0 {
+			return 0, false
+		}
+		v = v[k:]
+		return n, true
+	}
+	for len(v) > 0 {
+		var e groupEntry
+		var status string
+		var ok [4]bool
+		e.key, ok[0] = str()
+		e.hook, ok[1] = str()
+		e.id, ok[2] = str()
+		status, ok[3] = str()
+		if ok != [4]bool{true, true, true, true} || len(v) < 16 {
+			return nil, errBadGroup
+		}
+		e.status = Status(status)
+		e.received, e.updated = readInt(v[:8]), readInt(v[8:16])
+		v = v[16:]
+		seg, ok1 := num()
+		off, ok2 := num()
+		n, ok3 := num()
+		if !ok1 || !ok2 || !ok3 || off > 1<<62 || n > 1<<40 {
+			return nil, errBadGroup
+		}
+		e.segment, e.offset, e.length = seg, int64(off), int64(n)
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// segments are the files of the run log's record bytes.
+type segments struct {
+	dir string
+
+	// mu serializes appends
+	mu     sync.Mutex
+	active *os.File
+	num    uint64 // of the active segment
+	size   int64
+
+	// filesMu guards files and refs; a reader holds it shared while it
+	// reads, so a segment is not closed under it
+	filesMu sync.RWMutex
+	files   map[uint64]*os.File // open for reading
+	refs    map[uint64]int      // records named by groups
+}
+
+func segmentName(n uint64) string { return fmt.Sprintf("%016x.seg", n) }
+
+// openSegments opens the segment files in dir/runlog; refs are counted
+// by recover.
+func openSegments(dir string) (*segments, error) {
+	s := &segments{dir: filepath.Join(dir, segmentDir), files: map[uint64]*os.File{}, refs: map[uint64]int{}}
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return nil, err
+	}
+	names, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, de := range names {
+		name := de.Name()
+		if !strings.HasSuffix(name, ".seg") {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSuffix(name, ".seg"), 16, 64)
+		if err != nil {
+			continue
+		}
+		f, err := os.Open(filepath.Join(s.dir, name))
+		if err != nil {
+			s.close()
+			return nil, err
+		}
+		s.files[n] = f
+		s.num = max(s.num, n)
+	}
+	return s, nil
+}
+
+// append writes data at the end of the active segment (a new one when
+// it is full) and returns the segment and the offset data starts at.
+func (s *segments) append(data []byte) (uint64, int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active == nil || s.size+int64(len(data)) > segmentMax && s.size > 0 {
+		if err := s.rotate(); err != nil {
+			return 0, 0, err
+		}
+	}
+	off := s.size
+	n, err := s.active.Write(data)
+	s.size += int64(n)
+	if err != nil {
+		return 0, 0, err
+	}
+	return s.num, off, nil
+}
+
+// rotate starts a new segment (under mu). A segment already on disk is
+// never appended to: what a crash left at its end is not read again.
+func (s *segments) rotate() error {
+	if s.active != nil {
+		if err := s.active.Close(); err != nil {
+			return err
+		}
+		s.active = nil
+	}
+	n := s.num + 1
+	path := filepath.Join(s.dir, segmentName(n))
+	w, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	r, err := os.Open(path)
+	if err != nil {
+		_ = w.Close()
+		return err
+	}
+	s.filesMu.Lock()
+	s.files[n] = r
+	s.filesMu.Unlock()
+	s.active, s.num, s.size = w, n, 0
+	return nil
+}
+
+// read returns the data of the frame of e, checked.
+func (s *segments) read(e groupEntry) ([]byte, error) {
+	s.filesMu.RLock()
+	defer s.filesMu.RUnlock()
+	f := s.files[e.segment]
+	if f == nil {
+		// removed since its group was read
+		return nil, fmt.Errorf("record %s: segment %d: %w", e.key, e.segment, ErrNotFound)
+	}
+	buf := make([]byte, frameHeader+e.length)
+	if _, err := f.ReadAt(buf, e.offset); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("record %s: %w", e.key, err)
+	}
+	if int64(binary.BigEndian.Uint32(buf)) != e.length || binary.BigEndian.Uint32(buf[4:]) != crc32.Checksum(buf[frameHeader:], crcTable) {
+		return nil, fmt.Errorf("record %s: its bytes in segment %d do not match their checksum", e.key, e.segment)
+	}
+	return buf[frameHeader:], nil
+}
+
+// ref counts n more (or fewer) records named in segment seg; a segment
+// named by none, other than the active one, is removed.
+func (s *segments) ref(seg uint64, n int) {
+	s.filesMu.Lock()
+	s.refs[seg] += n
+	gone := s.refs[seg] <= 0
+	if gone {
+		delete(s.refs, seg)
+	}
+	s.filesMu.Unlock()
+	if gone {
+		s.removeIdle(seg)
+	}
+}
+
+// removeIdle removes segment seg unless it is the active one or named.
+func (s *segments) removeIdle(seg uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if seg == s.num && s.active != nil {
+		return
+	}
+	s.filesMu.Lock()
+	defer s.filesMu.Unlock()
+	if s.refs[seg] > 0 {
+		return
+	}
+	if f := s.files[seg]; f != nil {
+		_ = f.Close()
+		delete(s.files, seg)
+		_ = os.Remove(filepath.Join(s.dir, segmentName(seg)))
+	}
+}
+
+// removeUnnamed removes the segments no group names (after recover).
+func (s *segments) removeUnnamed() {
+	s.filesMu.RLock()
+	var idle []uint64
+	for n := range s.files {
+		if s.refs[n] == 0 {
+			idle = append(idle, n)
+		}
+	}
+	s.filesMu.RUnlock()
+	for _, n := range idle {
+		s.removeIdle(n)
+	}
+}
+
+func (s *segments) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	if s.active != nil {
+		errs = append(errs, s.active.Close())
+		s.active = nil
+	}
+	s.filesMu.Lock()
+	defer s.filesMu.Unlock()
+	for n, f := range s.files {
+		errs = append(errs, f.Close())
+		delete(s.files, n)
+	}
+	return errors.Join(errs...)
+}
+
+// appendFrame appends the frame of a record written by Record to b: its
+// JSON without body, payload and headers, then its detail value (see
+// appendDetail), the JSON's length first.
+func appendFrame(b []byte, ev *Event, rb *recordBuf) ([]byte, error) {
+	rec := *ev
+	stripDetail(&rec)
+	j, ok := appendRecordJSON(rb.rec[:0], &rec)
+	if !ok {
+		rb.json.Reset()
+		if err := rb.enc.Encode(&rec); err != nil {
+			return b, err
+		}
+		j = append(j, rb.json.Bytes()[:rb.json.Len()-1]...) // without Encode's newline
+	}
+	rb.rec = j
+	start := len(b)
+	b = append(b, make([]byte, frameHeader)...)
+	b = binary.AppendUvarint(b, uint64(len(j)))
+	b = append(b, j...)
+	if d := appendDetail(b, ev); d != nil { // nil: no detail
+		b = d
+	}
+	data := b[start+frameHeader:]
+	binary.BigEndian.PutUint32(b[start:], uint32(len(data)))
+	binary.BigEndian.PutUint32(b[start+4:], crc32.Checksum(data, crcTable))
+	return b, nil
+}
+
+// decodeFrame reads the data of a frame into an event, with its body,
+// payload and headers when withDetail.
+func decodeFrame(data []byte, withDetail bool) (*Event, error) {
+	n, k, ok := uvarint(data)
+	if !ok || n > len(data)-k {
+		return nil, errBadDetail
+	}
+	ev := &Event{}
+	if err := json.Unmarshal(data[k:k+n], ev); err != nil {
+		return nil, err
+	}
+	rest := data[k+n:]
+	if !withDetail || len(rest) == 0 {
+		return ev, nil
+	}
+	d, err := splitDetail(rest)
+	if err != nil {
+		return nil, err
+	}
+	if d.kept {
+		ev.Body = d.body[:len(d.body):len(d.body)]
+	}
+	if len(d.payload) > 0 {
+		ev.Payload = d.payload[:len(d.payload):len(d.payload)]
+	}
+	if len(d.headers) > 0 {
+		if ev.Headers, err = decodeHeaders(d.headers); err != nil {
+			return nil, err
+		}
+	}
+	return ev, nil
+}
+
+// recordGroup writes the records of one Record call: their frames to the
+// active segment, then their group, unsynced.
+func (p *Pebble) recordGroup(recs []Event) error {
+	rb := newRecordBuf()
+	var data []byte
+	entries := make([]groupEntry, len(recs))
+	for i := range recs {
+		ev := &recs[i]
+		start := len(data)
+		var err error
+		if data, err = appendFrame(data, ev, rb); err != nil {
+			return err
+		}
+		entries[i] = groupEntry{
+			key: ev.Key, hook: ev.Hook, id: ev.ID, status: ev.Status,
+			received: max(ev.ReceivedAt.UnixNano(), 0), updated: max(ev.UpdatedAt.UnixNano(), 0),
+			offset: int64(start), length: int64(len(data) - start - frameHeader),
+		}
+	}
+	seg, base, err := p.segs.append(data)
+	if err != nil {
+		return err
+	}
+	for i := range entries {
+		entries[i].segment = seg
+		entries[i].offset += base
+	}
+	b := p.newBatch()
+	defer func() { _ = b.Close() }()
+	if err := b.Set(groupKey(recs[0].Key), appendGroup(nil, entries), nil); err != nil {
+		return err
+	}
+	// counted before the commit: a trim that sees the group must find the
+	// segment named
+	p.segs.ref(seg, len(entries))
+	if err := p.commit(b, pebble.NoSync); err != nil {
+		p.segs.ref(seg, -len(entries))
+		return err
+	}
+	p.groupsAdded(entries)
+	return nil
+}
+
+// groupsAdded notes new group entries in the per-hook counts of groups.
+func (p *Pebble) groupsAdded(entries []groupEntry) {
+	p.groupMu.Lock()
+	defer p.groupMu.Unlock()
+	if p.groupCounts == nil {
+		p.groupCounts = map[string]int{}
+	}
+	for _, e := range entries {
+		p.groupCounts[e.hook]++
+	}
+}
+
+// groupsRemoved notes removed group entries.
+func (p *Pebble) groupsRemoved(entries []groupEntry) {
+	p.groupMu.Lock()
+	defer p.groupMu.Unlock()
+	for _, e := range entries {
+		if p.groupCounts[e.hook]--; p.groupCounts[e.hook] <= 0 {
+			delete(p.groupCounts, e.hook)
+		}
+	}
+}
+
+func (p *Pebble) hasGroups(hook string) bool {
+	p.groupMu.Lock()
+	defer p.groupMu.Unlock()
+	if hook == "" {
+		return len(p.groupCounts) > 0
+	}
+	return p.groupCounts[hook] > 0
+}
+
+// findGrouped returns the group entry of key, and the group's key.
+func (p *Pebble) findGrouped(key string) (groupEntry, []byte, error) {
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kindGroup}, UpperBound: []byte{kindGroup + 1}})
+	if err != nil {
+		return groupEntry{}, nil, err
+	}
+	defer func() { _ = it.Close() }()
+	// the group holding key is the last one starting at or before it
+	if !it.SeekLT(append(groupKey(key), 0)) {
+		return groupEntry{}, nil, errors.Join(ErrNotFound, it.Error())
+	}
+	entries, err := decodeGroup(it.Value())
+	if err != nil {
+		return groupEntry{}, nil, err
+	}
+	for _, e := range entries {
+		if e.key == key {
+			return e, bytes.Clone(it.Key()), nil
+		}
+	}
+	return groupEntry{}, nil, ErrNotFound
+}
+
+// readGrouped reads the record of e from its segment.
+func (p *Pebble) readGrouped(e groupEntry, withDetail bool) (*Event, error) {
+	data, err := p.segs.read(e)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := decodeFrame(data, withDetail)
+	if err != nil {
+		return nil, fmt.Errorf("record %s: %w", e.key, err)
+	}
+	ev.Key = e.key
+	return ev, nil
+}
+
+// getGrouped reads the record of key from its segment.
+func (p *Pebble) getGrouped(key string, withDetail bool) (*Event, groupEntry, []byte, error) {
+	e, gk, err := p.findGrouped(key)
+	if err != nil {
+		return nil, e, nil, err
+	}
+	ev, err := p.readGrouped(e, withDetail)
+	return ev, e, gk, err
+}
+
+// removeGrouped adds to b the removal of the entries whose keys are in
+// gone from the group gk (entries as read), and returns the removed
+// entries. The caller commits, then calls removedGrouped.
+func removeGrouped(b *batch, gk []byte, entries []groupEntry, gone func(groupEntry) bool) ([]groupEntry, error) {
+	var kept, removed []groupEntry
+	for _, e := range entries {
+		if gone(e) {
+			removed = append(removed, e)
+		} else {
+			kept = append(kept, e)
+		}
+	}
+	if len(removed) == 0 {
+		return nil, nil
+	}
+	if len(kept) == 0 {
+		return removed, b.Delete(gk, nil)
+	}
+	return removed, b.Set(gk, appendGroup(nil, kept), nil)
+}
+
+// removedGrouped updates counts and segment references after the
+// removal of entries was committed.
+func (p *Pebble) removedGrouped(entries []groupEntry) {
+	bySeg := map[uint64]int{}
+	for _, e := range entries {
+		p.count(e.hook, e.status, "", 1)
+		bySeg[e.segment]++
+	}
+	p.groupsRemoved(entries)
+	for seg, n := range bySeg {
+		p.segs.ref(seg, -n)
+	}
+}
+
+// eachGroup calls f with the groups in [from, to) (keys without the kind
+// byte; "" unbounded), oldest first, or newest first when reverse, until
+// f returns false.
+func (p *Pebble) eachGroup(from, to string, reverse bool, f func(gk []byte, entries []groupEntry) (bool, error)) error {
+	lower, upper := []byte{kindGroup}, []byte{kindGroup + 1}
+	if from != "" {
+		lower = groupKey(from)
+	}
+	if to != "" {
+		upper = groupKey(to)
+	}
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return err
+	}
+	step, valid := it.Next, it.First()
+	if reverse {
+		step, valid = it.Prev, it.Last()
+	}
+	for ; valid; valid = step() {
+		entries, err := decodeGroup(it.Value())
+		if err != nil {
+			_ = it.Close()
+			return fmt.Errorf("group %s: %w", it.Key()[1:], err)
+		}
+		more, err := f(bytes.Clone(it.Key()), entries)
+		if err != nil || !more {
+			_ = it.Close()
+			return err
+		}
+	}
+	return errors.Join(it.Error(), it.Close())
+}
+
+// groupStart is the first group that may hold a record with a key at or
+// above key: the last one starting at or before it.
+func (p *Pebble) groupStart(key string) (string, error) {
+	if key == "" {
+		return "", nil
+	}
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kindGroup}, UpperBound: []byte{kindGroup + 1}})
+	if err != nil {
+		return "", err
+	}
+	start := key
+	if it.SeekLT(append(groupKey(key), 0)) {
+		start = string(it.Key()[1:])
+	}
+	return start, errors.Join(it.Error(), it.Close())
+}
+
+// recoverGroups counts the records of the groups, notes their lags and
+// segment references, seeds the keys, and removes the segments no group
+// names.
+func (p *Pebble) recoverGroups() error {
+	last := ""
+	err := p.eachGroup("", "", false, func(_ []byte, entries []groupEntry) (bool, error) {
+		for _, e := range entries {
+			p.count(e.hook, "", e.status, 1)
+			p.segs.refs[e.segment]++
+			lag := keyTime(e.key) - e.received
+			p.lags.min, p.lags.max = min(p.lags.min, lag), max(p.lags.max, lag)
+			last = max(last, e.key)
+		}
+		p.groupsAdded(entries)
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	p.keys.seed(last)
+	p.segs.removeUnnamed()
+	return nil
+}
+
+// trimGroups removes up to limit of the oldest records of hook in groups
+// with keys below below ("" unbounded).
+func (p *Pebble) trimGroups(hook string, limit int, below string) (int, error) {
+	p.multi.Lock()
+	defer p.multi.Unlock()
+	p.groupMu.Lock()
+	floor := p.groupFloors[hook]
+	p.groupMu.Unlock()
+	b := p.newBatch()
+	defer func() { _ = b.Close() }()
+	var gone []groupEntry
+	// the new floor: the last group read before the first one that keeps
+	// a record of hook
+	newFloor, kept := "", false
+	err := p.eachGroup(floor, "", false, func(gk []byte, entries []groupEntry) (bool, error) {
+		room := limit - len(gone)
+		removed, err := removeGrouped(b, gk, entries, func(e groupEntry) bool {
+			if e.hook != hook || below != "" && e.key >= below || room == 0 {
+				return false
+			}
+			room--
+			return true
+		})
+		gone = append(gone, removed...)
+		if !kept && slices.ContainsFunc(entries, func(e groupEntry) bool { return e.hook == hook && !slices.Contains(removed, e) }) {
+			kept = true // the hook's first record left
+		}
+		if !kept {
+			newFloor = string(gk[1:])
+		}
+		last := entries[len(entries)-1].key
+		return err == nil && len(gone) < limit && (below == "" || last < below), err
+	})
+	if err != nil || len(gone) == 0 {
+		return 0, err
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return 0, err
+	}
+	p.removedGrouped(gone)
+	if newFloor != "" {
+		p.groupMu.Lock()
+		if p.groupFloors == nil {
+			p.groupFloors = map[string]string{}
+		}
+		p.groupFloors[hook] = max(p.groupFloors[hook], newFloor)
+		p.groupMu.Unlock()
+	}
+	return len(gone), nil
+}
+
+// oldestGrouped is the key of the oldest record of hook in groups, "" if
+// none.
+func (p *Pebble) oldestGrouped(hook string) (string, error) {
+	if !p.hasGroups(hook) {
+		return "", nil
+	}
+	p.groupMu.Lock()
+	floor := p.groupFloors[hook]
+	p.groupMu.Unlock()
+	found := ""
+	err := p.eachGroup(floor, "", false, func(_ []byte, entries []groupEntry) (bool, error) {
+		for _, e := range entries {
+			if e.hook == hook {
+				found = e.key
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	return found, err
+}
+
+// purgeGroups removes the records of groups changed before t (unix
+// nanoseconds), up to limit of them, and reports how many it removed and
+// whether there may be more.
+func (p *Pebble) purgeGroups(t int64, limit int) (int, bool, error) {
+	p.multi.Lock()
+	defer p.multi.Unlock()
+	p.lags.mu.Lock()
+	lagMax := p.lags.max
+	p.lags.mu.Unlock()
+	b := p.newBatch()
+	defer func() { _ = b.Close() }()
+	var gone []groupEntry
+	more := false
+	err := p.eachGroup("", "", false, func(gk []byte, entries []groupEntry) (bool, error) {
+		// a record changed at or after its receive time, which is at most
+		// lagMax before its key's: a group starting after t+lagMax holds
+		// no record changed before t
+		if keyTime(string(gk[1:]))-lagMax > t {
+			return false, nil
+		}
+		if len(gone) >= limit {
+			more = true
+			return false, nil
+		}
+		removed, err := removeGrouped(b, gk, entries, func(e groupEntry) bool { return e.updated < t })
+		gone = append(gone, removed...)
+		return err == nil, err
+	})
+	if err != nil || len(gone) == 0 {
+		return 0, false, err
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return 0, false, err
+	}
+	p.removedGrouped(gone)
+	return len(gone), more, nil
+}
+
+// replayGrouped moves the grouped record ev (read with its detail, entry
+// e, group gk) to the layout of enqueued records, queued and due now.
+func (p *Pebble) replayGrouped(ev *Event, e groupEntry, gk []byte) error {
+	entries, err := p.groupEntries(gk)
+	if err != nil {
+		return err
+	}
+	b := p.newBatch()
+	defer func() { _ = b.Close() }()
+	removed, err := removeGrouped(b, gk, entries, func(x groupEntry) bool { return x.key == e.key })
+	if err != nil {
+		return err
+	}
+	if len(removed) == 0 {
+		return ErrNotFound // removed meanwhile
+	}
+	from := ev.Status
+	if err := p.putNew(b, ev); err != nil {
+		return err
+	}
+	now := p.now()
+	if err := p.move(b, ev, StatusQueued, now, now); err != nil {
+		return err
+	}
+	if err := p.commit(b, pebble.Sync); err != nil {
+		return err
+	}
+	// the record is counted again by its new layout: removed here, added
+	// queued
+	p.groupsRemoved(removed)
+	p.segs.ref(e.segment, -1)
+	p.count(ev.Hook, from, StatusQueued, 1)
+	return nil
+}
+
+func (p *Pebble) groupEntries(gk []byte) ([]groupEntry, error) {
+	v, err := p.getValue(gk)
+	if err != nil {
+		return nil, err
+	}
+	return decodeGroup(v)
+}
