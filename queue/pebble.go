@@ -159,6 +159,9 @@ type Pebble struct {
 	groupMu     sync.Mutex
 	groupCounts map[string]int
 	groupFloors map[string]string
+	// groupBuf is the scratch space of recordGroup
+	groupBufMu sync.Mutex
+	groupBuf   *recordBuf
 }
 
 // floor is a lower bound of the live entries of the due or the lease

@@ -372,8 +372,15 @@ func decodeFrame(data []byte, withDetail bool) (*Event, error) {
 // recordGroup writes the records of one Record call: their frames to the
 // active segment, then their group, unsynced.
 func (p *Pebble) recordGroup(recs []Event) error {
-	rb := newRecordBuf()
-	var data []byte
+	// one buffer for the frames of every call, grown to the largest batch
+	p.groupBufMu.Lock()
+	defer p.groupBufMu.Unlock()
+	if p.groupBuf == nil {
+		p.groupBuf = newRecordBuf()
+	}
+	rb := p.groupBuf
+	data := rb.val[:0]
+	defer func() { rb.val = data[:0] }()
 	entries := make([]groupEntry, len(recs))
 	for i := range recs {
 		ev := &recs[i]
