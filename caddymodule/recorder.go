@@ -19,7 +19,7 @@ const (
 	logWarnEvery    = time.Minute           // at most one warning about failed writes
 	logSeedTimeout  = 30 * time.Second      // counting the records already stored
 	logTrimTimeout  = 60 * time.Second      // one Trim
-	logQueueDefault = 1024                  // records waiting to be written
+	logQueueDefault = 4096                  // records waiting to be written
 	logTrimSlack    = 100                   // a hook is trimmed once 1/logTrimSlack over its log_max
 	logStopTimeout  = 10 * time.Second      // writing what is left when the app stops
 )
@@ -177,23 +177,38 @@ func (rc *recorder) run() {
 			case <-rc.quit:
 			}
 		}
+		// the batch gathers while the writer sleeps: a record handed over
+		// meanwhile wakes no goroutine
 		timer.Reset(logLinger)
-	collect:
-		for len(batch) < logBatch {
-			select {
-			case ev := <-rc.ch:
-				batch = append(batch, ev)
-			case <-timer.C:
-				break collect
-			case <-rc.quit:
-				break collect
-			}
+		select {
+		case <-timer.C:
+		case <-rc.quit:
+			timer.Stop()
 		}
-		timer.Stop()
-		rc.write(batch, logWriteTimeout)
-		clear(batch)
+		for {
+			batch = rc.take(batch)
+			rc.write(batch, logWriteTimeout)
+			clear(batch)
+			if len(batch) < logBatch {
+				break
+			}
+			batch = batch[:0]
+		}
 		rc.trim()
 	}
+}
+
+// take adds the queued records to batch, up to logBatch, without waiting.
+func (rc *recorder) take(batch []*queue.Event) []*queue.Event {
+	for len(batch) < logBatch {
+		select {
+		case ev := <-rc.ch:
+			batch = append(batch, ev)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // drain writes every record still queued when the app stops.

@@ -275,7 +275,10 @@ func (h *Handler) redactHeaders(hdr http.Header, secrets []string) map[string][]
 			out[name] = masked
 			continue
 		}
-		out[name] = slices.Clone(vals)
+		// the value slices are shared, not copied: Go's header changes
+		// (Set, Add, Del, credential stripping) replace or drop a
+		// slice, never write into one
+		out[name] = vals
 	}
 	return out
 }
