@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -165,4 +166,58 @@ func BenchmarkPipeline(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkRunLog is the run log's cost on a gate hook (GitHub HMAC, ten
+// mappings, 1 KiB): log off against log full, whose records the
+// background writer stores in the event store. Run it with -cpu 1, so
+// that the writer's work is inside the measured time:
+//
+//	go test -run '^$' -bench RunLog -cpu 1 ./caddymodule/
+func BenchmarkRunLog(b *testing.B) {
+	const secret = "bench-secret"
+	body := benchEvent(1 << 10)
+	sig := benchSign(secret, body)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	defer upstream.Close()
+	for _, mode := range []string{"gate", "sync"} {
+		for _, level := range []string{"off", "full"} {
+			h := &Handler{
+				Name:    mode + "-" + level,
+				MaxSize: 2 << 20,
+				Auth:    []AuthConfig{{Method: "github", Secrets: []string{secret}}},
+				Reshape: &ReshapeConfig{Mappings: tenMappings},
+				Log:     level,
+			}
+			if mode == "sync" {
+				h.Forward = []ForwardConfig{{URL: upstream.URL + "/in"}}
+			}
+			provisionBench(b, h)
+			benchRunLog(b, h, mode+"/log_"+level, body, sig)
+		}
+	}
+}
+
+func benchRunLog(b *testing.B, h *Handler, name string, body []byte, sig string) {
+	next := &discardNext{}
+	b.Run(name, func(b *testing.B) {
+		b.ReportAllocs()
+		rd := bytes.NewReader(body)
+		for i := 0; b.Loop(); i++ {
+			rd.Reset(body)
+			req := httptest.NewRequest(http.MethodPost, "/hook", rd)
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-Hub-Signature-256", sig)
+			req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("72d3162e-cc78-11e3-81ab-%012d", i))
+			req.Header.Set("User-Agent", "GitHub-Hookshot/044aadd")
+			w := httptest.NewRecorder()
+			repl := caddy.NewReplacer()
+			req = caddyhttp.PrepareRequest(req, repl, w, nil)
+			if err := h.ServeHTTP(w, req, next); err != nil || w.Code != http.StatusOK {
+				b.Fatalf("status %d err %v: %s", w.Code, err, w.Body)
+			}
+		}
+	})
 }
