@@ -37,7 +37,6 @@ const (
 	kindPayload  = 'P' // P key -> received payload (Event.Payload), when there is one
 	kindHeaders  = 'Y' // Y key -> received headers (see encodeHeaders), when there are some
 	kindLayout   = 'V' // V -> version of the key layout (1: records have their H entry)
-	kindDetail   = 'D' // D key -> body, payload and headers of a record written by Record before groups (see appendDetail)
 	kindGroup    = 'g' // g first key -> the records of one Record call (see pebble_segments.go)
 	// 'h' and 'k' hold issued hooks: see tokens_pebble.go
 	// 'R' and 'X' hold request-reply results: see results_pebble.go
@@ -381,30 +380,13 @@ func hookEntry(ev *Event) []byte { return append(hookPrefix(ev.Hook), ev.Key...)
 
 func hookValue(ev *Event) []byte { return append(unixBytes(ev.ReceivedAt), ev.Status...) }
 
-// markedHookValue is the hook index value of a marked record (see
-// markedRecord): hookValue, a zero byte, the change time (8 bytes) and
-// the id, so that trims remove it without reading it.
-func markedHookValue(ev *Event) []byte {
-	v := append(hookValue(ev), 0)
-	v = append(v, unixBytes(ev.UpdatedAt)...)
-	return append(v, ev.ID...)
-}
-
 // splitHookValue reads a hook index value: the receive time (unix
-// nanoseconds), the status, and for a marked record its change time and
-// id (rest; nil for others).
-func splitHookValue(v []byte) (at int64, status Status, rest []byte, ok bool) {
+// nanoseconds) and the status.
+func splitHookValue(v []byte) (at int64, status Status, ok bool) {
 	if len(v) <= 8 {
-		return 0, "", nil, false
+		return 0, "", false
 	}
-	at, v = readInt(v[:8]), v[8:]
-	if i := bytes.IndexByte(v, 0); i >= 0 {
-		if rest = v[i+1:]; len(rest) < 8 {
-			return 0, "", nil, false
-		}
-		v = v[:i]
-	}
-	return at, Status(v), rest, true
+	return readInt(v[:8]), Status(v[8:]), true
 }
 
 // statusKey is the entry of ev in the listing index of its status.
@@ -459,24 +441,17 @@ func (p *Pebble) getValue(key []byte) ([]byte, error) {
 	return out, closer.Close()
 }
 
+// get reads a record with an index entry (not one of a group).
 func (p *Pebble) get(key string) (*Event, error) {
-	ev, _, err := p.getStored(key)
-	return ev, err
-}
-
-// getStored reads a record and whether its details are under its D key
-// (see markedRecord).
-func (p *Pebble) getStored(key string) (*Event, bool, error) {
 	v, err := p.getValue(recordKey(key))
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	var ev Event
-	marked, err := decodeRecord(v, &ev)
-	if err != nil {
-		return nil, false, fmt.Errorf("record %s: %w", key, err)
+	if err := json.Unmarshal(v, &ev); err != nil {
+		return nil, fmt.Errorf("record %s: %w", key, err)
 	}
-	return &ev, marked, nil
+	return &ev, nil
 }
 
 // put adds the record of ev (without its body) to b.
@@ -568,7 +543,7 @@ func (p *Pebble) recover() error {
 	}
 	for it.First(); it.Valid(); it.Next() {
 		var ev Event
-		if _, err := decodeRecord(it.Value(), &ev); err != nil {
+		if err := json.Unmarshal(it.Value(), &ev); err != nil {
 			_ = it.Close()
 			return fmt.Errorf("record %s: %w", it.Key()[1:], err)
 		}
@@ -895,19 +870,13 @@ func (p *Pebble) Get(ctx context.Context, key string) (*Event, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	ev, marked, err := p.getStored(key)
+	ev, err := p.get(key)
 	if errors.Is(err, ErrNotFound) {
 		ev, _, _, err = p.getGrouped(key, true)
 		return ev, unavailable(err)
 	}
 	if err != nil {
 		return nil, unavailable(err)
-	}
-	if marked {
-		if err := p.readDetail(key, ev); err != nil {
-			return nil, unavailable(err)
-		}
-		return ev, nil
 	}
 	switch ev.Body, err = p.getValue(bodyKey(key)); {
 	case err == nil && ev.Body == nil:
@@ -943,7 +912,7 @@ func (p *Pebble) Replay(ctx context.Context, key string) error {
 	m := p.recordStripe(key)
 	m.Lock()
 	defer m.Unlock()
-	ev, marked, err := p.getStored(key)
+	ev, err := p.get(key)
 	if errors.Is(err, ErrNotFound) {
 		ev, e, gk, err := p.getGrouped(key, true)
 		if err != nil {
@@ -957,18 +926,12 @@ func (p *Pebble) Replay(ctx context.Context, key string) error {
 	if err != nil {
 		return unavailable(err)
 	}
-	if marked {
-		if err := p.readDetail(key, ev); err != nil {
-			return unavailable(err)
-		}
-	} else {
-		kept, err := p.peek(bodyKey(key), func([]byte) bool { return true })
-		if err != nil {
-			return unavailable(err)
-		}
-		if kept {
-			ev.Body = []byte{} // read back with the record: only whether it was kept counts here
-		}
+	kept, err := p.peek(bodyKey(key), func([]byte) bool { return true })
+	if err != nil {
+		return unavailable(err)
+	}
+	if kept {
+		ev.Body = []byte{} // read back with the record: only whether it was kept counts here
 	}
 	if !Replayable(ev) {
 		return ErrNotReplayable
@@ -977,13 +940,6 @@ func (p *Pebble) Replay(ctx context.Context, key string) error {
 	b := p.newBatch()
 	defer func() { _ = b.Close() }()
 	now := p.now()
-	if marked {
-		// queued again, the record takes the layout of enqueued ones:
-		// its body, payload and headers under their own keys
-		if err := p.unmark(b, ev); err != nil {
-			return unavailable(err)
-		}
-	}
 	if err := p.move(b, ev, StatusQueued, now, now); err != nil {
 		return unavailable(err)
 	}
@@ -1036,17 +992,6 @@ func (p *Pebble) Purge(ctx context.Context, before time.Time) (int, error) {
 			return removed, unavailable(err)
 		}
 	}
-	for from := []byte{kindByHook}; from != nil; {
-		if err := ctx.Err(); err != nil {
-			return removed, err
-		}
-		n, next, err := p.purgeMarked(max(before.UnixNano(), 0), from, 1000, 20000)
-		removed += n
-		if err != nil {
-			return removed, unavailable(err)
-		}
-		from = next
-	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return removed, err
@@ -1080,7 +1025,7 @@ func (p *Pebble) purgeRecords(t time.Time, limit int) (int, int, error) {
 		if err := b.Delete(entries[i], nil); err != nil {
 			return 0, 0, err
 		}
-		ev, marked, err := p.getStored(key)
+		ev, err := p.get(key)
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
@@ -1090,7 +1035,7 @@ func (p *Pebble) purgeRecords(t time.Time, limit int) (int, int, error) {
 		if !bytes.Equal(indexKey(ev), entries[i]) {
 			continue // replayed since: a stale entry
 		}
-		if err := p.deleteRecord(b, ev, marked); err != nil {
+		if err := p.deleteRecord(b, ev); err != nil {
 			return 0, 0, err
 		}
 		gone = append(gone, ev)
@@ -1102,64 +1047,6 @@ func (p *Pebble) purgeRecords(t time.Time, limit int) (int, int, error) {
 		p.count(ev.Hook, ev.Status, "", 1)
 	}
 	return len(gone), len(keys), nil
-}
-
-// purgeMarked removes marked records (see markedRecord) changed before t
-// (unix nanoseconds), found through the hook index, whose entries hold
-// their change time: up to limit of them, reading at most scan entries
-// from the index key from. It returns how many it removed and the index
-// key to go on from (nil at the end of the index).
-func (p *Pebble) purgeMarked(t int64, from []byte, limit, scan int) (int, []byte, error) {
-	p.multi.Lock()
-	defer p.multi.Unlock()
-	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: from, UpperBound: []byte{kindByHook + 1}})
-	if err != nil {
-		return 0, nil, err
-	}
-	var evs []*Event
-	var next []byte
-	read := 0
-	for it.First(); it.Valid(); it.Next() {
-		if len(evs) == limit || read == scan {
-			next = bytes.Clone(it.Key())
-			break
-		}
-		read++
-		_, status, rest, ok := splitHookValue(it.Value())
-		if !ok || rest == nil || !status.Finished() || readInt(rest[:8]) >= t {
-			continue
-		}
-		k := it.Key()[1:]
-		n, w, ok := uvarint(k)
-		if !ok || n > len(k)-w {
-			continue
-		}
-		hook, key := string(k[w:w+n]), string(k[w+n:])
-		evs = append(evs, &Event{Key: key, Hook: hook, Status: status, UpdatedAt: time.Unix(0, readInt(rest[:8])), ID: string(rest[8:])})
-	}
-	if err := errors.Join(it.Error(), it.Close()); err != nil || len(evs) == 0 {
-		return 0, next, err
-	}
-	keys := make([]string, len(evs))
-	for i, ev := range evs {
-		keys[i] = ev.Key
-	}
-	unlock := p.lockRecords(keys)
-	defer unlock()
-	b := p.newBatch()
-	defer func() { _ = b.Close() }()
-	for _, ev := range evs {
-		if err := p.deleteRecord(b, ev, true); err != nil {
-			return 0, nil, err
-		}
-	}
-	if err := b.Commit(pebble.NoSync); err != nil {
-		return 0, nil, err
-	}
-	for _, ev := range evs {
-		p.count(ev.Hook, ev.Status, "", 1)
-	}
-	return len(evs), next, nil
 }
 
 // purgeMarks removes up to limit deduplication marks expired at t and

@@ -158,28 +158,8 @@ func decodeHeaders(b []byte) (map[string][]string, error) {
 	return h, nil
 }
 
-// A record written by Record is marked: its stored value starts with
-// markedRecord before the JSON, and its body, payload and headers are one
-// value under its D key (none when it has none of them), so a finished
-// record costs two keys and three index entries: by id, by status, and by
-// hook, whose value holds its change time and id so that trims and purges
-// find it and remove it without reading it (it has no entry in the index
-// of finished records, see purgeMarked). Replay turns it into
-// an unmarked record (body, payload and headers under their own keys), the
-// layout of enqueued records, whose body is rewritten by no state change.
-const markedRecord = 'D'
-
-func detailKey(key string) []byte { return prefixed(kindDetail, []byte(key)) }
-
-// decodeRecord reads a stored record value into ev and reports whether
-// it is marked.
-func decodeRecord(v []byte, ev *Event) (bool, error) {
-	marked := len(v) > 0 && v[0] == markedRecord
-	if marked {
-		v = v[1:]
-	}
-	return marked, json.Unmarshal(v, ev)
-}
+// The detail value of a record in a group (see appendFrame): its body,
+// payload and headers.
 
 // Flags of a detail value.
 const (
@@ -244,44 +224,6 @@ func splitDetail(v []byte) (detail, error) {
 	return d, nil
 }
 
-// readDetail sets the body, payload and headers of the marked record ev
-// from its D key.
-func (p *Pebble) readDetail(key string, ev *Event) error {
-	v, err := p.getValue(detailKey(key))
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	d, err := splitDetail(v)
-	if err != nil {
-		return fmt.Errorf("record %s: %w", key, err)
-	}
-	if d.kept {
-		ev.Body = d.body[:len(d.body):len(d.body)]
-	}
-	if len(d.payload) > 0 {
-		ev.Payload = d.payload[:len(d.payload):len(d.payload)]
-	}
-	if len(d.headers) > 0 {
-		if ev.Headers, err = decodeHeaders(d.headers); err != nil {
-			return fmt.Errorf("record %s: %w", key, err)
-		}
-	}
-	return nil
-}
-
-// unmark adds to b the change of the marked record ev (with its details
-// read) to an unmarked one: its details under their own keys. The record
-// itself is written unmarked by the next putRecord.
-func (p *Pebble) unmark(b *batch, ev *Event) error {
-	if err := b.Delete(detailKey(ev.Key), nil); err != nil {
-		return err
-	}
-	return setDetails(b, ev, ev.Body != nil)
-}
-
 // setDetails adds ev's body (when withBody), payload and headers to b,
 // each under its own key.
 func setDetails(b *batch, ev *Event, withBody bool) error {
@@ -305,52 +247,15 @@ func setDetails(b *batch, ev *Event, withBody bool) error {
 // batch copies what it is given, so the values and keys of each record
 // are built in the same buffers.
 type recordBuf struct {
-	json          bytes.Buffer
-	enc           *json.Encoder
-	rec, key, val []byte
+	json     bytes.Buffer
+	enc      *json.Encoder
+	rec, val []byte
 }
 
 func newRecordBuf() *recordBuf {
 	rb := &recordBuf{}
 	rb.enc = json.NewEncoder(&rb.json)
 	return rb
-}
-
-// putMarked adds a new finished record of ev, marked, with its detail
-// value and index entries to b.
-func (p *Pebble) putMarked(b *batch, ev *Event, rb *recordBuf) error {
-	rec := *ev
-	stripDetail(&rec)
-	v, ok := appendRecordJSON(append(rb.rec[:0], markedRecord), &rec)
-	if !ok {
-		rb.json.Reset()
-		if err := rb.enc.Encode(&rec); err != nil {
-			return err
-		}
-		j := rb.json.Bytes()
-		v = append(v, j[:len(j)-1]...) // without Encode's newline
-	}
-	rb.rec = v
-	rb.key = append(append(rb.key[:0], kindRecord), ev.Key...)
-	if err := b.Set(rb.key, v, nil); err != nil {
-		return err
-	}
-	if rb.val = appendDetail(rb.val[:0], ev); rb.val != nil {
-		rb.key[0] = kindDetail
-		if err := b.Set(rb.key, rb.val, nil); err != nil {
-			return err
-		}
-	}
-	for _, err := range []error{
-		b.Set(p.byIDKey(ev), nil, nil),
-		b.Set(statusKey(ev), nil, nil),
-		b.Set(hookEntry(ev), markedHookValue(ev), nil),
-	} {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // putNew adds a new record of ev with its body, payload, headers and
@@ -376,14 +281,11 @@ func (p *Pebble) putNew(b *batch, ev *Event) error {
 }
 
 // deleteRecord adds the removal of the record ev (as stored) with its
-// body, payload, headers and index entries to b; marked: its details are
-// under its D key (see markedRecord).
-func (p *Pebble) deleteRecord(b *batch, ev *Event, marked bool) error {
-	keys := [][]byte{recordKey(ev.Key), p.byIDKey(ev), statusKey(ev), hookEntry(ev)}
-	if marked {
-		keys = append(keys, detailKey(ev.Key))
-	} else {
-		keys = append(keys, indexKey(ev), bodyKey(ev.Key), payloadKey(ev.Key), headersKey(ev.Key))
+// body, payload, headers and index entries to b.
+func (p *Pebble) deleteRecord(b *batch, ev *Event) error {
+	keys := [][]byte{
+		recordKey(ev.Key), p.byIDKey(ev), statusKey(ev), hookEntry(ev),
+		indexKey(ev), bodyKey(ev.Key), payloadKey(ev.Key), headersKey(ev.Key),
 	}
 	for _, k := range keys {
 		if err := b.Delete(k, nil); err != nil {
@@ -549,11 +451,10 @@ func (p *Pebble) trimSome(hook string, limit int, below string) (removed int, ne
 		return 0, "", err
 	}
 	var keys []string
-	var values [][]byte
 	skipped := ""
 	for it.First(); it.Valid() && len(keys) < limit; it.Next() {
 		key, v := string(it.Key()[len(prefix):]), it.Value()
-		_, status, _, ok := splitHookValue(v)
+		_, status, ok := splitHookValue(v)
 		if below != "" && key >= below && ok && status.Finished() {
 			next = key
 			break
@@ -561,7 +462,6 @@ func (p *Pebble) trimSome(hook string, limit int, below string) (removed int, ne
 		switch {
 		case ok && status.Finished():
 			keys = append(keys, key)
-			values = append(values, bytes.Clone(v))
 		case skipped == "":
 			skipped = key
 		}
@@ -578,19 +478,8 @@ func (p *Pebble) trimSome(hook string, limit int, below string) (removed int, ne
 	b := p.newBatch()
 	defer func() { _ = b.Close() }()
 	var gone []*Event
-	for i, key := range keys {
-		if _, status, rest, _ := splitHookValue(values[i]); rest != nil {
-			// a marked record: its entry names every key it has, and is
-			// still as read, since only Replay and Purge change a
-			// finished record, and they hold p.multi too
-			ev := &Event{Key: key, Hook: hook, Status: status, UpdatedAt: time.Unix(0, readInt(rest[:8])), ID: string(rest[8:])}
-			if err := p.deleteRecord(b, ev, true); err != nil {
-				return 0, "", err
-			}
-			gone = append(gone, ev)
-			continue
-		}
-		ev, marked, err := p.getStored(key)
+	for _, key := range keys {
+		ev, err := p.get(key)
 		if errors.Is(err, ErrNotFound) {
 			// an entry left without its record: removed with it
 			if err := b.Delete(append(bytes.Clone(prefix), key...), nil); err != nil {
@@ -608,7 +497,7 @@ func (p *Pebble) trimSome(hook string, limit int, below string) (removed int, ne
 			}
 			continue
 		}
-		if err := p.deleteRecord(b, ev, marked); err != nil {
+		if err := p.deleteRecord(b, ev); err != nil {
 			return 0, "", err
 		}
 		gone = append(gone, ev)
@@ -660,7 +549,7 @@ func (p *Pebble) Counts(ctx context.Context, since time.Time) (map[string]map[St
 			return nil, unavailable(err)
 		}
 		for it.First(); it.Valid(); it.Next() {
-			at, status, _, ok := splitHookValue(it.Value())
+			at, status, ok := splitHookValue(it.Value())
 			if !ok || !since.IsZero() && at < from {
 				continue
 			}
@@ -765,8 +654,8 @@ func (w *follower) close() error {
 // textMatcher tells whether Q is in the id, payload or body of the
 // records a listing visits.
 type textMatcher struct {
-	f                       *listFilter
-	payload, bodys, details follower
+	f              *listFilter
+	payload, bodys follower
 }
 
 func (p *Pebble) newTextMatcher(f *listFilter, lo, hi string) *textMatcher {
@@ -774,26 +663,18 @@ func (p *Pebble) newTextMatcher(f *listFilter, lo, hi string) *textMatcher {
 		f:       f,
 		payload: follower{p: p, kind: kindPayload, lo: lo, hi: hi},
 		bodys:   follower{p: p, kind: kindBody, lo: lo, hi: hi},
-		details: follower{p: p, kind: kindDetail, lo: lo, hi: hi},
 	}
 }
 
-func (m *textMatcher) match(ev *Event, marked bool) (bool, error) {
+func (m *textMatcher) match(ev *Event) (bool, error) {
 	if m.f.match(ev.ID) {
 		return true, nil
 	}
-	return m.inBodies(ev.Key, marked)
+	return m.inBodies(ev.Key)
 }
 
-// inBodies reports whether Q is in the payload or body of key (marked:
-// a record whose details are under its D key).
-func (m *textMatcher) inBodies(key string, marked bool) (bool, error) {
-	if marked {
-		return m.details.at(key, func(v []byte) bool {
-			d, err := splitDetail(v)
-			return err == nil && (m.f.contains(d.payload) || m.f.contains(d.body))
-		})
-	}
+// inBodies reports whether Q is in the payload or body of key.
+func (m *textMatcher) inBodies(key string) (bool, error) {
 	for _, w := range []*follower{&m.payload, &m.bodys} {
 		ok, err := w.at(key, m.f.contains)
 		if ok || err != nil {
@@ -804,7 +685,7 @@ func (m *textMatcher) inBodies(key string, marked bool) (bool, error) {
 }
 
 func (m *textMatcher) close() error {
-	return errors.Join(m.payload.close(), m.bodys.close(), m.details.close())
+	return errors.Join(m.payload.close(), m.bodys.close())
 }
 
 // List pages through records newest first, filtered: through the index
@@ -941,25 +822,24 @@ func (p *Pebble) listIndexed(q ListQuery, f *listFilter, lo, hi string) (ListPag
 			}
 		}
 		found := false
-		marked := len(raw) > 0 && raw[0] == markedRecord
 		if q.Q != "" && f.literal && !f.contains(raw) {
 			// Q is not in the stored record, so not in its id: decoding
 			// it is needed only if the payload or body holds Q
-			ok, err := text.inBodies(key, marked)
+			ok, err := text.inBodies(key)
 			if err != nil || !ok {
 				return err == nil, err
 			}
 			found = true
 		}
 		ev := &Event{}
-		if _, err := decodeRecord(raw, ev); err != nil {
+		if err := json.Unmarshal(raw, ev); err != nil {
 			return false, fmt.Errorf("record %s: %w", key, err)
 		}
 		if !f.meta(ev) {
 			return true, nil
 		}
 		if q.Q != "" && !found {
-			if ok, err := text.match(ev, marked); err != nil || !ok {
+			if ok, err := text.match(ev); err != nil || !ok {
 				return err == nil, err
 			}
 		}
@@ -1013,7 +893,7 @@ func (p *Pebble) listIndexed(q ListQuery, f *listFilter, lo, hi string) (ListPag
 				return true
 			}
 			at := readInt(v[:8])
-			_, status, _, _ := splitHookValue(v)
+			_, status, _ := splitHookValue(v)
 			return (q.Status == "" || status == q.Status) &&
 				(q.Since.IsZero() || at >= since) && (q.Until.IsZero() || at < until)
 		}

@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -34,9 +36,6 @@ import (
 
 const (
 	segmentDir = "runlog"
-	// segmentMax: a new segment is started once the active one has this
-	// many bytes
-	segmentMax = 64 << 20
 	// frameHeader: a frame is its data's length and CRC-32C (4 bytes
 	// each), then the data
 	frameHeader = 8
@@ -44,16 +43,30 @@ const (
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
+// segmentMax: a new segment is started once the active one has this many
+// bytes (a variable for tests).
+var segmentMax int64 = 64 << 20
+
 // groupEntry is one record of a group.
 type groupEntry struct {
-	key, hook, id      string
-	status             Status
-	received, updated  int64 // unix nanoseconds
-	segment            uint64
-	offset, length     int64 // the frame's offset and its data's length
+	key, hook, id     string
+	status            Status
+	received, updated int64 // unix nanoseconds
+	segment           uint64
+	offset, length    int64 // the frame's offset and its data's length
 }
 
 func groupKey(first string) []byte { return prefixed(kindGroup, []byte(first)) }
+
+// appendNonNegative appends n, never negative here (times clamped at 0,
+// offsets, lengths), as 8 bytes or a uvarint.
+func appendNonNegative(b []byte, n int64, fixed bool) []byte {
+	u := uint64(max(n, 0)) //nolint:gosec // clamped at 0
+	if fixed {
+		return binary.BigEndian.AppendUint64(b, u)
+	}
+	return binary.AppendUvarint(b, u)
+}
 
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
@@ -67,11 +80,11 @@ func appendGroup(b []byte, entries []groupEntry) []byte {
 		b = appendString(b, e.hook)
 		b = appendString(b, e.id)
 		b = appendString(b, string(e.status))
-		b = binary.BigEndian.AppendUint64(b, uint64(e.received))
-		b = binary.BigEndian.AppendUint64(b, uint64(e.updated))
+		b = appendNonNegative(b, e.received, true)
+		b = appendNonNegative(b, e.updated, true)
 		b = binary.AppendUvarint(b, e.segment)
-		b = binary.AppendUvarint(b, uint64(e.offset))
-		b = binary.AppendUvarint(b, uint64(e.length))
+		b = appendNonNegative(b, e.offset, false)
+		b = appendNonNegative(b, e.length, false)
 	}
 	return b
 }
@@ -163,10 +176,9 @@ func openSegments(dir string) (*segments, error) {
 		if err != nil {
 			continue
 		}
-		f, err := os.Open(filepath.Join(s.dir, name))
+		f, err := os.Open(filepath.Join(s.dir, name)) //nolint:gosec // a segment in the store's own directory
 		if err != nil {
-			s.close()
-			return nil, err
+			return nil, errors.Join(err, s.close())
 		}
 		s.files[n] = f
 		s.num = max(s.num, n)
@@ -204,11 +216,11 @@ func (s *segments) rotate() error {
 	}
 	n := s.num + 1
 	path := filepath.Join(s.dir, segmentName(n))
-	w, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	w, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600) //nolint:gosec // a segment in the store's own directory
 	if err != nil {
 		return err
 	}
-	r, err := os.Open(path)
+	r, err := os.Open(path) //nolint:gosec // the segment just created
 	if err != nil {
 		_ = w.Close()
 		return err
@@ -331,7 +343,10 @@ func appendFrame(b []byte, ev *Event, rb *recordBuf) ([]byte, error) {
 		b = d
 	}
 	data := b[start+frameHeader:]
-	binary.BigEndian.PutUint32(b[start:], uint32(len(data)))
+	if len(data) > math.MaxUint32 {
+		return b[:start], fmt.Errorf("record %s: %d bytes is more than a segment frame holds", ev.Key, len(data))
+	}
+	binary.BigEndian.PutUint32(b[start:], uint32(len(data))) //nolint:gosec // checked above
 	binary.BigEndian.PutUint32(b[start+4:], crc32.Checksum(data, crcTable))
 	return b, nil
 }
@@ -474,15 +489,26 @@ func (p *Pebble) findGrouped(key string) (groupEntry, []byte, error) {
 	return groupEntry{}, nil, ErrNotFound
 }
 
-// readGrouped reads the record of e from its segment.
+// readGrouped reads the record of e from its segment. A record whose
+// bytes are lost (a segment cut short by a crash of the machine, since
+// segments are not synced) or damaged is what its entry knows of it,
+// with the reason, truncated (so never replayed); one removed meanwhile
+// is ErrNotFound.
 func (p *Pebble) readGrouped(e groupEntry, withDetail bool) (*Event, error) {
 	data, err := p.segs.read(e)
-	if err != nil {
+	var ev *Event
+	if err == nil {
+		ev, err = decodeFrame(data, withDetail)
+	}
+	if errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
-	ev, err := decodeFrame(data, withDetail)
 	if err != nil {
-		return nil, fmt.Errorf("record %s: %w", e.key, err)
+		return &Event{
+			Key: e.key, ID: e.id, Hook: e.hook, Status: e.status, Action: -1,
+			ReceivedAt: time.Unix(0, e.received), UpdatedAt: time.Unix(0, e.updated),
+			Truncated: true, Reason: "run log record unreadable: " + err.Error(),
+		}, nil
 	}
 	ev.Key = e.key
 	return ev, nil
