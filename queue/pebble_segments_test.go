@@ -41,7 +41,7 @@ func openSegStore(t *testing.T, clock *fakeClock, dir string) *segStore {
 	s.open()
 	t.Cleanup(func() {
 		if s.Store != nil {
-			_ = s.Store.Close()
+			_ = s.Close()
 		}
 	})
 	return s
@@ -59,7 +59,7 @@ func (s *segStore) open() {
 // reopen closes the store and opens it again.
 func (s *segStore) reopen() {
 	s.t.Helper()
-	if err := s.Store.Close(); err != nil {
+	if err := s.Close(); err != nil {
 		s.t.Fatal(err)
 	}
 	s.Store = nil
@@ -200,7 +200,7 @@ func TestPebbleSegmentDamage(t *testing.T) {
 		evs = append(evs, syncRecord("a", fmt.Sprintf("ev-%d", i), clock.Now()))
 	}
 	record(t, s, evs...)
-	if err := s.Store.Close(); err != nil {
+	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	s.Store = nil
