@@ -299,10 +299,10 @@ func OpenPebble(dir string, opts PebbleOptions) (*Pebble, error) {
 	// and a point read of a record skip the tables without the key instead
 	// of reading their blocks.
 	po.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
-	// Bodies, payloads, headers and records go to blob files when flushed,
-	// written once: compactions move references to them instead of
-	// rewriting them at every level (run log records are written at the
-	// rate of requests and read rarely).
+	// Bodies, payloads, headers, records and run log groups go to blob
+	// files when flushed, written once: compactions move references to
+	// them instead of rewriting them at every level (async events are
+	// written at the rate of requests, and their bodies are read once).
 	po.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
 		return pebble.ValueSeparationPolicy{
 			Enabled:               true,
