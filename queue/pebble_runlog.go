@@ -737,7 +737,11 @@ func mergePages(a, b ListPage, limit int) ListPage {
 	return ListPage{Events: evs, Next: floor}
 }
 
-// listGroups is List over the records of groups, newest first.
+// listGroups is List over the records of groups, newest first. The
+// entries of a group are filtered before any record is read, and the
+// records a group still needs are read at once (they are side by side in
+// one segment); a text query looks in the payload and body without
+// decoding the record.
 func (p *Pebble) listGroups(q ListQuery, f *listFilter, lo, hi string) (ListPage, error) {
 	page := ListPage{Events: []*Event{}}
 	start, err := p.groupStart(lo)
@@ -746,15 +750,29 @@ func (p *Pebble) listGroups(q ListQuery, f *listFilter, lo, hi string) (ListPage
 	}
 	since, until := max(q.Since.UnixNano(), 0), max(q.Until.UnixNano(), 0)
 	scanned, last := 0, ""
+	var cands []groupEntry
 	err = p.eachGroup(start, hi, true, func(_ []byte, entries []groupEntry) (bool, error) {
-		for i := len(entries) - 1; i >= 0; i-- {
+		// the group's matching entries, newest first, as many as the page
+		// or the text scan can still take
+		room := q.Limit + 1 - len(page.Events)
+		if q.Q != "" {
+			room = ListScanMax - scanned + 1
+		}
+		cands = cands[:0]
+		for i := len(entries) - 1; i >= 0 && len(cands) < room; i-- {
 			e := entries[i]
 			if e.key < lo || hi != "" && e.key >= hi ||
 				q.Hook != "" && e.hook != q.Hook || q.Status != "" && e.status != q.Status || q.ID != "" && e.id != q.ID ||
 				!q.Since.IsZero() && e.received < since || !q.Until.IsZero() && e.received >= until {
 				continue
 			}
-			var ev *Event
+			cands = append(cands, e)
+		}
+		if len(cands) == 0 {
+			return true, nil
+		}
+		data, errs := p.segs.frames(cands)
+		for i, e := range cands {
 			if q.Q != "" {
 				if scanned == ListScanMax {
 					page.Next = last // the next call starts below the last one read
@@ -763,30 +781,25 @@ func (p *Pebble) listGroups(q ListQuery, f *listFilter, lo, hi string) (ListPage
 				scanned++
 				last = e.key
 				if !f.match(e.id) {
-					full, err := p.readGrouped(e, true)
-					if errors.Is(err, ErrNotFound) {
+					if errs[i] != nil {
+						continue // nothing to search
+					}
+					d, err := frameDetail(data[i])
+					if err != nil || !f.contains(d.payload) && !f.contains(d.body) {
 						continue
 					}
-					if err != nil {
-						return false, err
-					}
-					if !f.contains(full.Payload) && !f.contains(full.Body) {
-						continue
-					}
-					ev = full
 				}
 			}
 			if len(page.Events) == q.Limit {
 				page.Next = page.Events[q.Limit-1].Key
 				return false, nil
 			}
-			if ev == nil {
-				var err error
-				if ev, err = p.readGrouped(e, false); errors.Is(err, ErrNotFound) {
-					continue
-				} else if err != nil {
-					return false, err
-				}
+			ev, err := frameEvent(e, data[i], errs[i], false)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return false, err
 			}
 			stripDetail(ev)
 			page.Events = append(page.Events, ev)
