@@ -107,12 +107,13 @@ func decodeGroup(v []byte) ([]groupEntry, error) {
 		return n, true
 	}
 	str := func() (string, bool) {
-		n, ok := num()
-		if !ok || n > uint64(len(v)-pos) {
+		n, k, ok := uvarint(v[pos:])
+		if !ok || n > len(v)-pos-k {
 			return "", false
 		}
-		out := sv[pos : pos+int(n)]
-		pos += int(n)
+		pos += k
+		out := sv[pos : pos+n]
+		pos += n
 		return out, true
 	}
 	out := make([]groupEntry, 0, len(v)/64)
