@@ -11,7 +11,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -610,10 +609,17 @@ func removeGrouped(b *batch, gk []byte, entries []groupEntry, gone func(groupEnt
 // removedGrouped updates counts and segment references after the
 // removal of entries was committed.
 func (p *Pebble) removedGrouped(entries []groupEntry) {
-	bySeg := map[uint64]int{}
+	type hookStatus struct {
+		hook   string
+		status Status
+	}
+	bySeg, byStatus := map[uint64]int{}, map[hookStatus]int{}
 	for _, e := range entries {
-		p.count(e.hook, e.status, "", 1)
+		byStatus[hookStatus{e.hook, e.status}]++
 		bySeg[e.segment]++
+	}
+	for hs, n := range byStatus {
+		p.count(hs.hook, hs.status, "", n)
 	}
 	p.groupsRemoved(entries)
 	for seg, n := range bySeg {
@@ -707,24 +713,26 @@ func (p *Pebble) trimGroups(hook string, limit int, below string) (int, error) {
 	b := p.newBatch()
 	defer func() { _ = b.Close() }()
 	var gone []groupEntry
-	// the new floor: the last group read before the first one that keeps
-	// a record of hook
+	// the new floor: the first group that keeps a record of hook (every
+	// group before it has none left)
 	newFloor, kept := "", false
 	err := p.eachGroup(floor, "", false, func(gk []byte, entries []groupEntry) (bool, error) {
 		room := limit - len(gone)
+		keeps := false
 		removed, err := removeGrouped(b, gk, entries, func(e groupEntry) bool {
-			if e.hook != hook || below != "" && e.key >= below || room == 0 {
+			if e.hook != hook {
+				return false
+			}
+			if below != "" && e.key >= below || room == 0 {
+				keeps = true
 				return false
 			}
 			room--
 			return true
 		})
 		gone = append(gone, removed...)
-		if !kept && slices.ContainsFunc(entries, func(e groupEntry) bool { return e.hook == hook && !slices.Contains(removed, e) }) {
-			kept = true // the hook's first record left
-		}
 		if !kept {
-			newFloor = string(gk[1:])
+			newFloor, kept = string(gk[1:]), keeps
 		}
 		last := entries[len(entries)-1].key
 		return err == nil && len(gone) < limit && (below == "" || last < below), err
