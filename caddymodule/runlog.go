@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -243,28 +244,25 @@ func (h *Handler) presentedSecrets(r *http.Request, repl *caddy.Replacer) []stri
 // replaced by "[redacted]". Their size is bounded by log_body too: beyond
 // it, the headers that come last by name are left out.
 func (h *Handler) redactHeaders(hdr http.Header, secrets []string) map[string][]string {
-	names := make([]string, 0, len(hdr))
 	size := 0
 	for name, vals := range hdr {
-		names = append(names, name)
 		for _, v := range vals {
 			size += len(name) + len(v)
 		}
 	}
-	cut := size > h.runLog.body
-	if cut {
-		slices.Sort(names) // which ones are kept does not depend on map order
+	var names []string // in order, when not all fit
+	if size > h.runLog.body {
+		names = slices.Sorted(maps.Keys(hdr)) // which ones are kept does not depend on map order
 	}
 	out := make(map[string][]string, len(hdr))
 	size = 0
-	for _, name := range names {
-		vals := hdr[name]
-		if cut {
+	add := func(name string, vals []string) bool {
+		if names != nil {
 			for _, v := range vals {
 				size += len(name) + len(v)
 			}
 			if size > h.runLog.body {
-				break
+				return false
 			}
 		}
 		if h.runLog.redact[http.CanonicalHeaderKey(name)] || containsAny(vals, secrets) {
@@ -273,12 +271,24 @@ func (h *Handler) redactHeaders(hdr http.Header, secrets []string) map[string][]
 				masked[i] = redacted
 			}
 			out[name] = masked
-			continue
+			return true
 		}
 		// the value slices are shared, not copied: Go's header changes
 		// (Set, Add, Del, credential stripping) replace or drop a
 		// slice, never write into one
 		out[name] = vals
+		return true
+	}
+	if names == nil {
+		for name, vals := range hdr {
+			add(name, vals)
+		}
+		return out
+	}
+	for _, name := range names {
+		if !add(name, hdr[name]) {
+			break
+		}
 	}
 	return out
 }
