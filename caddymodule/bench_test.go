@@ -168,10 +168,11 @@ func BenchmarkPipeline(b *testing.B) {
 	}
 }
 
-// BenchmarkRunLog is the run log's cost on a gate hook (GitHub HMAC, ten
-// mappings, 1 KiB): log off against log full, whose records the
-// background writer stores in the event store. Run it with -cpu 1, so
-// that the writer's work is inside the measured time:
+// BenchmarkRunLog is the run log's cost on a gate hook and on a sync one
+// forwarding to a loopback upstream (GitHub HMAC, ten mappings, 1 KiB):
+// log off against log full, whose records the background writer stores
+// in the event store. Run it with -cpu 1, so that the writer's work is
+// inside the measured time:
 //
 //	go test -run '^$' -bench RunLog -cpu 1 ./caddymodule/
 func BenchmarkRunLog(b *testing.B) {
