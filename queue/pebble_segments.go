@@ -195,19 +195,27 @@ func openSegments(dir string) (*segments, error) {
 // it is full) and returns the segment and the offset data starts at.
 func (s *segments) append(data []byte) (uint64, int64, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	prev, rotated := s.num, false
 	if s.active == nil || s.size+int64(len(data)) > segmentMax && s.size > 0 {
 		if err := s.rotate(); err != nil {
+			s.mu.Unlock()
 			return 0, 0, err
 		}
+		rotated = true
 	}
-	off := s.size
+	num, off := s.num, s.size
 	n, err := s.active.Write(data)
 	s.size += int64(n)
+	s.mu.Unlock()
+	if rotated {
+		// the segment that was active may have lost its last record
+		// while it was (and so was kept)
+		s.removeIdle(prev)
+	}
 	if err != nil {
 		return 0, 0, err
 	}
-	return s.num, off, nil
+	return num, off, nil
 }
 
 // rotate starts a new segment (under mu). A segment already on disk is
@@ -219,7 +227,9 @@ func (s *segments) rotate() error {
 		}
 		s.active = nil
 	}
-	n := s.num + 1
+	// numbers grow with time too, so that one is not used again after
+	// its segment was removed and the store reopened
+	n := max(s.num+1, uint64(max(time.Now().UnixNano(), 0)))
 	path := filepath.Join(s.dir, segmentName(n))
 	w, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600) //nolint:gosec // a segment in the store's own directory
 	if err != nil {
@@ -681,21 +691,46 @@ func (p *Pebble) groupStart(key string) (string, error) {
 // recoverGroups counts the records of the groups, notes their lags and
 // segment references, seeds the keys, and removes the segments no group
 // names.
+//
+// A group may name a segment that is gone: the machine crashed after a
+// trim removed the segment but before the group's change reached the
+// disk (groups are not synced). Those records have no bytes left and are
+// dropped from their groups here.
 func (p *Pebble) recoverGroups() error {
 	last := ""
-	err := p.eachGroup("", "", false, func(_ []byte, entries []groupEntry) (bool, error) {
+	b := p.newBatch()
+	defer func() { _ = b.Close() }()
+	lost := 0
+	err := p.eachGroup("", "", false, func(gk []byte, entries []groupEntry) (bool, error) {
+		// never reuse the number of a segment a group names
 		for _, e := range entries {
+			p.segs.num = max(p.segs.num, e.segment)
+		}
+		removed, err := removeGrouped(b, gk, entries, func(e groupEntry) bool { return p.segs.files[e.segment] == nil })
+		if err != nil {
+			return false, err
+		}
+		lost += len(removed)
+		for _, e := range entries {
+			if p.segs.files[e.segment] == nil {
+				continue
+			}
 			p.count(e.hook, "", e.status, 1)
 			p.segs.refs[e.segment]++
 			lag := keyTime(e.key) - e.received
 			p.lags.min, p.lags.max = min(p.lags.min, lag), max(p.lags.max, lag)
 			last = max(last, e.key)
+			p.groupsAdded([]groupEntry{e})
 		}
-		p.groupsAdded(entries)
 		return true, nil
 	})
 	if err != nil {
 		return err
+	}
+	if lost > 0 {
+		if err := b.Commit(pebble.Sync); err != nil {
+			return err
+		}
 	}
 	p.keys.seed(last)
 	p.segs.removeUnnamed()

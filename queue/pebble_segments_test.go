@@ -280,3 +280,77 @@ func TestPebbleReplayLeavesGroup(t *testing.T) {
 		t.Fatalf("lease after the replay: %+v %v", leased, err)
 	}
 }
+
+// A group naming a segment that is gone (the machine crashed after a trim
+// removed the segment, before the group's change reached the disk) loses
+// those records at open: they are neither listed nor counted, and no new
+// segment takes the lost one's name.
+func TestPebbleSegmentGone(t *testing.T) {
+	defer queue.SetSegmentMax(1024)()
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
+	dir := t.TempDir()
+	s := openSegStore(t, clock, dir)
+	first := []*queue.Event{syncRecord("a", "first-0", clock.Now()), syncRecord("a", "first-1", clock.Now())}
+	record(t, s, first...)
+	second := syncRecord("a", "second", clock.Now())
+	record(t, s, second)
+	files := segmentFiles(t, dir)
+	if len(files) != 2 {
+		t.Fatalf("segments: %v, want one per Record", files)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.Store = nil
+	if err := os.Remove(files[0]); err != nil {
+		t.Fatal(err)
+	}
+	s.open()
+	check := func(when string) {
+		t.Helper()
+		if got := listAll(t, s, queue.ListQuery{}); !slices.Equal(got, []string{second.Key}) {
+			t.Fatalf("%s: listing %v, want only %s", when, got, second.Key)
+		}
+		for _, ev := range first {
+			if _, err := s.Get(ctx, ev.Key); !errors.Is(err, queue.ErrNotFound) {
+				t.Fatalf("%s: a record of the lost segment: %v", when, err)
+			}
+		}
+		counts, err := s.Counts(ctx, time.Time{})
+		if err != nil || !maps.Equal(counts["a"], map[queue.Status]int{queue.StatusDelivered: 1}) {
+			t.Fatalf("%s: counts %v %v", when, counts, err)
+		}
+	}
+	check("after the open")
+	record(t, s, syncRecord("a", "third", clock.Now()))
+	if now := segmentFiles(t, dir); len(now) != 2 || now[0] != files[1] || now[1] <= files[0] {
+		t.Fatalf("segments %v after a segment %s was lost", now, files[0])
+	}
+	s.reopen()
+	if got := listAll(t, s, queue.ListQuery{}); len(got) != 2 {
+		t.Fatalf("after a second open: %v", got)
+	}
+}
+
+// The active segment is kept while records are trimmed out of it; once
+// the next one starts, it goes if nothing is left in it.
+func TestPebbleSegmentRemovedAfterRotation(t *testing.T) {
+	defer queue.SetSegmentMax(1024)()
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
+	dir := t.TempDir()
+	s := openSegStore(t, clock, dir)
+	record(t, s, syncRecord("a", "one", clock.Now()))
+	if removed, err := s.Trim(ctx, "a", 0); err != nil || removed != 1 {
+		t.Fatalf("trim: %d %v", removed, err)
+	}
+	files := segmentFiles(t, dir)
+	if len(files) != 1 {
+		t.Fatalf("the active segment, empty, is kept: %v", files)
+	}
+	record(t, s, syncRecord("b", "two", clock.Now()))
+	if now := segmentFiles(t, dir); len(now) != 1 || now[0] == files[0] {
+		t.Fatalf("segments %v: the empty one (%s) was not removed once the next one started", now, files[0])
+	}
+}
