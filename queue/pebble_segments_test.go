@@ -35,6 +35,12 @@ type segStore struct {
 	dir   string
 }
 
+// newSegStore opens a store in a new directory, on a test clock.
+func newSegStore(t *testing.T) *segStore {
+	t.Helper()
+	return openSegStore(t, &fakeClock{now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}, t.TempDir())
+}
+
 func openSegStore(t *testing.T, clock *fakeClock, dir string) *segStore {
 	t.Helper()
 	s := &segStore{t: t, clock: clock, dir: dir}
@@ -83,9 +89,8 @@ func syncRecord(hook, id string, received time.Time) *queue.Event {
 func TestPebbleSegmentsAcrossRestarts(t *testing.T) {
 	defer queue.SetSegmentMax(2048)()
 	ctx := context.Background()
-	clock := &fakeClock{now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
-	dir := t.TempDir()
-	s := openSegStore(t, clock, dir)
+	s := newSegStore(t)
+	clock, dir := s.clock, s.dir
 	queued := enqueue(t, s, "a", "async-1", queue.EnqueueOptions{})
 	want := map[string]*queue.Event{}
 	for i := range 20 {
@@ -192,9 +197,8 @@ func TestPebbleSegmentsAcrossRestarts(t *testing.T) {
 // whole.
 func TestPebbleSegmentDamage(t *testing.T) {
 	ctx := context.Background()
-	clock := &fakeClock{now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
-	dir := t.TempDir()
-	s := openSegStore(t, clock, dir)
+	s := newSegStore(t)
+	clock, dir := s.clock, s.dir
 	var evs []*queue.Event
 	for i := range 10 {
 		evs = append(evs, syncRecord("a", fmt.Sprintf("ev-%d", i), clock.Now()))
@@ -253,9 +257,8 @@ func TestPebbleSegmentDamage(t *testing.T) {
 // was sent.
 func TestPebbleReplayLeavesGroup(t *testing.T) {
 	ctx := context.Background()
-	clock := &fakeClock{now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
-	dir := t.TempDir()
-	s := openSegStore(t, clock, dir)
+	s := newSegStore(t)
+	clock := s.clock
 	a, b := syncRecord("a", "one", clock.Now()), syncRecord("a", "two", clock.Now())
 	b.Status = queue.StatusDead
 	record(t, s, a, b)
@@ -288,9 +291,8 @@ func TestPebbleReplayLeavesGroup(t *testing.T) {
 func TestPebbleSegmentGone(t *testing.T) {
 	defer queue.SetSegmentMax(1024)()
 	ctx := context.Background()
-	clock := &fakeClock{now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
-	dir := t.TempDir()
-	s := openSegStore(t, clock, dir)
+	s := newSegStore(t)
+	clock, dir := s.clock, s.dir
 	first := []*queue.Event{syncRecord("a", "first-0", clock.Now()), syncRecord("a", "first-1", clock.Now())}
 	record(t, s, first...)
 	second := syncRecord("a", "second", clock.Now())
@@ -338,9 +340,8 @@ func TestPebbleSegmentGone(t *testing.T) {
 func TestPebbleSegmentRemovedAfterRotation(t *testing.T) {
 	defer queue.SetSegmentMax(1024)()
 	ctx := context.Background()
-	clock := &fakeClock{now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
-	dir := t.TempDir()
-	s := openSegStore(t, clock, dir)
+	s := newSegStore(t)
+	clock, dir := s.clock, s.dir
 	record(t, s, syncRecord("a", "one", clock.Now()))
 	if removed, err := s.Trim(ctx, "a", 0); err != nil || removed != 1 {
 		t.Fatalf("trim: %d %v", removed, err)
