@@ -43,7 +43,12 @@ func gatewayURL() string { return fmt.Sprintf("http://localhost:%d", gatewayPort
 
 func adminURL() string { return fmt.Sprintf("http://localhost:%d", adminPort) }
 
-// newTester is a caddytest.Tester on this run's admin port.
+// newTester is a caddytest.Tester on this run's admin port. A config
+// load opens an event store (files created and synced); under -race,
+// beside other packages' tests on two cores, that has taken 7 s, past
+// caddytest's default 5 s for a load.
 func newTester(t *testing.T) *caddytest.Tester {
-	return caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort, TestRequestTimeout: 20 * time.Second})
+	return caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{
+		AdminPort: adminPort, TestRequestTimeout: 20 * time.Second, LoadRequestTimeout: 60 * time.Second,
+	})
 }
