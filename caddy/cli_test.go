@@ -129,9 +129,7 @@ func TestCLI(t *testing.T) {
 	p.cmd.Dir = dir
 	p.cmd.Env = append(os.Environ(), "CLI_GITHUB_SECRET=cli-gh-secret", "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
 	p.cmd.Stdout, p.cmd.Stderr = &p.logs, &p.logs
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	p.start(t)
 	if !waitDial(addr, 30*time.Second) {
 		p.kill()
 		t.Fatalf("caddy did not start:\n%s", p.logs.String())

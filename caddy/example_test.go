@@ -76,9 +76,7 @@ func TestCaddyfileExample(t *testing.T) {
 	proc.cmd.Dir = clone
 	proc.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
 	proc.cmd.Stdout, proc.cmd.Stderr = &proc.logs, &proc.logs
-	if err := proc.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	proc.start(t)
 	if !waitDial(fmt.Sprintf("127.0.0.1:%d", gateway), 30*time.Second) {
 		proc.kill()
 		t.Fatalf("caddy did not start:\n%s", proc.logs.String())

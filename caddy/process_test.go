@@ -18,8 +18,19 @@ import (
 
 // caddyProcess is the built binary running from a test.
 type caddyProcess struct {
-	cmd  *exec.Cmd
-	logs bytes.Buffer
+	cmd    *exec.Cmd
+	logs   bytes.Buffer
+	exited chan struct{} // closed when the process has exited and its output is in logs
+}
+
+// start starts the process; one goroutine waits for its exit.
+func (p *caddyProcess) start(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p.exited = make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(p.exited) }()
 }
 
 // listeners are loopback listeners the test opens once (on a port the
@@ -46,9 +57,14 @@ func listenLoopback(t *testing.T, n int) listeners {
 // port is the port of the i-th listener.
 func (lns listeners) port(i int) int { return lns[i].Addr().(*net.TCPAddr).Port }
 
+// startupLimit bounds how long a test waits for Caddy to serve. A config
+// with a NATS store creates its streams at load, which may take up to the
+// store's 30 s setup bound on a cluster that is still forming or busy.
+const startupLimit = 2 * time.Minute
+
 // runCaddyOn starts `bin run --config <config> --adapter caddyfile` in dir
 // with lns as its fd/3, fd/4, ..., and waits until the first one answers
-// an HTTP request (any status).
+// an HTTP request (any status), failing at once if Caddy exits first.
 func runCaddyOn(t *testing.T, bin, dir, config string, lns listeners) *caddyProcess {
 	t.Helper()
 	p := &caddyProcess{cmd: exec.Command(bin, "run", "--config", config, "--adapter", "caddyfile")}
@@ -63,36 +79,44 @@ func runCaddyOn(t *testing.T, bin, dir, config string, lns listeners) *caddyProc
 		defer func() { _ = f.Close() }() // the child has its own copy
 		p.cmd.ExtraFiles = append(p.cmd.ExtraFiles, f)
 	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
+	p.start(t)
+	// the request waits in the listener's backlog until Caddy serves
+	answered := make(chan error, 1)
+	go func() {
+		client := &http.Client{Timeout: startupLimit}
+		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/", lns.port(0)))
+		if err == nil {
+			_ = resp.Body.Close()
+		}
+		answered <- err
+	}()
+	select {
+	case err := <-answered:
+		if err != nil {
+			p.kill()
+			t.Fatalf("caddy did not start: %v\n%s", err, p.logs.String())
+		}
+	case <-p.exited:
+		t.Fatalf("caddy exited before serving: %v\n%s", p.cmd.ProcessState, p.logs.String())
 	}
-	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/", lns.port(0)))
-	if err != nil {
-		p.kill()
-		t.Fatalf("caddy did not start: %v\n%s", err, p.logs.String())
-	}
-	_ = resp.Body.Close()
 	return p
 }
 
 // kill ends the process with SIGKILL: no shutdown of any kind.
 func (p *caddyProcess) kill() {
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	_ = p.cmd.Wait()
+	<-p.exited
 }
 
 // stop interrupts the process, kills it after 10s, and shows its output
 // when the test failed.
 func (p *caddyProcess) stop(t *testing.T) {
 	_ = p.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-p.exited:
 	case <-time.After(10 * time.Second):
 		_ = p.cmd.Process.Kill()
-		<-done
+		<-p.exited
 	}
 	if t.Failed() {
 		t.Logf("caddy output:\n%s", p.logs.String())

@@ -324,42 +324,67 @@ func (n *NATS) setup(ctx context.Context) error {
 		MaxAge:     n.opts.DeadMaxAge,
 	}}
 	for _, cfg := range streams {
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("stream %s: %w", cfg.Name, err)
+		if err := n.setupStep(ctx, "stream "+cfg.Name, func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateStream(ctx, cfg)
+			return err
+		}); err != nil {
+			return err
 		}
 	}
-	if n.events, err = js.KeyValue(ctx, p+"_events"); err != nil {
-		return err
+	lookups := []struct {
+		name string
+		get  func(ctx context.Context) error
+	}{
+		{"bucket events", func(ctx context.Context) (err error) { n.events, err = js.KeyValue(ctx, p+"_events"); return }},
+		{"stream dedup", func(ctx context.Context) (err error) { n.dedup, err = js.Stream(ctx, "KV_"+p+"_dedup"); return }},
+		{"stream events", func(ctx context.Context) (err error) { n.evStream, err = js.Stream(ctx, "KV_"+p+"_events"); return }},
+		{"bucket hooks", func(ctx context.Context) (err error) { n.hooks, err = js.KeyValue(ctx, p+"_hooks"); return }},
+		{"stream hooks", func(ctx context.Context) (err error) { n.hookStream, err = js.Stream(ctx, "KV_"+p+"_hooks"); return }},
+		{"stream work", func(ctx context.Context) (err error) { n.work, err = js.Stream(ctx, p+"_work"); return }},
 	}
-	if n.dedup, err = js.Stream(ctx, "KV_"+p+"_dedup"); err != nil {
-		return err
-	}
-	if n.evStream, err = js.Stream(ctx, "KV_"+p+"_events"); err != nil {
-		return err
-	}
-	if n.hooks, err = js.KeyValue(ctx, p+"_hooks"); err != nil {
-		return err
-	}
-	if n.hookStream, err = js.Stream(ctx, "KV_"+p+"_hooks"); err != nil {
-		return err
-	}
-	if n.work, err = js.Stream(ctx, p+"_work"); err != nil {
-		return err
+	for _, l := range lookups {
+		if err := n.setupStep(ctx, l.name, l.get); err != nil {
+			return err
+		}
 	}
 	if err := n.setupResults(ctx, bucket(p+"_results")); err != nil {
 		return err
 	}
-	n.cons, err = js.CreateOrUpdateConsumer(ctx, p+"_work", jetstream.ConsumerConfig{
-		Durable:       consumerName,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       n.opts.AckWait,
-		MaxDeliver:    -1,
-		MaxAckPending: n.opts.MaxPending,
+	return n.setupStep(ctx, "consumer", func(ctx context.Context) (err error) {
+		n.cons, err = js.CreateOrUpdateConsumer(ctx, p+"_work", jetstream.ConsumerConfig{
+			Durable:       consumerName,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       n.opts.AckWait,
+			MaxDeliver:    -1,
+			MaxAckPending: n.opts.MaxPending,
+		})
+		return err
 	})
-	if err != nil {
-		return fmt.Errorf("consumer: %w", err)
+}
+
+// setupStep runs one request of the setup, bounded by setupTry, and
+// again while it fails the way a request fails on a cluster that is
+// forming or between leaders (no answer in time, no responders, an API
+// error saying so) and ctx, the setup's bound, allows. Every request of
+// the setup is idempotent.
+func (n *NATS) setupStep(ctx context.Context, what string, f func(context.Context) error) error {
+	for {
+		try, cancel := context.WithTimeout(ctx, max(setupTry, n.opts.Timeout))
+		err := f(try)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		again := leaderless(err) || errors.Is(err, context.DeadlineExceeded)
+		if !again || ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, err)
+		case <-time.After(retryPause):
+		}
 	}
-	return nil
 }
 
 // Close closes the connection.
@@ -369,8 +394,12 @@ func (n *NATS) Close() error {
 }
 
 // opCtx bounds ctx by the operation timeout unless it has a deadline.
-// setupTimeout bounds the creation of the store's streams at open.
-const setupTimeout = 30 * time.Second
+// setupTimeout bounds the creation of the store's streams at open, and
+// setupTry one request of it.
+const (
+	setupTimeout = 30 * time.Second
+	setupTry     = 10 * time.Second
+)
 
 func (n *NATS) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {

@@ -407,6 +407,36 @@ func openNATSEventually(t *testing.T, opts queue.NATSOptions) *queue.NATS {
 	}
 }
 
+// A store opened while its cluster has no quorum (two of three nodes
+// down, as when Caddy starts before the cluster is back) keeps trying
+// within its setup bound, and opens once the nodes return.
+func TestNATSOpenWhileClusterRecovers(t *testing.T) {
+	c := startNATSCluster(t, 3)
+	url := c.servers[0].ClientURL()
+	c.stop(1)
+	c.stop(2)
+	opened := make(chan error, 1)
+	began := time.Now()
+	go func() {
+		s, err := queue.OpenNATS(context.Background(), queue.NATSOptions{URLs: []string{url}, Stream: "recovers", Replicas: 3, Timeout: time.Second})
+		if err == nil {
+			_ = s.Close()
+		}
+		opened <- err
+	}()
+	select {
+	case err := <-opened:
+		t.Fatalf("the store opened (err %v) with no quorum in the cluster", err)
+	case <-time.After(2 * time.Second):
+	}
+	c.start(1)
+	c.start(2)
+	if err := <-opened; err != nil {
+		t.Fatalf("the store did not open after the cluster recovered: %v", err)
+	}
+	t.Logf("opened %v after the first try, the nodes back after 2 s", time.Since(began).Round(time.Millisecond))
+}
+
 func TestNATSNodeLoss(t *testing.T) {
 	c := startNATSCluster(t, 3)
 	const prefix = "loss"

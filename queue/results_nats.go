@@ -79,17 +79,16 @@ func natsChunkKey(key, gen string, i int) string {
 func (n *NATS) setupResults(ctx context.Context, cfg jetstream.StreamConfig) error {
 	cfg.AllowMsgTTL = true
 	cfg.SubjectDeleteMarkerTTL = resultMarkerTTL
-	st, err := n.js.CreateOrUpdateStream(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", cfg.Name, err)
-	}
-	n.resStream = st
-	kv, err := n.js.KeyValue(ctx, n.opts.Stream+"_results")
-	if err != nil {
+	if err := n.setupStep(ctx, "stream "+cfg.Name, func(ctx context.Context) (err error) {
+		n.resStream, err = n.js.CreateOrUpdateStream(ctx, cfg)
+		return err
+	}); err != nil {
 		return err
 	}
-	n.results = kv
-	return nil
+	return n.setupStep(ctx, "bucket results", func(ctx context.Context) (err error) {
+		n.results, err = n.js.KeyValue(ctx, n.opts.Stream+"_results")
+		return err
+	})
 }
 
 // publishResult writes one message of the bucket and waits for its
