@@ -168,7 +168,7 @@ type runRecord struct {
 	start    time.Time
 	request  string
 	remoteIP string
-	headers  map[string][]string
+	headers  []byte   // encoded, see queue.Event.HeaderBlock
 	secrets  []string // presented credentials that may be echoed elsewhere
 	id       string
 	auth     string
@@ -239,56 +239,68 @@ func (h *Handler) presentedSecrets(r *http.Request, repl *caddy.Replacer) []stri
 	return slices.Compact(out)
 }
 
-// redactHeaders copies the request headers, with the value of every
-// credential header, and of any header repeating a presented credential,
-// replaced by "[redacted]". Their size is bounded by log_body too: beyond
-// it, the headers that come last by name are left out.
-func (h *Handler) redactHeaders(hdr http.Header, secrets []string) map[string][]string {
-	size := 0
+// redactHeaders encodes the request headers for the record (see
+// queue.Event.HeaderBlock), with the value of every credential header,
+// and of any header repeating a presented credential, replaced by
+// "[redacted]". Their size is bounded by log_body too: beyond it, the
+// headers that come last by name are left out.
+func (h *Handler) redactHeaders(hdr http.Header, secrets []string) []byte {
+	size, values := 0, 0
 	for name, vals := range hdr {
 		for _, v := range vals {
 			size += len(name) + len(v)
 		}
+		values += len(vals)
 	}
-	var names []string // in order, when not all fit
-	if size > h.runLog.body {
-		names = slices.Sorted(maps.Keys(hdr)) // which ones are kept does not depend on map order
-	}
-	out := make(map[string][]string, len(hdr))
-	size = 0
-	add := func(name string, vals []string) bool {
-		if names != nil {
-			for _, v := range vals {
-				size += len(name) + len(v)
-			}
-			if size > h.runLog.body {
-				return false
-			}
+	add := func(b []byte, name string, vals []string) []byte {
+		if h.redacts(name, vals, secrets) {
+			vals = masked(len(vals))
 		}
-		if h.runLog.redact[http.CanonicalHeaderKey(name)] || containsAny(vals, secrets) {
-			masked := make([]string, len(vals))
-			for i := range masked {
-				masked[i] = redacted
-			}
-			out[name] = masked
-			return true
-		}
-		// the value slices are shared, not copied: Go's header changes
-		// (Set, Add, Del, credential stripping) replace or drop a
-		// slice, never write into one
-		out[name] = vals
-		return true
+		return queue.AppendHeader(b, name, vals)
 	}
-	if names == nil {
+	if size <= h.runLog.body {
+		// all of them, in one pass; a length takes at most 5 bytes
+		b := make([]byte, 0, size+len(hdr)*(2*5+len(redacted))+values*5)
 		for name, vals := range hdr {
-			add(name, vals)
+			b = add(b, name, vals)
 		}
-		return out
+		return b
 	}
-	for _, name := range names {
-		if !add(name, hdr[name]) {
+	// which ones are kept does not depend on map order
+	var b []byte
+	size = 0
+	for _, name := range slices.Sorted(maps.Keys(hdr)) {
+		vals := hdr[name]
+		for _, v := range vals {
+			size += len(name) + len(v)
+		}
+		if size > h.runLog.body {
 			break
 		}
+		b = add(b, name, vals)
+	}
+	return b
+}
+
+// redacts reports whether the header name with vals is recorded as
+// "[redacted]": a credential header, or one repeating a presented
+// credential.
+func (h *Handler) redacts(name string, vals, secrets []string) bool {
+	return h.runLog.redact[http.CanonicalHeaderKey(name)] || containsAny(vals, secrets)
+}
+
+// oneMasked is the recorded value of a redacted header with one value,
+// shared by every record (with no room to append to).
+var oneMasked = []string{redacted}
+
+// masked is n values of "[redacted]".
+func masked(n int) []string {
+	if n == 1 {
+		return oneMasked[:1:1]
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = redacted
 	}
 	return out
 }
@@ -312,18 +324,18 @@ func (h *Handler) event(rec *runRecord, status queue.Status, inbound int) *queue
 		id = h.newID()
 	}
 	return &queue.Event{
-		ID:         id,
-		Hook:       h.name,
-		Action:     -1,
-		ReceivedAt: rec.start,
-		UpdatedAt:  h.now(),
-		Status:     status,
-		Mode:       h.modeName(),
-		Auth:       rec.auth,
-		Inbound:    inbound,
-		Request:    rec.request,
-		RemoteIP:   rec.remoteIP,
-		Headers:    rec.headers,
+		ID:          id,
+		Hook:        h.name,
+		Action:      -1,
+		ReceivedAt:  rec.start,
+		UpdatedAt:   h.now(),
+		Status:      status,
+		Mode:        h.modeName(),
+		Auth:        rec.auth,
+		Inbound:     inbound,
+		Request:     rec.request,
+		RemoteIP:    rec.remoteIP,
+		HeaderBlock: rec.headers,
 	}
 }
 
@@ -494,7 +506,7 @@ func (h *Handler) logAsync(evs []*queue.Event, rec *runRecord, method string) {
 		}
 		ev.Request = rec.request
 		ev.RemoteIP = rec.remoteIP
-		ev.Headers = rec.headers
+		ev.HeaderBlock = rec.headers
 		if h.runLog.level == logFull && len(rec.payload) <= h.runLog.body && !bytes.Equal(rec.payload, ev.Body) {
 			ev.Payload, _ = h.bounded(rec.payload, rec.secrets)
 			if len(ev.Payload) > h.runLog.body {

@@ -671,6 +671,29 @@ func runLogConformance(t *testing.T, open opener) {
 	ctx := context.Background()
 	start := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
+	t.Run("headers given encoded are read back as headers", func(t *testing.T) {
+		s := open(t, &fakeClock{now: start})
+		want := map[string][]string{"X-Github-Event": {"push"}, "Authorization": {"[redacted]"}, "Accept": {"a", "b"}, "X-Empty": {}}
+		var block []byte
+		for _, name := range []string{"X-Github-Event", "Authorization", "Accept", "X-Empty"} {
+			block = queue.AppendHeader(block, name, want[name])
+		}
+		rec := logRecord("gh", "h1", queue.StatusPassed, start)
+		rec.Headers, rec.HeaderBlock = nil, block
+		record(t, s, rec)
+		async := newEvent("gh", "h2")
+		async.HeaderBlock = block
+		if err := s.Enqueue(ctx, []*queue.Event{async}, queue.EnqueueOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		for _, key := range []string{rec.Key, async.Key} {
+			got := get(t, s, key)
+			if len(got.Headers) != len(want) || fmt.Sprint(got.Headers) != fmt.Sprint(want) {
+				t.Errorf("%s: headers %q, want %q", key, got.Headers, want)
+			}
+		}
+	})
+
 	t.Run("record keeps every field, and survives a reopen", func(t *testing.T) {
 		clock := &fakeClock{now: start}
 		s := open(t, clock)

@@ -364,9 +364,10 @@ func (n *NATS) setup(ctx context.Context) error {
 
 // setupStep runs one request of the setup, bounded by setupTry, and
 // again while it fails the way a request fails on a cluster that is
-// forming or between leaders (no answer in time, no responders, an API
-// error saying so) and ctx, the setup's bound, allows. Every request of
-// the setup is idempotent.
+// forming, short of nodes or between leaders (no answer in time, no
+// responders, no peers to place a stream on, an API error saying so) and
+// ctx, the setup's bound, allows. Every request of the setup is
+// idempotent.
 func (n *NATS) setupStep(ctx context.Context, what string, f func(context.Context) error) error {
 	for {
 		try, cancel := context.WithTimeout(ctx, max(setupTry, n.opts.Timeout))
@@ -375,7 +376,9 @@ func (n *NATS) setupStep(ctx context.Context, what string, f func(context.Contex
 		if err == nil {
 			return nil
 		}
-		again := leaderless(err) || errors.Is(err, context.DeadlineExceeded)
+		var apiErr *jetstream.APIError
+		again := leaderless(err) || errors.Is(err, context.DeadlineExceeded) ||
+			errors.As(err, &apiErr) && apiErr.ErrorCode == errClusterNoPeers
 		if !again || ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
@@ -447,6 +450,9 @@ const (
 	errClusterNotAvail  jetstream.ErrorCode = 10008 // temporarily unavailable
 	errClusterNotLeader jetstream.ErrorCode = 10009 // cannot handle the request
 	errStreamOffline    jetstream.ErrorCode = 10118
+	// no peers to place a replicated stream on: they have not joined
+	// yet, or are down
+	errClusterNoPeers jetstream.ErrorCode = 10005
 )
 
 // leaderless reports whether err is what a write meets while its stream
@@ -595,6 +601,9 @@ func (n *NATS) Enqueue(ctx context.Context, evs []*Event, opts EnqueueOptions) e
 	recs := make([]*natsRecord, len(evs))
 	for i, ev := range evs {
 		rec := &natsRecord{Event: *ev}
+		if err := expandHeaders(&rec.Event); err != nil {
+			return err
+		}
 		rec.Key, rec.Status, rec.UpdatedAt, rec.DueAt, rec.Attempts, rec.Deferrals, rec.Gen = keys[i], StatusQueued, now, now, nil, 0, 0
 		if rec.ReceivedAt.IsZero() {
 			rec.ReceivedAt = now

@@ -35,6 +35,9 @@ func (n *NATS) Record(ctx context.Context, evs []*Event) error {
 	futures := make([]jetstream.PubAckFuture, 0, len(evs))
 	for i, ev := range evs {
 		recs[i] = prepareRecord(ev, keys[i], now)
+		if err := expandHeaders(&recs[i]); err != nil {
+			return err
+		}
 		val, err := json.Marshal(&natsRecord{Event: recs[i]})
 		if err != nil {
 			return err

@@ -94,15 +94,45 @@ func appendHeaders(b []byte, h map[string][]string) []byte {
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		b = binary.AppendUvarint(b, uint64(len(name)))
-		b = append(b, name...)
-		b = binary.AppendUvarint(b, uint64(len(h[name])))
-		for _, v := range h[name] {
-			b = binary.AppendUvarint(b, uint64(len(v)))
-			b = append(b, v...)
-		}
+		b = AppendHeader(b, name, h[name])
 	}
 	return b
+}
+
+// AppendHeader appends one header, its name and values, to b in the
+// encoding of Event.HeaderBlock (and of stored headers).
+func AppendHeader(b []byte, name string, vals []string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(name)))
+	b = append(b, name...)
+	b = binary.AppendUvarint(b, uint64(len(vals)))
+	for _, v := range vals {
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
+	}
+	return b
+}
+
+// headerBytes is ev's headers encoded: Headers when set, else
+// HeaderBlock.
+func headerBytes(ev *Event) []byte {
+	if len(ev.Headers) > 0 {
+		return encodeHeaders(ev.Headers)
+	}
+	return ev.HeaderBlock
+}
+
+// expandHeaders sets ev's Headers from its HeaderBlock, for a store that
+// writes the map.
+func expandHeaders(ev *Event) error {
+	if ev.Headers != nil || len(ev.HeaderBlock) == 0 {
+		return nil
+	}
+	h, err := decodeHeaders(ev.HeaderBlock)
+	if err != nil {
+		return fmt.Errorf("event %s of hook %s: %w", ev.ID, ev.Hook, err)
+	}
+	ev.Headers, ev.HeaderBlock = h, nil
+	return nil
 }
 
 // uvarint reads a number written by binary.AppendUvarint below 2^35
@@ -171,7 +201,7 @@ const (
 // payload each as its length and bytes, then the headers as encodeHeaders
 // writes them.
 func appendDetail(b []byte, ev *Event) []byte {
-	if ev.Body == nil && len(ev.Payload) == 0 && len(ev.Headers) == 0 {
+	if ev.Body == nil && len(ev.Payload) == 0 && len(ev.Headers) == 0 && len(ev.HeaderBlock) == 0 {
 		return nil
 	}
 	var flags byte
@@ -186,6 +216,8 @@ func appendDetail(b []byte, ev *Event) []byte {
 	b = append(b, ev.Payload...)
 	if len(ev.Headers) > 0 {
 		b = appendHeaders(b, ev.Headers)
+	} else {
+		b = append(b, ev.HeaderBlock...)
 	}
 	return b
 }
@@ -237,8 +269,8 @@ func setDetails(b *batch, ev *Event, withBody bool) error {
 			return err
 		}
 	}
-	if len(ev.Headers) > 0 {
-		return b.Set(headersKey(ev.Key), encodeHeaders(ev.Headers), nil)
+	if h := headerBytes(ev); len(h) > 0 {
+		return b.Set(headersKey(ev.Key), h, nil)
 	}
 	return nil
 }

@@ -118,6 +118,12 @@ type Event struct {
 	RemoteIP string `json:"remote_ip,omitempty"`
 	// Headers are the received headers, credentials redacted.
 	Headers map[string][]string `json:"headers,omitempty"`
+	// HeaderBlock is headers already encoded, one AppendHeader per name,
+	// for a writer that has them so: the run log builds it on the
+	// request path in one pass over the request's headers, with no map.
+	// A store writes it when Headers is nil; what is read back is
+	// Headers.
+	HeaderBlock []byte `json:"-"`
 	// Payload is the received body when Body is not it (reshaped, or no
 	// Body kept), up to the hook's log_body.
 	Payload []byte `json:"payload,omitempty"`

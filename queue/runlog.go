@@ -144,5 +144,5 @@ func equalFoldASCII(a, b []byte) bool {
 
 // stripDetail removes what listings leave out: the bodies and headers.
 func stripDetail(ev *Event) {
-	ev.Body, ev.Payload, ev.Headers = nil, nil, nil
+	ev.Body, ev.Payload, ev.Headers, ev.HeaderBlock = nil, nil, nil, nil
 }
