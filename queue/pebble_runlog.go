@@ -49,9 +49,21 @@ func (l *lagRange) note(evs ...*Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, ev := range evs {
-		lag := keyTime(ev.Key) - max(ev.ReceivedAt.UnixNano(), 0)
-		l.min, l.max = min(l.min, lag), max(l.max, lag)
+		l.noteLocked(ev.Key, max(ev.ReceivedAt.UnixNano(), 0))
 	}
+}
+
+// noteKey notes the lag of one record by its key and received time (unix
+// nanoseconds).
+func (l *lagRange) noteKey(key string, received int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.noteLocked(key, received)
+}
+
+func (l *lagRange) noteLocked(key string, received int64) {
+	lag := keyTime(key) - received
+	l.min, l.max = min(l.min, lag), max(l.max, lag)
 }
 
 // keyBounds is the range [lo, hi) of keys that holds every record

@@ -427,11 +427,10 @@ func decodeFrame(data []byte, withDetail bool) (*Event, error) {
 	if err := json.Unmarshal(data[k:k+n], ev); err != nil {
 		return nil, err
 	}
-	rest := data[k+n:]
-	if !withDetail || len(rest) == 0 {
+	if !withDetail {
 		return ev, nil
 	}
-	d, err := splitDetail(rest)
+	d, err := frameDetail(data)
 	if err != nil {
 		return nil, err
 	}
@@ -717,8 +716,7 @@ func (p *Pebble) recoverGroups() error {
 			}
 			p.count(e.hook, "", e.status, 1)
 			p.segs.refs[e.segment]++
-			lag := keyTime(e.key) - e.received
-			p.lags.min, p.lags.max = min(p.lags.min, lag), max(p.lags.max, lag)
+			p.lags.noteKey(e.key, e.received)
 			last = max(last, e.key)
 			p.groupsAdded([]groupEntry{e})
 		}
