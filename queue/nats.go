@@ -396,7 +396,6 @@ func (n *NATS) Close() error {
 	return nil
 }
 
-// opCtx bounds ctx by the operation timeout unless it has a deadline.
 // setupTimeout bounds the creation of the store's streams at open, and
 // setupTry one request of it.
 const (
@@ -404,6 +403,7 @@ const (
 	setupTry     = 10 * time.Second
 )
 
+// opCtx bounds ctx by the operation timeout unless it has a deadline.
 func (n *NATS) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {
 		return context.WithCancel(ctx)
