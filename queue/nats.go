@@ -471,6 +471,10 @@ func leaderless(err error) bool {
 		errors.Is(err, nats.ErrReconnectBufExceeded) || errors.Is(err, nats.ErrConnectionReconnecting)
 }
 
+// pendingPause is the pause between reads of a record whose write is
+// still being applied.
+const pendingPause = 20 * time.Millisecond
+
 // retryPause is the pause before the second try of a write refused at
 // once (no responders, a client reconnecting): about an election of a
 // leader that steps down, or a reconnection.
@@ -695,8 +699,21 @@ func (n *NATS) store(ctx context.Context, recs []*natsRecord) error {
 
 // ownRecord checks that the record a retried create found already there
 // is rec, written by the first try (a worker may have leased it since).
+//
+// The conflict can come from the first try still in flight: the stream
+// leader refuses the second create against the first's pending write,
+// which a read does not show until it is applied. So a record not found
+// is read again until ctx ends.
 func (n *NATS) ownRecord(ctx context.Context, rec *natsRecord) error {
 	got, _, err := n.getRecord(ctx, rec.Key)
+	for errors.Is(err, ErrNotFound) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the first write of the record was not applied in time: %w", err)
+		case <-time.After(pendingPause):
+		}
+		got, _, err = n.getRecord(ctx, rec.Key)
+	}
 	if err != nil {
 		return err
 	}
