@@ -289,11 +289,12 @@ func (h *Handler) redacts(name string, vals, secrets []string) bool {
 	return h.runLog.redact[http.CanonicalHeaderKey(name)] || containsAny(vals, secrets)
 }
 
-// oneMasked is the recorded value of a redacted header with one value,
-// shared by every record (with no room to append to).
+// oneMasked is the values of a redacted header with one value: read
+// only, shared by every call of masked.
 var oneMasked = []string{redacted}
 
-// masked is n values of "[redacted]".
+// masked is n values of "[redacted]", for encoding (never kept or
+// changed: the one-value case is shared).
 func masked(n int) []string {
 	if n == 1 {
 		return oneMasked[:1:1]

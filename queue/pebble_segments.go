@@ -705,21 +705,24 @@ func (p *Pebble) recoverGroups() error {
 		for _, e := range entries {
 			p.segs.num = max(p.segs.num, e.segment)
 		}
-		removed, err := removeGrouped(b, gk, entries, func(e groupEntry) bool { return p.segs.files[e.segment] == nil })
+		gone := func(e groupEntry) bool { return p.segs.files[e.segment] == nil }
+		removed, err := removeGrouped(b, gk, entries, gone)
 		if err != nil {
 			return false, err
 		}
 		lost += len(removed)
+		kept := make([]groupEntry, 0, len(entries)-len(removed))
 		for _, e := range entries {
-			if p.segs.files[e.segment] == nil {
+			if gone(e) {
 				continue
 			}
 			p.count(e.hook, "", e.status, 1)
 			p.segs.refs[e.segment]++
 			p.lags.noteKey(e.key, e.received)
 			last = max(last, e.key)
-			p.groupsAdded([]groupEntry{e})
+			kept = append(kept, e)
 		}
+		p.groupsAdded(kept)
 		return true, nil
 	})
 	if err != nil {
