@@ -37,11 +37,22 @@ func (g *keyGen) next(now time.Time, n int) []string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	out := make([]string, n)
+	var b []byte
 	for i := range out {
 		g.last = max(g.last+1, uint64(max(now.UnixNano(), 0)))
-		out[i] = fmt.Sprintf("%016x%s", g.last, g.suffix)
+		b = appendKey(b[:0], g.last, g.suffix)
+		out[i] = string(b)
 	}
 	return out
+}
+
+// appendKey appends the key of number n: 16 hex digits, then suffix.
+func appendKey(b []byte, n uint64, suffix string) []byte {
+	const digits = "0123456789abcdef"
+	for shift := 60; shift >= 0; shift -= 4 {
+		b = append(b, digits[n>>uint(shift)&0xf])
+	}
+	return append(b, suffix...)
 }
 
 // checkBatch checks the records of one Enqueue: at least one, all with the

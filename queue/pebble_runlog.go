@@ -294,6 +294,7 @@ type recordBuf struct {
 	json     bytes.Buffer
 	enc      *json.Encoder
 	rec, val []byte
+	event    Event // the record being encoded, without its detail
 }
 
 func newRecordBuf() *recordBuf {
@@ -407,15 +408,23 @@ func (p *Pebble) Record(ctx context.Context, evs []*Event) error {
 	}
 	now := p.now()
 	keys := p.keys.next(now, len(evs))
-	recs := make([]Event, len(evs))
-	noted := make([]*Event, len(evs))
+	// the copies are kept from one call to the next, emptied
+	rp, _ := recordsPool.Get().(*[]Event)
+	if rp == nil {
+		rp = new([]Event)
+	}
+	recs := slices.Grow((*rp)[:0], len(evs))[:len(evs)]
+	defer func() {
+		clear(recs)
+		*rp = recs[:0]
+		recordsPool.Put(rp)
+	}()
 	for i, ev := range evs {
 		recs[i] = prepareRecord(ev, keys[i], now)
-		noted[i] = &recs[i]
+		// noted first: a listing that finds the group bounds its scan
+		// by their lags
+		p.lags.noteKey(recs[i].Key, max(recs[i].ReceivedAt.UnixNano(), 0))
 	}
-	// noted first: a listing that finds the group bounds its scan by
-	// their lags
-	p.lags.note(noted...)
 	if err := p.recordGroup(recs); err != nil {
 		return unavailable(err)
 	}
@@ -425,6 +434,9 @@ func (p *Pebble) Record(ctx context.Context, evs []*Event) error {
 	}
 	return nil
 }
+
+// recordsPool holds the copies Record makes of its records.
+var recordsPool sync.Pool
 
 // total is the number of records of a hook, from the counts in memory.
 func (p *Pebble) total(hook string) int {

@@ -376,12 +376,14 @@ func (s *segments) close() error {
 // JSON without body, payload and headers, then its detail value (see
 // appendDetail), the JSON's length first.
 func appendFrame(b []byte, ev *Event, rb *recordBuf) ([]byte, error) {
-	rec := *ev
-	stripDetail(&rec)
-	j, ok := appendRecordJSON(rb.rec[:0], &rec)
+	rec := &rb.event
+	*rec = *ev
+	defer func() { *rec = Event{} }() // keeps nothing of ev alive
+	stripDetail(rec)
+	j, ok := appendRecordJSON(rb.rec[:0], rec)
 	if !ok {
 		rb.json.Reset()
-		if err := rb.enc.Encode(&rec); err != nil {
+		if err := rb.enc.Encode(rec); err != nil {
 			return b, err
 		}
 		j = append(j, rb.json.Bytes()[:rb.json.Len()-1]...) // without Encode's newline
