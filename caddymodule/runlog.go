@@ -245,30 +245,29 @@ func (h *Handler) presentedSecrets(r *http.Request, repl *caddy.Replacer) []stri
 // "[redacted]". Their size is bounded by log_body too: beyond it, the
 // headers that come last by name are left out.
 func (h *Handler) redactHeaders(hdr http.Header, secrets []string) []byte {
-	size, values := 0, 0
-	for name, vals := range hdr {
-		for _, v := range vals {
-			size += len(name) + len(v)
-		}
-		values += len(vals)
-	}
 	add := func(b []byte, name string, vals []string) []byte {
 		if h.redacts(name, vals, secrets) {
 			vals = masked(len(vals))
 		}
 		return queue.AppendHeader(b, name, vals)
 	}
-	if size <= h.runLog.body {
-		// all of them, in one pass; a length takes at most 5 bytes
-		b := make([]byte, 0, size+len(hdr)*(2*5+len(redacted))+values*5)
-		for name, vals := range hdr {
-			b = add(b, name, vals)
+	// all of them, in one pass, unless they are over the bound
+	b := make([]byte, 0, headerBlockSize)
+	size := 0
+	for name, vals := range hdr {
+		for _, v := range vals {
+			size += len(name) + len(v)
 		}
+		if size > h.runLog.body {
+			break
+		}
+		b = add(b, name, vals)
+	}
+	if size <= h.runLog.body {
 		return b
 	}
 	// which ones are kept does not depend on map order
-	var b []byte
-	size = 0
+	b, size = b[:0], 0
 	for _, name := range slices.Sorted(maps.Keys(hdr)) {
 		vals := hdr[name]
 		for _, v := range vals {
@@ -282,11 +281,34 @@ func (h *Handler) redactHeaders(hdr http.Header, secrets []string) []byte {
 	return b
 }
 
+// headerBlockSize is the room first made for the encoded headers of a
+// request: most fit.
+const headerBlockSize = 512
+
 // redacts reports whether the header name with vals is recorded as
 // "[redacted]": a credential header, or one repeating a presented
 // credential.
 func (h *Handler) redacts(name string, vals, secrets []string) bool {
-	return h.runLog.redact[http.CanonicalHeaderKey(name)] || containsAny(vals, secrets)
+	if !canonical(name) {
+		name = http.CanonicalHeaderKey(name)
+	}
+	return h.runLog.redact[name] || containsAny(vals, secrets)
+}
+
+// canonical reports whether name is in the case http.CanonicalHeaderKey
+// gives it, as the names of parsed requests are, without its checks: a
+// name it would leave as is (one with a byte not allowed in a name) and
+// that fails here is canonicalized, which returns it unchanged.
+func canonical(name string) bool {
+	upper := true
+	for i := range len(name) {
+		c := name[i]
+		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			return false
+		}
+		upper = c == '-'
+	}
+	return true
 }
 
 // oneMasked is the values of a redacted header with one value: read
