@@ -166,8 +166,11 @@ func BenchmarkRecordHarness(b *testing.B) {
 	body := bytes.Repeat([]byte("b"), 300)
 	var headers []byte
 	for _, kv := range [][2]string{
-		{"Content-Type", "application/json"}, {"X-Hub-Signature-256", "[redacted]"},
-		{"X-Github-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"}, {"Content-Length", "1024"}, {"User-Agent", "wrk"},
+		{"Content-Type", "application/json"},
+		{"X-Hub-Signature-256", "[redacted]"},
+		{"X-Github-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"},
+		{"Content-Length", "1024"},
+		{"User-Agent", "wrk"},
 	} {
 		headers = queue.AppendHeader(headers, kv[0], []string{kv[1]})
 	}
