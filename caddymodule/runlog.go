@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"net"
 	"net/http"
@@ -245,39 +246,37 @@ func (h *Handler) presentedSecrets(r *http.Request, repl *caddy.Replacer) []stri
 // "[redacted]". Their size is bounded by log_body too: beyond it, the
 // headers that come last by name are left out.
 func (h *Handler) redactHeaders(hdr http.Header, secrets []string) []byte {
-	add := func(b []byte, name string, vals []string) []byte {
-		if h.redacts(name, vals, secrets) {
-			vals = masked(len(vals))
+	// encode adds headers to b in the order given, and reports whether
+	// they all fit
+	encode := func(b []byte, headers iter.Seq2[string, []string]) ([]byte, bool) {
+		size := 0
+		for name, vals := range headers {
+			for _, v := range vals {
+				size += len(name) + len(v)
+			}
+			if size > h.runLog.body {
+				return b, false
+			}
+			if h.redacts(name, vals, secrets) {
+				vals = masked(len(vals))
+			}
+			b = queue.AppendHeader(b, name, vals)
 		}
-		return queue.AppendHeader(b, name, vals)
+		return b, true
 	}
 	// all of them, in one pass, unless they are over the bound
-	b := make([]byte, 0, headerBlockSize)
-	size := 0
-	for name, vals := range hdr {
-		for _, v := range vals {
-			size += len(name) + len(v)
-		}
-		if size > h.runLog.body {
-			break
-		}
-		b = add(b, name, vals)
-	}
-	if size <= h.runLog.body {
+	b, all := encode(make([]byte, 0, headerBlockSize), maps.All(hdr))
+	if all {
 		return b
 	}
 	// which ones are kept does not depend on map order
-	b, size = b[:0], 0
-	for _, name := range slices.Sorted(maps.Keys(hdr)) {
-		vals := hdr[name]
-		for _, v := range vals {
-			size += len(name) + len(v)
+	b, _ = encode(b[:0], func(yield func(string, []string) bool) {
+		for _, name := range slices.Sorted(maps.Keys(hdr)) {
+			if !yield(name, hdr[name]) {
+				return
+			}
 		}
-		if size > h.runLog.body {
-			break
-		}
-		b = add(b, name, vals)
-	}
+	})
 	return b
 }
 
