@@ -45,24 +45,17 @@ func keyTime(key string) int64 {
 	return int64(n)
 }
 
-func (l *lagRange) note(evs ...*Event) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, ev := range evs {
-		l.noteLocked(ev.Key, max(ev.ReceivedAt.UnixNano(), 0))
-	}
+// note notes the lag of a record being stored.
+func (l *lagRange) note(ev *Event) {
+	l.noteKey(ev.Key, max(ev.ReceivedAt.UnixNano(), 0))
 }
 
 // noteKey notes the lag of one record by its key and received time (unix
 // nanoseconds).
 func (l *lagRange) noteKey(key string, received int64) {
+	lag := keyTime(key) - received
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.noteLocked(key, received)
-}
-
-func (l *lagRange) noteLocked(key string, received int64) {
-	lag := keyTime(key) - received
 	l.min, l.max = min(l.min, lag), max(l.max, lag)
 }
 
@@ -423,7 +416,7 @@ func (p *Pebble) Record(ctx context.Context, evs []*Event) error {
 		recs[i] = prepareRecord(ev, keys[i], now)
 		// noted first: a listing that finds the group bounds its scan
 		// by their lags
-		p.lags.noteKey(recs[i].Key, max(recs[i].ReceivedAt.UnixNano(), 0))
+		p.lags.note(&recs[i])
 	}
 	if err := p.recordGroup(recs); err != nil {
 		return unavailable(err)
