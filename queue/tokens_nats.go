@@ -24,8 +24,16 @@ import (
 // and no part reaches into the next). Changes are compare-and-set on the
 // key's revision; each write waits for JetStream's acknowledgement.
 
-// maxHookWriteTries bounds the retries of an upsert racing with others.
-const maxHookWriteTries = 16
+// An upsert that loses a compare-and-set reads again and retries after a
+// random pause of up to hookRetryBase<<try, at most hookRetryMax, for as
+// long as its context allows. A count of tries is no bound: JetStream
+// also refuses a compare-and-set while another write of the key is in
+// flight ("wrong last sequence" without a number), a write that may yet
+// fail, so a loss does not mean that another writer won.
+const (
+	hookRetryBase = 5 * time.Millisecond
+	hookRetryMax  = 250 * time.Millisecond
+)
 
 func natsPart(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
 
@@ -37,8 +45,39 @@ func natsHookTokenKey(issuer, apiToken string) string {
 	return "k." + natsPart(issuer) + "." + natsPart(apiToken)
 }
 
+// hookTry bounds the first try of a request to the hooks bucket; each
+// further try gets twice as long.
+const hookTry = 250 * time.Millisecond
+
+// tries runs a request to the hooks bucket until it gets an answer, for
+// as long as ctx allows: a try that gets none within its bound (a stream
+// between leaders drops the requests sent to it, for about 200 ms on a
+// quiet cluster), or is refused as leaderless, is sent again, with twice
+// the bound. A write that got no answer may have been stored all the
+// same: the caller makes its next try harmless.
+func tries[T any](ctx context.Context, op func(context.Context) (T, error)) (T, error) {
+	for bound := hookTry; ; bound *= 2 {
+		try, cancel := context.WithTimeout(ctx, bound)
+		v, err := op(try)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return v, err
+		}
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+		case leaderless(err):
+			if sleepCtx(ctx, retryPause) != nil {
+				return v, err
+			}
+		default:
+			return v, err
+		}
+	}
+}
+
+// readHook reads a hook and its revision.
 func (n *NATS) readHook(ctx context.Context, key string) (IssuedHook, uint64, error) {
-	e, err := n.hooks.Get(ctx, key)
+	e, err := tries(ctx, func(ctx context.Context) (jetstream.KeyValueEntry, error) { return n.hooks.Get(ctx, key) })
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
 		return IssuedHook{}, 0, ErrNotFound
 	}
@@ -53,6 +92,12 @@ func (n *NATS) readHook(ctx context.Context, key string) (IssuedHook, uint64, er
 }
 
 // PutHook creates or updates a hook; see HookTokens.
+//
+// Each write is sent again when it gets no answer (see tries), so a write
+// may meet its own first try: an update then conflicts and the next round
+// reads its own value; an index entry found already naming this hook's
+// key, and a hook found with this write's API token, are this write's
+// (API tokens are new and random, or the caller's own).
 func (n *NATS) PutHook(ctx context.Context, h IssuedHook, keepTSField bool) (IssuedHook, error) {
 	if err := checkHook(h); err != nil {
 		return IssuedHook{}, err
@@ -60,12 +105,13 @@ func (n *NATS) PutHook(ctx context.Context, h IssuedHook, keepTSField bool) (Iss
 	ctx, cancel := n.opCtx(ctx)
 	defer cancel()
 	key := natsHookKey(h.Issuer, h.Tenant, h.Datasource, h.Event)
-	for try := range maxHookWriteTries {
+	for try := 0; ; try++ {
 		if try > 0 {
 			// another writer won the last round: let it finish
-			jitter := time.Duration(mathrand.Int64N(int64(5 * time.Millisecond))) //nolint:gosec // a retry jitter, not a secret
-			if err := sleepCtx(ctx, time.Duration(try)*jitter); err != nil {
-				return IssuedHook{}, err
+			limit := min(hookRetryBase<<min(try, 16), hookRetryMax)
+			pause := time.Duration(mathrand.Int64N(int64(limit))) //nolint:gosec // a retry jitter, not a secret
+			if err := sleepCtx(ctx, pause); err != nil {
+				return IssuedHook{}, fmt.Errorf("%w: issued hook: no write won in time (%d tries): %w", ErrUnavailable, try, err)
 			}
 		}
 		old, rev, err := n.readHook(ctx, key)
@@ -79,7 +125,7 @@ func (n *NATS) PutHook(ctx context.Context, h IssuedHook, keepTSField bool) (Iss
 			if err != nil {
 				return IssuedHook{}, err
 			}
-			if _, err := n.hooks.Update(ctx, key, v, rev); err != nil {
+			if _, err := tries(ctx, func(ctx context.Context) (uint64, error) { return n.hooks.Update(ctx, key, v, rev) }); err != nil {
 				if isConflict(err) {
 					continue
 				}
@@ -87,36 +133,68 @@ func (n *NATS) PutHook(ctx context.Context, h IssuedHook, keepTSField bool) (Iss
 			}
 			return upd, nil
 		case errors.Is(err, ErrNotFound):
-			created, err := newHook(h, n.now())
-			if err != nil {
-				return IssuedHook{}, err
+			created, err := n.createHook(ctx, key, h)
+			if errors.Is(err, errHookRace) {
+				continue // created meanwhile by another writer: update it
 			}
-			v, err := json.Marshal(created) //nolint:gosec // the hook store keeps the tokens it checks
-			if err != nil {
-				return IssuedHook{}, err
-			}
-			// the index first: a crash between the writes leaves an index
-			// entry naming no hook, which finds nothing
-			idx := natsHookTokenKey(created.Issuer, created.APIToken)
-			if _, err := n.hooks.Create(ctx, idx, []byte(key)); err != nil {
-				if isConflict(err) {
-					return IssuedHook{}, errors.New("issued hook: the api token is taken")
-				}
-				return IssuedHook{}, unavailable(err)
-			}
-			if _, err := n.hooks.Create(ctx, key, v); err != nil {
-				_ = n.hooks.Delete(ctx, idx)
-				if isConflict(err) {
-					continue // created meanwhile by another writer: update it
-				}
-				return IssuedHook{}, unavailable(err)
-			}
-			return created, nil
+			return created, err
 		default:
 			return IssuedHook{}, err
 		}
 	}
-	return IssuedHook{}, fmt.Errorf("%w: issued hook: too many concurrent changes", ErrUnavailable)
+}
+
+// errHookRace is createHook's answer when another writer created the hook
+// first, or a write of its index entry was still in flight: the upsert
+// reads again.
+var errHookRace = errors.New("issued hook: created by another writer")
+
+// createHook writes a new hook under key and its token index entry.
+func (n *NATS) createHook(ctx context.Context, key string, h IssuedHook) (IssuedHook, error) {
+	created, err := newHook(h, n.now())
+	if err != nil {
+		return IssuedHook{}, err
+	}
+	v, err := json.Marshal(created) //nolint:gosec // the hook store keeps the tokens it checks
+	if err != nil {
+		return IssuedHook{}, err
+	}
+	// the index first: a crash between the writes leaves an index entry
+	// naming no hook, which finds nothing
+	idx := natsHookTokenKey(created.Issuer, created.APIToken)
+	if _, err := tries(ctx, func(ctx context.Context) (uint64, error) { return n.hooks.Create(ctx, idx, []byte(key)) }); err != nil {
+		if !isConflict(err) {
+			return IssuedHook{}, unavailable(err)
+		}
+		e, err := tries(ctx, func(ctx context.Context) (jetstream.KeyValueEntry, error) { return n.hooks.Get(ctx, idx) })
+		switch {
+		case err == nil && string(e.Value()) == key:
+			// this write's first try, or an entry left by a hook of this
+			// key deleted before: it names the hook written next
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			// refused while a write of the key was in flight, that was
+			// not stored in the end
+			return IssuedHook{}, errHookRace
+		case err != nil:
+			return IssuedHook{}, unavailable(err)
+		default:
+			return IssuedHook{}, errors.New("issued hook: the api token is taken")
+		}
+	}
+	_, err = tries(ctx, func(ctx context.Context) (uint64, error) { return n.hooks.Create(ctx, key, v) })
+	if err == nil {
+		return created, nil
+	}
+	if !isConflict(err) {
+		// maybe stored after all: the index entry stays, and names
+		// nothing if not
+		return IssuedHook{}, unavailable(err)
+	}
+	if got, _, rerr := n.readHook(ctx, key); rerr == nil && got.APIToken == created.APIToken {
+		return got, nil // this write's first try
+	}
+	_, _ = tries(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, n.hooks.Delete(ctx, idx) })
+	return IssuedHook{}, errHookRace
 }
 
 // HookByTokens finds a hook by the tokens of its URL; see HookTokens.
@@ -126,7 +204,8 @@ func (n *NATS) HookByTokens(ctx context.Context, issuer, apiToken, token string)
 	}
 	ctx, cancel := n.opCtx(ctx)
 	defer cancel()
-	e, err := n.hooks.Get(ctx, natsHookTokenKey(issuer, apiToken))
+	idx := natsHookTokenKey(issuer, apiToken)
+	e, err := tries(ctx, func(ctx context.Context) (jetstream.KeyValueEntry, error) { return n.hooks.Get(ctx, idx) })
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
 		return IssuedHook{}, ErrNotFound
 	}
@@ -187,12 +266,16 @@ func (n *NATS) DeleteHook(ctx context.Context, issuer, tenant, token string) err
 		return err
 	}
 	key := natsHookKey(h.Issuer, h.Tenant, h.Datasource, h.Event)
-	if err := n.hooks.Delete(ctx, key); err != nil {
+	del := func(key string) error {
+		_, err := tries(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, n.hooks.Delete(ctx, key) })
 		return unavailable(err)
+	}
+	if err := del(key); err != nil {
+		return err
 	}
 	// the record is gone, so the URL no longer works; the index entry is
 	// only tidied
-	return unavailable(n.hooks.Delete(ctx, natsHookTokenKey(h.Issuer, h.APIToken)))
+	return del(natsHookTokenKey(h.Issuer, h.APIToken))
 }
 
 var _ HookTokens = (*NATS)(nil)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/caddy-webhooks/gateway/queue"
+	"github.com/nats-io/nats.go"
 )
 
 var (
@@ -343,4 +344,71 @@ func BenchmarkNATSHookByTokens(b *testing.B) {
 	}
 	defer func() { _ = s.Close() }()
 	benchHookByTokens(b, s)
+}
+
+// TestNATSHookUpsertsWhileLeaderMoves races upserts of one hook through
+// two instances while the hooks stream's leader keeps stepping down: a
+// read answered before a move can be stale for the write after it, and
+// every upsert must still end in the one hook, within its timeout.
+func TestNATSHookUpsertsWhileLeaderMoves(t *testing.T) {
+	c := startNATSCluster(t, 3)
+	urls := c.urls()
+	open := func(url string) *queue.NATS {
+		s, err := queue.OpenNATS(context.Background(), queue.NATSOptions{URLs: []string{url}, Stream: "moves", Replicas: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	a, b := open(urls[0]), open(urls[2])
+	nc, err := nats.Connect(strings.Join(urls, ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx := context.Background()
+	for round := range 4 {
+		stop := make(chan struct{})
+		moved := make(chan int)
+		go func() {
+			// the leader moves once, at a different point of each round's race
+			select {
+			case <-stop:
+				moved <- 0
+				return
+			case <-time.After(time.Duration(round) * 10 * time.Millisecond):
+			}
+			_, err := nc.Request("$JS.API.STREAM.LEADER.STEPDOWN.KV_moves_hooks", nil, 2*time.Second)
+			if err != nil {
+				t.Errorf("step down: %v", err)
+			}
+			moved <- 1
+		}()
+		var wg sync.WaitGroup
+		got := make([]queue.IssuedHook, 12)
+		errs := make([]error, len(got))
+		for i := range got {
+			s := []queue.HookTokens{a, b}[i%2]
+			wg.Go(func() {
+				h := queue.IssuedHook{Issuer: "gh", Tenant: "acme", Datasource: "github", Event: fmt.Sprintf("e%d", round), TSField: fmt.Sprintf("ts%d", i)}
+				got[i], errs[i] = s.PutHook(ctx, h, false)
+			})
+		}
+		wg.Wait()
+		close(stop)
+		n := <-moved
+		if n == 0 {
+			t.Fatalf("round %d: the upserts ended before the leader moved", round)
+		}
+		for i := range got {
+			if errs[i] != nil || got[i].Token != got[0].Token || got[i].APIToken != got[0].APIToken {
+				t.Fatalf("round %d, upsert %d: %+v %v; first %+v", round, i, got[i], errs[i], got[0])
+			}
+		}
+		h, err := a.HookByTokens(ctx, "gh", got[0].APIToken, got[0].Token)
+		if err != nil || !strings.HasPrefix(h.TSField, "ts") {
+			t.Fatalf("round %d: %+v %v", round, h, err)
+		}
+	}
 }
