@@ -596,23 +596,33 @@ func (p *Pebble) getGrouped(key string, withDetail bool) (*Event, groupEntry, []
 	return ev, e, gk, err
 }
 
-// removeGrouped adds to b the removal of the entries whose keys are in
-// gone from the group gk (entries as read), and returns the removed
-// entries. The caller commits, then calls removedGrouped.
-func removeGrouped(b *batch, gk []byte, entries []groupEntry, gone func(groupEntry) bool) ([]groupEntry, error) {
-	var kept, removed []groupEntry
+// removeGrouped adds to b the removal of the entries of the group gk
+// (entries as read, left as they are) that pick chooses, called once for
+// each in order, and returns removed with them appended. The caller
+// commits, then calls removedGrouped.
+func removeGrouped(b *batch, gk []byte, entries, removed []groupEntry, pick func(groupEntry) bool) ([]groupEntry, error) {
+	start := len(removed)
 	for _, e := range entries {
-		if gone(e) {
+		if pick(e) {
 			removed = append(removed, e)
-		} else {
-			kept = append(kept, e)
 		}
 	}
-	if len(removed) == 0 {
-		return nil, nil
-	}
-	if len(kept) == 0 {
+	gone := removed[start:]
+	switch len(gone) {
+	case 0:
+		return removed, nil
+	case len(entries):
 		return removed, b.Delete(gk, nil)
+	}
+	// the group without them: gone is in the order of entries, and keys
+	// are unique in a group
+	kept := make([]groupEntry, 0, len(entries)-len(gone))
+	for _, e := range entries {
+		if len(gone) > 0 && gone[0].key == e.key {
+			gone = gone[1:]
+			continue
+		}
+		kept = append(kept, e)
 	}
 	return removed, b.Set(gk, appendGroup(nil, kept), nil)
 }
@@ -708,7 +718,7 @@ func (p *Pebble) recoverGroups() error {
 			p.segs.num = max(p.segs.num, e.segment)
 		}
 		gone := func(e groupEntry) bool { return p.segs.files[e.segment] == nil }
-		removed, err := removeGrouped(b, gk, entries, gone)
+		removed, err := removeGrouped(b, gk, entries, nil, gone)
 		if err != nil {
 			return false, err
 		}
@@ -750,14 +760,15 @@ func (p *Pebble) trimGroups(hook string, limit int, below string) (int, error) {
 	p.groupMu.Unlock()
 	b := p.newBatch()
 	defer func() { _ = b.Close() }()
-	var gone []groupEntry
+	gone := make([]groupEntry, 0, max(limit, 0))
 	// the new floor: the first group that keeps a record of hook (every
 	// group before it has none left)
 	newFloor, kept := "", false
 	err := p.eachGroup(floor, "", false, func(gk []byte, entries []groupEntry) (bool, error) {
 		room := limit - len(gone)
 		keeps := false
-		removed, err := removeGrouped(b, gk, entries, func(e groupEntry) bool {
+		var err error
+		gone, err = removeGrouped(b, gk, entries, gone, func(e groupEntry) bool {
 			if e.hook != hook {
 				return false
 			}
@@ -768,7 +779,6 @@ func (p *Pebble) trimGroups(hook string, limit int, below string) (int, error) {
 			room--
 			return true
 		})
-		gone = append(gone, removed...)
 		if !kept {
 			newFloor, kept = string(gk[1:]), keeps
 		}
@@ -839,8 +849,8 @@ func (p *Pebble) purgeGroups(t int64, limit int) (int, bool, error) {
 			more = true
 			return false, nil
 		}
-		removed, err := removeGrouped(b, gk, entries, func(e groupEntry) bool { return e.updated < t })
-		gone = append(gone, removed...)
+		var err error
+		gone, err = removeGrouped(b, gk, entries, gone, func(e groupEntry) bool { return e.updated < t })
 		return err == nil, err
 	})
 	if err != nil || len(gone) == 0 {
@@ -862,7 +872,7 @@ func (p *Pebble) replayGrouped(ev *Event, e groupEntry, gk []byte) error {
 	}
 	b := p.newBatch()
 	defer func() { _ = b.Close() }()
-	removed, err := removeGrouped(b, gk, entries, func(x groupEntry) bool { return x.key == e.key })
+	removed, err := removeGrouped(b, gk, entries, nil, func(x groupEntry) bool { return x.key == e.key })
 	if err != nil {
 		return err
 	}
