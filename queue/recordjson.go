@@ -100,15 +100,62 @@ func appendRecordJSON(b []byte, ev *Event) ([]byte, bool) {
 // appendJSONTime appends t as time.Time.MarshalJSON writes it; ok becomes
 // false for a time it refuses.
 func appendJSONTime(b []byte, t time.Time, ok bool) ([]byte, bool) {
+	_, off := t.Zone()
+	if off == 0 {
+		return appendJSONTimeUTC(b, t.UTC(), ok)
+	}
 	if y := t.Year(); y < 0 || y > 9999 {
 		return b, false
 	}
-	if _, off := t.Zone(); off%60 != 0 || off <= -24*3600 || off >= 24*3600 {
+	if off%60 != 0 || off <= -24*3600 || off >= 24*3600 {
 		return b, false
 	}
 	b = append(b, '"')
 	b = t.AppendFormat(b, time.RFC3339Nano)
 	return append(b, '"'), ok
+}
+
+// appendJSONTimeUTC is appendJSONTime for a time in UTC, the zone of
+// every time the recorder writes, without AppendFormat's general layout
+// walk: RFC 3339 with the fraction's trailing zeros dropped, and Z.
+func appendJSONTimeUTC(b []byte, t time.Time, ok bool) ([]byte, bool) {
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return b, false
+	}
+	hour, minute, sec := t.Clock()
+	b = append(b, '"')
+	b = appendDigits(b, year, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(month), 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, 'T')
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, minute, 2)
+	b = append(b, ':')
+	b = appendDigits(b, sec, 2)
+	if ns := t.Nanosecond(); ns != 0 {
+		width := 9
+		for ns%10 == 0 {
+			ns /= 10
+			width--
+		}
+		b = append(b, '.')
+		b = appendDigits(b, ns, width)
+	}
+	return append(b, 'Z', '"'), ok
+}
+
+// appendDigits appends n (0 <= n < 10^width) in width decimal digits.
+func appendDigits(b []byte, n, width int) []byte {
+	b = append(b, "000000000"[:width]...)
+	for i := len(b) - 1; n > 0; i-- {
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return b
 }
 
 // appendJSONString appends s as encoding/json writes a string: plain

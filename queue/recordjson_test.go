@@ -3,6 +3,7 @@ package queue
 import (
 	"bytes"
 	"encoding/json"
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -52,6 +53,37 @@ func TestAppendRecordJSON(t *testing.T) {
 	} {
 		if got, ok := appendRecordJSON([]byte("prefix"), &ev); ok || string(got) != "prefix" {
 			t.Errorf("%s: written (%v): %s", name, ok, got)
+		}
+	}
+}
+
+// TestAppendJSONTime: times written by the UTC path and the general one
+// are exactly what time.Time.MarshalJSON writes, for any instant of years
+// 0 to 9999, any fraction (trailing zeros dropped), in UTC, in Local, and
+// in other zones at offset 0 or not.
+func TestAppendJSONTime(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	lo, hi := time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC).Unix(), time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC).Unix()
+	zones := []*time.Location{time.UTC, time.Local, time.FixedZone("zero", 0), time.FixedZone("plus", 5*3600+45*60), time.FixedZone("minus", -8*3600)}
+	fractions := []int{0, 1, 10, 100_000_000, 120_000_000, 123_000_000, 123_456_000, 999_999_999}
+	for i := range 200_000 {
+		ns := fractions[i%len(fractions)]
+		if i%3 == 0 {
+			ns = rng.IntN(1_000_000_000)
+		}
+		at := time.Unix(lo+rng.Int64N(hi-lo+1), int64(ns)).In(zones[i%len(zones)])
+		want, err := at.MarshalJSON()
+		if err != nil {
+			continue // the zone moved it out of years 0-9999
+		}
+		got, ok := appendJSONTime([]byte("x"), at, true)
+		if !ok || string(got) != "x"+string(want) {
+			t.Fatalf("%v: got %s (%v), want %s", at, got, ok, want)
+		}
+	}
+	for _, at := range []time.Time{time.Date(-1, 12, 31, 23, 59, 59, 0, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		if got, ok := appendJSONTime([]byte("x"), at, true); ok || string(got) != "x" {
+			t.Errorf("%v: written (%v): %s", at, ok, got)
 		}
 	}
 }
