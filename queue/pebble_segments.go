@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,6 +88,17 @@ func appendGroup(b []byte, entries []groupEntry) []byte {
 		b = appendNonNegative(b, e.length, false)
 	}
 	return b
+}
+
+// groupSize is about the length of the encoding of entries: their
+// strings, two fixed times, and room for three uvarints and four string
+// lengths.
+func groupSize(entries []groupEntry) int {
+	n := 0
+	for _, e := range entries {
+		n += len(e.key) + len(e.hook) + len(e.id) + len(e.status) + 16 + 3*binary.MaxVarintLen64 + 4
+	}
+	return n
 }
 
 var errBadGroup = errors.New("malformed run log group")
@@ -461,8 +473,11 @@ func (p *Pebble) recordGroup(recs []Event) error {
 	}
 	rb := p.groupBuf
 	data := rb.val[:0]
-	defer func() { rb.val = data[:0] }()
-	entries := make([]groupEntry, len(recs))
+	entries := slices.Grow(rb.entries[:0], len(recs))[:len(recs)]
+	defer func() {
+		clear(entries) // the records' strings are not kept alive
+		rb.val, rb.entries = data[:0], entries[:0]
+	}()
 	for i := range recs {
 		ev := &recs[i]
 		start := len(data)
@@ -486,7 +501,9 @@ func (p *Pebble) recordGroup(recs []Event) error {
 	}
 	b := p.newBatch()
 	defer func() { _ = b.Close() }()
-	if err := b.Set(groupKey(recs[0].Key), appendGroup(nil, entries), nil); err != nil {
+	// the batch copies the value
+	rb.group = appendGroup(rb.group[:0], entries)
+	if err := b.Set(groupKey(recs[0].Key), rb.group, nil); err != nil {
 		return err
 	}
 	// counted before the commit: a trim that sees the group must find the
@@ -624,7 +641,7 @@ func removeGrouped(b *batch, gk []byte, entries, removed []groupEntry, pick func
 		}
 		kept = append(kept, e)
 	}
-	return removed, b.Set(gk, appendGroup(nil, kept), nil)
+	return removed, b.Set(gk, appendGroup(make([]byte, 0, groupSize(kept)), kept), nil)
 }
 
 // removedGrouped updates counts and segment references after the
