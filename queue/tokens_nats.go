@@ -9,6 +9,7 @@ import (
 	mathrand "math/rand/v2"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -46,8 +47,11 @@ func natsHookTokenKey(issuer, apiToken string) string {
 }
 
 // hookTry bounds the first try of a request to the hooks bucket; each
-// further try gets twice as long.
-const hookTry = 250 * time.Millisecond
+// further try gets twice as long, up to hookTryMax.
+const (
+	hookTry    = 250 * time.Millisecond
+	hookTryMax = 8 * time.Second
+)
 
 // tries runs a request to the hooks bucket until it gets an answer, for
 // as long as ctx allows: a try that gets none within its bound (a stream
@@ -56,7 +60,7 @@ const hookTry = 250 * time.Millisecond
 // the bound. A write that got no answer may have been stored all the
 // same: the caller makes its next try harmless.
 func tries[T any](ctx context.Context, op func(context.Context) (T, error)) (T, error) {
-	for bound := hookTry; ; bound *= 2 {
+	for bound := hookTry; ; bound = min(2*bound, hookTryMax) {
 		try, cancel := context.WithTimeout(ctx, bound)
 		v, err := op(try)
 		cancel()
@@ -64,7 +68,7 @@ func tries[T any](ctx context.Context, op func(context.Context) (T, error)) (T, 
 			return v, err
 		}
 		switch {
-		case errors.Is(err, context.DeadlineExceeded):
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
 		case leaderless(err):
 			if sleepCtx(ctx, retryPause) != nil {
 				return v, err
