@@ -354,7 +354,9 @@ func TestNATSHookUpsertsWhileLeaderMoves(t *testing.T) {
 	c := startNATSCluster(t, 3)
 	urls := c.urls()
 	open := func(url string) *queue.NATS {
-		s, err := queue.OpenNATS(context.Background(), queue.NATSOptions{URLs: []string{url}, Stream: "moves", Replicas: 3})
+		// a loaded machine may take seconds to elect a leader; a request
+		// the old leader dropped is never answered, however long it waits
+		s, err := queue.OpenNATS(context.Background(), queue.NATSOptions{URLs: []string{url}, Stream: "moves", Replicas: 3, Timeout: 15 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -368,6 +370,7 @@ func TestNATSHookUpsertsWhileLeaderMoves(t *testing.T) {
 	}
 	defer nc.Close()
 	ctx := context.Background()
+	raced := 0 // rounds in which the leader moved before the upserts ended
 	for round := range 4 {
 		stop := make(chan struct{})
 		moved := make(chan int)
@@ -397,10 +400,7 @@ func TestNATSHookUpsertsWhileLeaderMoves(t *testing.T) {
 		}
 		wg.Wait()
 		close(stop)
-		n := <-moved
-		if n == 0 {
-			t.Fatalf("round %d: the upserts ended before the leader moved", round)
-		}
+		raced += <-moved
 		for i := range got {
 			if errs[i] != nil || got[i].Token != got[0].Token || got[i].APIToken != got[0].APIToken {
 				t.Fatalf("round %d, upsert %d: %+v %v; first %+v", round, i, got[i], errs[i], got[0])
@@ -410,5 +410,8 @@ func TestNATSHookUpsertsWhileLeaderMoves(t *testing.T) {
 		if err != nil || !strings.HasPrefix(h.TSField, "ts") {
 			t.Fatalf("round %d: %+v %v", round, h, err)
 		}
+	}
+	if raced == 0 {
+		t.Fatal("in every round the upserts ended before the leader moved")
 	}
 }
