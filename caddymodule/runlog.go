@@ -288,26 +288,9 @@ const headerBlockSize = 512
 // "[redacted]": a credential header, or one repeating a presented
 // credential.
 func (h *Handler) redacts(name string, vals, secrets []string) bool {
-	if !canonical(name) {
-		name = http.CanonicalHeaderKey(name)
-	}
-	return h.runLog.redact[name] || containsAny(vals, secrets)
-}
-
-// canonical reports whether name is in the case http.CanonicalHeaderKey
-// gives it, as the names of parsed requests are, without its checks: a
-// name it would leave as is (one with a byte not allowed in a name) and
-// that fails here is canonicalized, which returns it unchanged.
-func canonical(name string) bool {
-	upper := true
-	for i := range len(name) {
-		c := name[i]
-		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
-			return false
-		}
-		upper = c == '-'
-	}
-	return true
+	// a name already canonical, as parsed requests' names are, comes back
+	// as it is, without a copy
+	return h.runLog.redact[http.CanonicalHeaderKey(name)] || containsAny(vals, secrets)
 }
 
 // oneMasked is the values of a redacted header with one value: read
