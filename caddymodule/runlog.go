@@ -2,9 +2,9 @@ package caddymodule
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"iter"
 	"maps"
 	"net"
 	"net/http"
@@ -246,43 +246,47 @@ func (h *Handler) presentedSecrets(r *http.Request, repl *caddy.Replacer) []stri
 // "[redacted]". Their size is bounded by log_body too: beyond it, the
 // headers that come last by name are left out.
 func (h *Handler) redactHeaders(hdr http.Header, secrets []string) []byte {
-	// encode adds headers to b in the order given, and reports whether
-	// they all fit
-	encode := func(b []byte, headers iter.Seq2[string, []string]) ([]byte, bool) {
-		size := 0
-		for name, vals := range headers {
-			for _, v := range vals {
-				size += len(name) + len(v)
-			}
-			if size > h.runLog.body {
-				return b, false
-			}
-			if h.redacts(name, vals, secrets) {
-				vals = masked(len(vals))
-			}
-			b = queue.AppendHeader(b, name, vals)
+	// the bound counts names and values; the room made is what they can
+	// take encoded (lengths, and a value masked into a longer one)
+	size, room := 0, 0
+	for name, vals := range hdr {
+		room += len(name) + 2*binary.MaxVarintLen16
+		for _, v := range vals {
+			size += len(name) + len(v)
+			room += max(len(v), len(redacted)) + binary.MaxVarintLen16
 		}
-		return b, true
 	}
-	// all of them, in one pass, unless they are over the bound
-	b, all := encode(make([]byte, 0, headerBlockSize), maps.All(hdr))
-	if all {
+	if size <= h.runLog.body {
+		// all of them, in one pass
+		b := make([]byte, 0, room)
+		for name, vals := range hdr {
+			b = h.appendHeader(b, name, vals, secrets)
+		}
 		return b
 	}
 	// which ones are kept does not depend on map order
-	b, _ = encode(b[:0], func(yield func(string, []string) bool) {
-		for _, name := range slices.Sorted(maps.Keys(hdr)) {
-			if !yield(name, hdr[name]) {
-				return
-			}
+	var b []byte
+	size = 0
+	for _, name := range slices.Sorted(maps.Keys(hdr)) {
+		vals := hdr[name]
+		for _, v := range vals {
+			size += len(name) + len(v)
 		}
-	})
+		if size > h.runLog.body {
+			break
+		}
+		b = h.appendHeader(b, name, vals, secrets)
+	}
 	return b
 }
 
-// headerBlockSize is the room first made for the encoded headers of a
-// request: most fit.
-const headerBlockSize = 512
+// appendHeader encodes one header of a record, redacted when it must be.
+func (h *Handler) appendHeader(b []byte, name string, vals, secrets []string) []byte {
+	if h.redacts(name, vals, secrets) {
+		vals = masked(len(vals))
+	}
+	return queue.AppendHeader(b, name, vals)
+}
 
 // redacts reports whether the header name with vals is recorded as
 // "[redacted]": a credential header, or one repeating a presented
