@@ -288,6 +288,7 @@ type recordBuf struct {
 	enc      *json.Encoder
 	rec, val []byte
 	event    Event // the record being encoded, without its detail
+	times    timeCache
 	// a batch's group entries and their encoding (recordGroup)
 	entries []groupEntry
 	group   []byte

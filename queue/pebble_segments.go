@@ -392,7 +392,7 @@ func appendFrame(b []byte, ev *Event, rb *recordBuf) ([]byte, error) {
 	*rec = *ev
 	defer func() { *rec = Event{} }() // keeps nothing of ev alive
 	stripDetail(rec)
-	j, ok := appendRecordJSON(rb.rec[:0], rec)
+	j, ok := appendRecordJSON(rb.rec[:0], rec, &rb.times)
 	if !ok {
 		rb.json.Reset()
 		if err := rb.enc.Encode(rec); err != nil {

@@ -13,7 +13,10 @@ import (
 // reports false, having appended nothing, for what it does not write
 // itself (mapped values, times json refuses); the caller then uses
 // encoding/json.
-func appendRecordJSON(b []byte, ev *Event) ([]byte, bool) {
+//
+// tc, when not nil, keeps the text of the last second written: the
+// records of a batch were received within a few seconds.
+func appendRecordJSON(b []byte, ev *Event, tc *timeCache) ([]byte, bool) {
 	if len(ev.Values) > 0 || ev.Body != nil || ev.Payload != nil || ev.Headers != nil {
 		return b, false
 	}
@@ -28,7 +31,7 @@ func appendRecordJSON(b []byte, ev *Event) ([]byte, bool) {
 	b = append(b, `,"action":`...)
 	b = strconv.AppendInt(b, int64(ev.Action), 10)
 	b = append(b, `,"body":null,"received_at":`...)
-	b, ok = appendJSONTime(b, ev.ReceivedAt, ok)
+	b, ok = appendJSONTime(b, ev.ReceivedAt, ok, tc)
 	b = append(b, `,"status":`...)
 	b = appendJSONString(b, string(ev.Status))
 	if len(ev.Attempts) > 0 {
@@ -38,7 +41,7 @@ func appendRecordJSON(b []byte, ev *Event) ([]byte, bool) {
 				b = append(b, ',')
 			}
 			b = append(b, `{"at":`...)
-			b, ok = appendJSONTime(b, a.At, ok)
+			b, ok = appendJSONTime(b, a.At, ok, tc)
 			if a.Status != 0 {
 				b = append(b, `,"status":`...)
 				b = strconv.AppendInt(b, int64(a.Status), 10)
@@ -61,10 +64,10 @@ func appendRecordJSON(b []byte, ev *Event) ([]byte, bool) {
 	}
 	if !ev.DueAt.IsZero() {
 		b = append(b, `,"due_at":`...)
-		b, ok = appendJSONTime(b, ev.DueAt, ok)
+		b, ok = appendJSONTime(b, ev.DueAt, ok, tc)
 	}
 	b = append(b, `,"updated_at":`...)
-	b, ok = appendJSONTime(b, ev.UpdatedAt, ok)
+	b, ok = appendJSONTime(b, ev.UpdatedAt, ok, tc)
 	if ev.Gen != 0 {
 		b = append(b, `,"gen":`...)
 		b = strconv.AppendUint(b, ev.Gen, 10)
@@ -99,10 +102,10 @@ func appendRecordJSON(b []byte, ev *Event) ([]byte, bool) {
 
 // appendJSONTime appends t as time.Time.MarshalJSON writes it; ok becomes
 // false for a time it refuses.
-func appendJSONTime(b []byte, t time.Time, ok bool) ([]byte, bool) {
+func appendJSONTime(b []byte, t time.Time, ok bool, tc *timeCache) ([]byte, bool) {
 	_, off := t.Zone()
 	if off == 0 {
-		return appendJSONTimeUTC(b, t.UTC(), ok)
+		return appendJSONTimeUTC(b, t.UTC(), ok, tc)
 	}
 	if y := t.Year(); y < 0 || y > 9999 {
 		return b, false
@@ -115,27 +118,46 @@ func appendJSONTime(b []byte, t time.Time, ok bool) ([]byte, bool) {
 	return append(b, '"'), ok
 }
 
+// timeCache is the text of one whole second in UTC, as
+// appendJSONTimeUTC writes it.
+type timeCache struct {
+	sec  int64
+	text [len("2006-01-02T15:04:05")]byte
+	set  bool
+}
+
 // appendJSONTimeUTC is appendJSONTime for a time in UTC, the zone of
 // every time the recorder writes, without AppendFormat's general layout
-// walk: RFC 3339 with the fraction's trailing zeros dropped, and Z.
-func appendJSONTimeUTC(b []byte, t time.Time, ok bool) ([]byte, bool) {
-	year, month, day := t.Date()
-	if year < 0 || year > 9999 {
-		return b, false
-	}
-	hour, minute, sec := t.Clock()
+// walk: RFC 3339 with the fraction's trailing zeros dropped, and Z. The
+// date and clock are taken from tc when it holds t's second, and kept
+// there when tc is not nil.
+func appendJSONTimeUTC(b []byte, t time.Time, ok bool, tc *timeCache) ([]byte, bool) {
 	b = append(b, '"')
-	b = appendDigits(b, year, 4)
-	b = append(b, '-')
-	b = appendDigits(b, int(month), 2)
-	b = append(b, '-')
-	b = appendDigits(b, day, 2)
-	b = append(b, 'T')
-	b = appendDigits(b, hour, 2)
-	b = append(b, ':')
-	b = appendDigits(b, minute, 2)
-	b = append(b, ':')
-	b = appendDigits(b, sec, 2)
+	if sec := t.Unix(); tc != nil && tc.set && tc.sec == sec {
+		b = append(b, tc.text[:]...)
+	} else {
+		year, month, day := t.Date()
+		if year < 0 || year > 9999 {
+			return b[:len(b)-1], false
+		}
+		hour, minute, second := t.Clock()
+		start := len(b)
+		b = appendDigits(b, year, 4)
+		b = append(b, '-')
+		b = appendDigits(b, int(month), 2)
+		b = append(b, '-')
+		b = appendDigits(b, day, 2)
+		b = append(b, 'T')
+		b = appendDigits(b, hour, 2)
+		b = append(b, ':')
+		b = appendDigits(b, minute, 2)
+		b = append(b, ':')
+		b = appendDigits(b, second, 2)
+		if tc != nil {
+			tc.sec, tc.set = sec, true
+			copy(tc.text[:], b[start:])
+		}
+	}
 	if ns := t.Nanosecond(); ns != 0 {
 		width := 9
 		for ns%10 == 0 {

@@ -36,9 +36,12 @@ func TestAppendRecordJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, ok := appendRecordJSON([]byte("prefix"), &ev)
-		if !ok || !bytes.Equal(got, append([]byte("prefix"), want...)) {
-			t.Errorf("%s: got %v\n%s\nwant\n%s", name, ok, got, want)
+		var tc timeCache
+		for _, cache := range []*timeCache{nil, &tc, &tc} { // the second with tc set
+			got, ok := appendRecordJSON([]byte("prefix"), &ev, cache)
+			if !ok || !bytes.Equal(got, append([]byte("prefix"), want...)) {
+				t.Errorf("%s: got %v\n%s\nwant\n%s", name, ok, got, want)
+			}
 		}
 	}
 	for name, ev := range map[string]Event{
@@ -51,7 +54,7 @@ func TestAppendRecordJSON(t *testing.T) {
 		"odd zone":  {UpdatedAt: at.In(time.FixedZone("s", 30))},
 		"attempt t": {Attempts: []Attempt{{At: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}}},
 	} {
-		if got, ok := appendRecordJSON([]byte("prefix"), &ev); ok || string(got) != "prefix" {
+		if got, ok := appendRecordJSON([]byte("prefix"), &ev, &timeCache{}); ok || string(got) != "prefix" {
 			t.Errorf("%s: written (%v): %s", name, ok, got)
 		}
 	}
@@ -60,8 +63,24 @@ func TestAppendRecordJSON(t *testing.T) {
 // TestAppendJSONTime: times written by the UTC path and the general one
 // are exactly what time.Time.MarshalJSON writes, for any instant of years
 // 0 to 9999, any fraction (trailing zeros dropped), in UTC, in Local, and
-// in other zones at offset 0 or not.
+// in other zones at offset 0 or not; with a cache of the last second or
+// without, for times far apart and for times a few milliseconds apart, as
+// a batch's are.
 func TestAppendJSONTime(t *testing.T) {
+	var tc timeCache
+	check := func(at time.Time) {
+		t.Helper()
+		want, err := at.MarshalJSON()
+		if err != nil {
+			return // the zone moved it out of years 0-9999
+		}
+		for _, cache := range []*timeCache{nil, &tc} {
+			got, ok := appendJSONTime([]byte("x"), at, true, cache)
+			if !ok || string(got) != "x"+string(want) {
+				t.Fatalf("%v (cache %v): got %s (%v), want %s", at, cache != nil, got, ok, want)
+			}
+		}
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	lo, hi := time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC).Unix(), time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC).Unix()
 	zones := []*time.Location{time.UTC, time.Local, time.FixedZone("zero", 0), time.FixedZone("plus", 5*3600+45*60), time.FixedZone("minus", -8*3600)}
@@ -71,19 +90,19 @@ func TestAppendJSONTime(t *testing.T) {
 		if i%3 == 0 {
 			ns = rng.IntN(1_000_000_000)
 		}
-		at := time.Unix(lo+rng.Int64N(hi-lo+1), int64(ns)).In(zones[i%len(zones)])
-		want, err := at.MarshalJSON()
-		if err != nil {
-			continue // the zone moved it out of years 0-9999
-		}
-		got, ok := appendJSONTime([]byte("x"), at, true)
-		if !ok || string(got) != "x"+string(want) {
-			t.Fatalf("%v: got %s (%v), want %s", at, got, ok, want)
-		}
+		check(time.Unix(lo+rng.Int64N(hi-lo+1), int64(ns)).In(zones[i%len(zones)]))
+	}
+	at := time.Date(2026, 12, 31, 23, 59, 58, 0, time.UTC)
+	for range 100_000 {
+		at = at.Add(time.Duration(rng.IntN(7_000_000)))
+		check(at)
+		check(at.In(zones[rng.IntN(len(zones))]))
 	}
 	for _, at := range []time.Time{time.Date(-1, 12, 31, 23, 59, 59, 0, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)} {
-		if got, ok := appendJSONTime([]byte("x"), at, true); ok || string(got) != "x" {
-			t.Errorf("%v: written (%v): %s", at, ok, got)
+		for _, cache := range []*timeCache{nil, &tc} {
+			if got, ok := appendJSONTime([]byte("x"), at, true, cache); ok || string(got) != "x" {
+				t.Errorf("%v: written (%v): %s", at, ok, got)
+			}
 		}
 	}
 }
