@@ -175,6 +175,19 @@ type runRecord struct {
 	auth     string
 	reason   string // the verifiers' errors, when auth failed
 	payload  []byte // the received body, once read
+
+	// Room, allocated with the record, for what a request of a hook with
+	// one action records: its first event, the trace of its attempts (with
+	// room for two), and the writer that notes the status it answered.
+	// The event refers to the trace's attempts, and the writer hands it to
+	// the store, so they live as long as the record.
+	first     queue.Event
+	firstUsed bool
+	trace     attemptTrace
+	tries     [2]queue.Attempt
+	traceOne  [1]*attemptTrace
+	status    statusRecorder
+	wrapper   caddyhttp.ResponseWriterWrapper
 }
 
 // String keeps the record out of {http.vars.*} placeholders.
@@ -332,7 +345,12 @@ func (h *Handler) event(rec *runRecord, status queue.Status, inbound int) *queue
 	if id == "" {
 		id = h.newID()
 	}
-	return &queue.Event{
+	ev := &rec.first
+	if rec.firstUsed {
+		ev = new(queue.Event)
+	}
+	rec.firstUsed = true
+	*ev = queue.Event{
 		ID:          id,
 		Hook:        h.name,
 		Action:      -1,
@@ -346,6 +364,7 @@ func (h *Handler) event(rec *runRecord, status queue.Status, inbound int) *queue
 		RemoteIP:    rec.remoteIP,
 		HeaderBlock: rec.headers,
 	}
+	return ev
 }
 
 // keepPayload sets the record's Payload to the received body, cut at
@@ -528,9 +547,45 @@ func (h *Handler) logAsync(evs []*queue.Event, rec *runRecord, method string) {
 // attemptTrace collects the attempts of one action of a sync request.
 type attemptTrace struct {
 	now      func() time.Time
-	describe func(error) string // the action sender's describe
+	sender   sender // describes an attempt's error
 	attempts []queue.Attempt
 }
+
+// noTraces is the traces of a request not recorded: read only.
+var noTraces [8]*attemptTrace
+
+// traces are the attempt traces of a sync request's actions (none when
+// rec is nil): the one of a hook with one action is in the record.
+func (rec *runRecord) traces(actions []*action, now func() time.Time) []*attemptTrace {
+	switch {
+	case rec == nil && len(actions) <= len(noTraces):
+		return noTraces[:len(actions):len(actions)]
+	case rec == nil:
+		return make([]*attemptTrace, len(actions))
+	case len(actions) == 1:
+		rec.trace = attemptTrace{now: now, sender: actions[0].sender, attempts: rec.tries[:0]}
+		rec.traceOne[0] = &rec.trace
+		return rec.traceOne[:]
+	}
+	out := make([]*attemptTrace, len(actions))
+	for i, a := range actions {
+		out[i] = &attemptTrace{now: now, sender: a.sender}
+	}
+	return out
+}
+
+// statusWriter is w wrapped to note the status answered, in the record.
+// The record keeps it: forget drops its reference to w.
+func (rec *runRecord) statusWriter(w http.ResponseWriter) *statusRecorder {
+	rec.wrapper = caddyhttp.ResponseWriterWrapper{ResponseWriter: w}
+	rec.status = statusRecorder{ResponseWriterWrapper: &rec.wrapper}
+	return &rec.status
+}
+
+// forget drops the record's reference to the response writer, once the
+// request was answered, so that the record, kept until it is stored,
+// does not keep the response alive.
+func (rec *runRecord) forget() { rec.wrapper.ResponseWriter = nil }
 
 func (t *attemptTrace) add(at forward.Attempt) {
 	if t == nil {
@@ -539,7 +594,7 @@ func (t *attemptTrace) add(at forward.Attempt) {
 	a := queue.Attempt{At: t.now().Add(-at.Duration), Status: at.Status, Latency: at.Duration}
 	switch {
 	case at.Err != nil:
-		a.Error = t.describe(at.Err)
+		a.Error = t.sender.describe(at.Err)
 	case at.Status < 200 || at.Status >= 300:
 		a.Error = "upstream answered " + strconv.Itoa(at.Status)
 	}

@@ -120,6 +120,14 @@ http://localhost:9080 {
 			backoff 1ms 1ms
 		}
 	}
+	webhook_gateway /retried {
+		name retried
+		auth api_key %[1]s
+		forward %[2]s/fail {
+			retries 3
+			backoff 1ms 1ms
+		}
+	}
 	webhook_gateway /gate {
 		name gate
 		auth api_key %[1]s
@@ -156,6 +164,24 @@ http://localhost:9080 {
 		}
 		if !slices.Equal(ev.Headers["X-Api-Key"], []string{"[redacted]"}) || !slices.Equal(ev.Headers["X-Custom"], []string{"yes"}) {
 			t.Errorf("headers %v", ev.Headers)
+		}
+	})
+
+	// a record keeps room for two attempts: more go beyond it
+	t.Run("sync one action, four attempts", func(t *testing.T) {
+		status, _, b := post(t, tester, "/retried", "application/json", keyed(), []byte(`{"n":4}`))
+		if status != http.StatusBadGateway {
+			t.Fatalf("%d %s", status, b)
+		}
+		ev := waitRecords(t, "retried", 1)[0]
+		if ev.Status != queue.StatusDead || ev.Inbound != http.StatusBadGateway || len(ev.Attempts) != 4 || string(ev.Body) != `{"n":4}` {
+			t.Fatalf("record: %s", describeRecords([]*queue.Event{ev}))
+		}
+		for i, at := range ev.Attempts {
+			if at.Status != http.StatusInternalServerError || at.Error != "upstream answered 500" || at.Latency <= 0 ||
+				i > 0 && at.At.Before(ev.Attempts[i-1].At) {
+				t.Errorf("attempt %d: %+v", i, at)
+			}
 		}
 	})
 

@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/caddy-webhooks/gateway/forward"
@@ -39,12 +38,7 @@ func (h *Handler) forwardSync(w http.ResponseWriter, r *http.Request, repl *cadd
 		return h.refuseURL(w, r, err)
 	}
 	rec := recordOf(r)
-	traces := make([]*attemptTrace, len(h.actions))
-	if rec != nil {
-		for i, a := range h.actions {
-			traces[i] = &attemptTrace{now: h.now, describe: a.sender.describe}
-		}
-	}
+	traces := rec.traces(h.actions, h.now)
 	results := make([]forward.Result, len(h.actions))
 	if len(h.actions) == 1 {
 		a := h.actions[0]
@@ -69,9 +63,11 @@ func (h *Handler) forwardSync(w http.ResponseWriter, r *http.Request, repl *cadd
 	if rec == nil {
 		return h.answerSync(w, r, id, results)
 	}
-	sw := &statusRecorder{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	sw := rec.statusWriter(w)
 	err := h.answerSync(sw, r, id, results)
-	h.recordSync(rec, repl, answered(sw.status, err), doc, reshaped, results, traces)
+	status := answered(sw.status, err)
+	rec.forget()
+	h.recordSync(rec, repl, status, doc, reshaped, results, traces)
 	return err
 }
 
