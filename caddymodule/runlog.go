@@ -173,14 +173,17 @@ type runRecord struct {
 	secrets  []string // presented credentials that may be echoed elsewhere
 	id       string
 	auth     string
-	reason   string // the verifiers' errors, when auth failed
-	payload  []byte // the received body, once read
+	reason   string    // the verifiers' errors, when auth failed
+	payload  []byte    // the received body, once read
+	room     *syncRoom // in a sync hook: allocated with the record
+}
 
-	// Room, allocated with the record, for what a request of a hook with
-	// one action records: its first event, the trace of its attempts (with
-	// room for two), and the writer that notes the status it answered.
-	// The event refers to the trace's attempts, and the writer hands it to
-	// the store, so they live as long as the record.
+// syncRoom is what a request of a sync hook records, allocated with its
+// run record (see syncRecord): its first event, the trace of its first
+// action's attempts (with room for two), and the writer that notes the
+// status it answered. The event refers to the trace's attempts, and the
+// recorder hands it to the store: they all live as long as the record.
+type syncRoom struct {
 	first     queue.Event
 	firstUsed bool
 	trace     attemptTrace
@@ -188,6 +191,23 @@ type runRecord struct {
 	traceOne  [1]*attemptTrace
 	status    statusRecorder
 	wrapper   caddyhttp.ResponseWriterWrapper
+}
+
+// syncRecord is a run record with its room, in one allocation.
+type syncRecord struct {
+	rec  runRecord
+	room syncRoom
+}
+
+// newRunRecord is a run record, with room for what a request of a sync
+// hook records when the hook is one.
+func (h *Handler) newRunRecord() *runRecord {
+	if len(h.actions) == 0 || h.async {
+		return new(runRecord)
+	}
+	s := new(syncRecord)
+	s.rec.room = &s.room
+	return &s.rec
 }
 
 // String keeps the record out of {http.vars.*} placeholders.
@@ -204,7 +224,8 @@ func (h *Handler) beginRecord(r *http.Request, repl *caddy.Replacer, start time.
 	if !h.logs() {
 		return nil
 	}
-	rec := &runRecord{start: start, remoteIP: remoteIP(r)}
+	rec := h.newRunRecord()
+	rec.start, rec.remoteIP = start, remoteIP(r)
 	rec.secrets = h.presentedSecrets(r, repl)
 	path := r.URL.EscapedPath()
 	for _, s := range rec.secrets {
@@ -345,11 +366,12 @@ func (h *Handler) event(rec *runRecord, status queue.Status, inbound int) *queue
 	if id == "" {
 		id = h.newID()
 	}
-	ev := &rec.first
-	if rec.firstUsed {
+	var ev *queue.Event
+	if room := rec.room; room != nil && !room.firstUsed {
+		ev, room.firstUsed = &room.first, true
+	} else {
 		ev = new(queue.Event)
 	}
-	rec.firstUsed = true
 	*ev = queue.Event{
 		ID:          id,
 		Hook:        h.name,
@@ -555,17 +577,18 @@ type attemptTrace struct {
 var noTraces [8]*attemptTrace
 
 // traces are the attempt traces of a sync request's actions (none when
-// rec is nil): the one of a hook with one action is in the record.
+// rec is nil): the one of a hook with one action is in the record's room.
 func (rec *runRecord) traces(actions []*action, now func() time.Time) []*attemptTrace {
 	switch {
 	case rec == nil && len(actions) <= len(noTraces):
 		return noTraces[:len(actions):len(actions)]
 	case rec == nil:
 		return make([]*attemptTrace, len(actions))
-	case len(actions) == 1:
-		rec.trace = attemptTrace{now: now, sender: actions[0].sender, attempts: rec.tries[:0]}
-		rec.traceOne[0] = &rec.trace
-		return rec.traceOne[:]
+	case len(actions) == 1 && rec.room != nil:
+		room := rec.room
+		room.trace = attemptTrace{now: now, sender: actions[0].sender, attempts: room.tries[:0]}
+		room.traceOne[0] = &room.trace
+		return room.traceOne[:]
 	}
 	out := make([]*attemptTrace, len(actions))
 	for i, a := range actions {
@@ -574,18 +597,26 @@ func (rec *runRecord) traces(actions []*action, now func() time.Time) []*attempt
 	return out
 }
 
-// statusWriter is w wrapped to note the status answered, in the record.
-// The record keeps it: forget drops its reference to w.
+// statusWriter is w wrapped to note the status answered, in the record's
+// room when it has one, which keeps it: forget drops its reference to w.
 func (rec *runRecord) statusWriter(w http.ResponseWriter) *statusRecorder {
-	rec.wrapper = caddyhttp.ResponseWriterWrapper{ResponseWriter: w}
-	rec.status = statusRecorder{ResponseWriterWrapper: &rec.wrapper}
-	return &rec.status
+	room := rec.room
+	if room == nil {
+		return &statusRecorder{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	}
+	room.wrapper = caddyhttp.ResponseWriterWrapper{ResponseWriter: w}
+	room.status = statusRecorder{ResponseWriterWrapper: &room.wrapper}
+	return &room.status
 }
 
-// forget drops the record's reference to the response writer, once the
+// forget drops the room's reference to the response writer, once the
 // request was answered, so that the record, kept until it is stored,
 // does not keep the response alive.
-func (rec *runRecord) forget() { rec.wrapper.ResponseWriter = nil }
+func (rec *runRecord) forget() {
+	if rec.room != nil {
+		rec.room.wrapper.ResponseWriter = nil
+	}
+}
 
 func (t *attemptTrace) add(at forward.Attempt) {
 	if t == nil {
