@@ -545,7 +545,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if rec == nil {
 			return next.ServeHTTP(w, passed)
 		}
-		sw := &statusRecorder{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+		sw := rec.statusWriter(w) // a gate's record has no room: its own writer
 		err := next.ServeHTTP(sw, passed)
 		h.recordPassed(rec, answered(sw.status, err), out)
 		return err
