@@ -23,7 +23,62 @@ type natsCluster struct {
 	tb      testing.TB
 	opts    []*server.Options
 	servers []*server.Server // nil while a node is down
+	log     *natsLog
 }
+
+// natsLog keeps the last lines the cluster's nodes logged (notices and
+// up), to be printed when the test fails: a cluster that stalls under
+// load can then be read afterwards.
+type natsLog struct {
+	mu    sync.Mutex
+	lines []string
+	next  int
+	full  bool
+}
+
+const natsLogLines = 4000
+
+func (l *natsLog) add(node, level, format string, v ...any) {
+	line := time.Now().Format("15:04:05.000") + " " + node + " " + level + " " + fmt.Sprintf(format, v...)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lines == nil {
+		l.lines = make([]string, natsLogLines)
+	}
+	l.lines[l.next] = line
+	l.next++
+	if l.next == len(l.lines) {
+		l.next, l.full = 0, true
+	}
+}
+
+// dump writes the kept lines, oldest first, to tb's log if tb failed.
+func (l *natsLog) dump(tb testing.TB) {
+	if !tb.Failed() {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	if l.full {
+		out = append(out, l.lines[l.next:]...)
+	}
+	out = append(out, l.lines[:l.next]...)
+	tb.Logf("the NATS nodes' last %d log lines:\n%s", len(out), strings.Join(out, "\n"))
+}
+
+// nodeLog is one node's server.Logger writing into a natsLog.
+type nodeLog struct {
+	l    *natsLog
+	node string
+}
+
+func (n nodeLog) Noticef(format string, v ...any) { n.l.add(n.node, "INF", format, v...) }
+func (n nodeLog) Warnf(format string, v ...any)   { n.l.add(n.node, "WRN", format, v...) }
+func (n nodeLog) Fatalf(format string, v ...any)  { n.l.add(n.node, "FTL", format, v...) }
+func (n nodeLog) Errorf(format string, v ...any)  { n.l.add(n.node, "ERR", format, v...) }
+func (n nodeLog) Debugf(format string, v ...any)  {}
+func (n nodeLog) Tracef(format string, v ...any)  {}
 
 // startNATSCluster starts n JetStream nodes routed to each other, each with
 // its own store directory, and waits until the cluster has a meta leader
@@ -32,8 +87,10 @@ type natsCluster struct {
 // before it, and keeps its cluster port for a restart.
 func startNATSCluster(tb testing.TB, n int) *natsCluster {
 	tb.Helper()
-	c := &natsCluster{tb: tb}
+	c := &natsCluster{tb: tb, log: &natsLog{}}
 	c.servers = make([]*server.Server, n)
+	// registered first, so it runs last: after the nodes stopped
+	tb.Cleanup(func() { c.log.dump(tb) })
 	// the store directories first: cleanups run last-registered first, so
 	// the servers stop before their directories are removed
 	dirs := make([]string, n)
@@ -77,6 +134,7 @@ func (c *natsCluster) start(i int) {
 	if err != nil {
 		c.tb.Fatal(err)
 	}
+	s.SetLogger(nodeLog{c.log, o.ServerName}, false, false)
 	go s.Start()
 	if !s.ReadyForConnections(10 * time.Second) {
 		s.Shutdown()
