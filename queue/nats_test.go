@@ -99,15 +99,17 @@ func startNATSCluster(tb testing.TB, n int) *natsCluster {
 	}
 	tb.Cleanup(c.stopAll)
 	var routes []string
+	// Tests run without SyncAlways (which production clusters
+	// should set): these nodes stop only by Shutdown, which writes
+	// out what they hold, and no test here loses power, so a sync per
+	// write guards nothing a test checks. It costs: creating a
+	// replicated stream waits for several syncs on each node, a sync
+	// took up to 0.4 s here while the caddy package's tests built
+	// binaries, and with syncs on, one creation in CI outlasted the
+	// store's 30 s setup bound. Benchmarks keep it: they measure what
+	// a production cluster costs.
+	_, bench := tb.(*testing.B)
 	for i := range n {
-		// No SyncAlways (which production clusters should set): these
-		// nodes stop only by Shutdown, which writes out what they
-		// hold, and no test here loses power, so a sync per write
-		// guards nothing a test checks. It costs: creating a
-		// replicated stream waits for several syncs on each node, a
-		// sync took up to 0.4 s here while the caddy package's tests
-		// built binaries, and with syncs on, one creation in CI
-		// outlasted the store's 30 s setup bound.
 		c.opts = append(c.opts, &server.Options{
 			ServerName:         fmt.Sprintf("n%d", i),
 			Host:               "127.0.0.1",
@@ -118,6 +120,7 @@ func startNATSCluster(tb testing.TB, n int) *natsCluster {
 			JetStreamMaxMemory: 64 << 20,
 			JetStreamMaxStore:  1 << 30,
 			StoreDir:           dirs[i],
+			SyncAlways:         bench,
 			Cluster:            server.ClusterOpts{Name: "gateway", Host: "127.0.0.1", Port: server.RANDOM_PORT},
 			Routes:             server.RoutesFromStr(strings.Join(routes, ",")),
 		})
