@@ -49,6 +49,7 @@ type runLogConfig struct {
 	body    int    // bound of a kept body
 	max     int    // records kept per hook
 	redact  map[string]bool
+	names   []string // the keys of redact, for the request path
 	tokens  []string // templates of `auth issued` tokens, resolved per request
 	queried []string // api_key query parameters
 }
@@ -124,7 +125,12 @@ func (h *Handler) provisionRunLog(repl *caddy.Replacer) {
 	if c.max <= 0 {
 		c.max = defaultLogMax
 	}
-	redact := func(name string) { c.redact[http.CanonicalHeaderKey(name)] = true }
+	redact := func(name string) {
+		if name = http.CanonicalHeaderKey(name); !c.redact[name] {
+			c.redact[name] = true
+			c.names = append(c.names, name)
+		}
+	}
 	for _, name := range []string{"Authorization", "Proxy-Authorization", "Cookie"} {
 		redact(name)
 	}
@@ -254,6 +260,9 @@ func recordOf(r *http.Request) *runRecord {
 // into headers such as X-Original-URI). Longest first, so a value that
 // contains another is replaced whole.
 func (h *Handler) presentedSecrets(r *http.Request, repl *caddy.Replacer) []string {
+	if len(h.runLog.tokens) == 0 && (len(h.runLog.queried) == 0 || r.URL.RawQuery == "") {
+		return nil
+	}
 	var out []string
 	for _, tmpl := range h.runLog.tokens {
 		if v := repl.ReplaceAll(tmpl, ""); len(v) >= minScanned {
@@ -326,9 +335,15 @@ func (h *Handler) appendHeader(b []byte, name string, vals, secrets []string) []
 // "[redacted]": a credential header, or one repeating a presented
 // credential.
 func (h *Handler) redacts(name string, vals, secrets []string) bool {
-	// a name already canonical, as parsed requests' names are, comes back
-	// as it is, without a copy
-	return h.runLog.redact[http.CanonicalHeaderKey(name)] || containsAny(vals, secrets)
+	// compared without case: a name matches every spelling of it that
+	// canonicalizes to it (and a few more, never fewer); the lengths
+	// first, since most names differ in length from the few redacted
+	for _, n := range h.runLog.names {
+		if len(n) == len(name) && strings.EqualFold(n, name) {
+			return true
+		}
+	}
+	return containsAny(vals, secrets)
 }
 
 // oneMasked is the values of a redacted header with one value: read
@@ -668,11 +683,15 @@ func answered(written int, err error) int {
 	return http.StatusOK
 }
 
-// remoteIP is the sender's address without its port.
+// remoteIP is the sender's address without its port: the client IP
+// Caddy determined (an address without port), else the connection's
+// remote address without its port.
 func remoteIP(r *http.Request) string {
-	addr := senderAddr(r)
-	if host, _, err := net.SplitHostPort(addr); err == nil {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		return host
 	}
-	return addr
+	return r.RemoteAddr
 }
