@@ -103,11 +103,18 @@ func groupSize(entries []groupEntry) int {
 
 var errBadGroup = errors.New("malformed run log group")
 
-// decodeGroup reads a group value. The strings of its entries share one
-// copy of v, so a group costs two allocations however many records it
-// names.
-func decodeGroup(v []byte) ([]groupEntry, error) {
-	sv := string(v)
+// groupView is one entry of a group value as scanGroup reads it: its
+// strings are slices of the value, valid while it is.
+type groupView struct {
+	key, hook, id, status []byte
+	received, updated     int64
+	segment               uint64
+	offset, length        int64
+}
+
+// scanGroup calls f with each entry of a group value, in order, without
+// copying them, until f returns false.
+func scanGroup(v []byte, f func(*groupView) bool) error {
 	pos := 0
 	num := func() (uint64, bool) {
 		n, k := binary.Uvarint(v[pos:])
@@ -117,39 +124,64 @@ func decodeGroup(v []byte) ([]groupEntry, error) {
 		pos += k
 		return n, true
 	}
-	str := func() (string, bool) {
+	str := func() ([]byte, bool) {
 		n, k, ok := uvarint(v[pos:])
 		if !ok || n > len(v)-pos-k {
-			return "", false
+			return nil, false
 		}
 		pos += k
-		out := sv[pos : pos+n]
+		out := v[pos : pos+n] // its capacity tells where it starts (decodeGroup)
 		pos += n
 		return out, true
 	}
-	out := make([]groupEntry, 0, len(v)/64)
+	var e groupView
 	for pos < len(v) {
-		var e groupEntry
-		var status string
 		var ok [4]bool
 		e.key, ok[0] = str()
 		e.hook, ok[1] = str()
 		e.id, ok[2] = str()
-		status, ok[3] = str()
+		e.status, ok[3] = str()
 		if ok != [4]bool{true, true, true, true} || len(v)-pos < 16 {
-			return nil, errBadGroup
+			return errBadGroup
 		}
-		e.status = Status(status)
 		e.received, e.updated = readInt(v[pos:pos+8]), readInt(v[pos+8:pos+16])
 		pos += 16
 		seg, ok1 := num()
 		off, ok2 := num()
 		n, ok3 := num()
 		if !ok1 || !ok2 || !ok3 || off > 1<<62 || n > 1<<40 {
-			return nil, errBadGroup
+			return errBadGroup
 		}
 		e.segment, e.offset, e.length = seg, int64(off), int64(n)
-		out = append(out, e)
+		if !f(&e) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// decodeGroup reads a group value. The strings of its entries share one
+// copy of v, so a group costs two allocations however many records it
+// names.
+func decodeGroup(v []byte) ([]groupEntry, error) {
+	sv := string(v)
+	// a slice of v as the same bytes of sv: it starts where the capacity
+	// left to it says
+	str := func(b []byte) string {
+		start := cap(v) - cap(b)
+		return sv[start : start+len(b)]
+	}
+	out := make([]groupEntry, 0, len(v)/64)
+	err := scanGroup(v, func(e *groupView) bool {
+		out = append(out, groupEntry{
+			key: str(e.key), hook: str(e.hook), id: str(e.id), status: Status(str(e.status)),
+			received: e.received, updated: e.updated,
+			segment: e.segment, offset: e.offset, length: e.length,
+		})
+		return true
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -534,9 +566,15 @@ func (p *Pebble) groupsRemoved(entries []groupEntry) {
 	p.groupMu.Lock()
 	defer p.groupMu.Unlock()
 	for _, e := range entries {
-		if p.groupCounts[e.hook]--; p.groupCounts[e.hook] <= 0 {
-			delete(p.groupCounts, e.hook)
-		}
+		p.groupsRemovedLocked(e.hook, 1)
+	}
+}
+
+// groupsRemovedLocked notes n removed group entries of hook (under
+// groupMu).
+func (p *Pebble) groupsRemovedLocked(hook string, n int) {
+	if p.groupCounts[hook] -= n; p.groupCounts[hook] <= 0 {
+		delete(p.groupCounts, hook)
 	}
 }
 
@@ -644,31 +682,73 @@ func removeGrouped(b *batch, gk []byte, entries, removed []groupEntry, pick func
 	return removed, b.Set(gk, appendGroup(make([]byte, 0, groupSize(kept)), kept), nil)
 }
 
+// removal tallies the records a removal takes out of groups, by hook
+// and status and by segment, for what is updated once it is committed
+// (removed).
+type removal struct {
+	n        int
+	byStatus map[hookStatus]int
+	bySeg    map[uint64]int
+}
+
+type hookStatus struct {
+	hook   string
+	status Status
+}
+
+func (r *removal) add(hook string, status Status, seg uint64, n int) {
+	if r.byStatus == nil {
+		r.byStatus, r.bySeg = map[hookStatus]int{}, map[uint64]int{}
+	}
+	r.byStatus[hookStatus{hook, status}] += n
+	r.bySeg[seg] += n
+	r.n += n
+}
+
+// removed updates counts, group counts and segment references after the
+// removal r was committed.
+func (p *Pebble) removed(r *removal) {
+	byHook := map[string]int{}
+	for hs, n := range r.byStatus {
+		p.count(hs.hook, hs.status, "", n)
+		byHook[hs.hook] += n
+	}
+	p.groupMu.Lock()
+	for hook, n := range byHook {
+		p.groupsRemovedLocked(hook, n)
+	}
+	p.groupMu.Unlock()
+	for seg, n := range r.bySeg {
+		p.segs.ref(seg, -n)
+	}
+}
+
 // removedGrouped updates counts and segment references after the
 // removal of entries was committed.
 func (p *Pebble) removedGrouped(entries []groupEntry) {
-	type hookStatus struct {
-		hook   string
-		status Status
-	}
-	bySeg, byStatus := map[uint64]int{}, map[hookStatus]int{}
+	var r removal
 	for _, e := range entries {
-		byStatus[hookStatus{e.hook, e.status}]++
-		bySeg[e.segment]++
+		r.add(e.hook, e.status, e.segment, 1)
 	}
-	for hs, n := range byStatus {
-		p.count(hs.hook, hs.status, "", n)
-	}
-	p.groupsRemoved(entries)
-	for seg, n := range bySeg {
-		p.segs.ref(seg, -n)
-	}
+	p.removed(&r)
 }
 
 // eachGroup calls f with the groups in [from, to) (keys without the kind
 // byte; "" unbounded), oldest first, or newest first when reverse, until
 // f returns false.
 func (p *Pebble) eachGroup(from, to string, reverse bool, f func(gk []byte, entries []groupEntry) (bool, error)) error {
+	return p.eachGroupValue(from, to, reverse, func(gk, v []byte) (bool, error) {
+		entries, err := decodeGroup(v)
+		if err != nil {
+			return false, fmt.Errorf("group %s: %w", gk[1:], err)
+		}
+		return f(gk, entries)
+	})
+}
+
+// eachGroupValue is eachGroup with each group's value as stored, valid
+// until f returns.
+func (p *Pebble) eachGroupValue(from, to string, reverse bool, f func(gk, v []byte) (bool, error)) error {
 	lower, upper := []byte{kindGroup}, []byte{kindGroup + 1}
 	if from != "" {
 		lower = groupKey(from)
@@ -685,12 +765,7 @@ func (p *Pebble) eachGroup(from, to string, reverse bool, f func(gk []byte, entr
 		step, valid = it.Prev, it.Last()
 	}
 	for ; valid; valid = step() {
-		entries, err := decodeGroup(it.Value())
-		if err != nil {
-			_ = it.Close()
-			return fmt.Errorf("group %s: %w", it.Key()[1:], err)
-		}
-		more, err := f(bytes.Clone(it.Key()), entries)
+		more, err := f(bytes.Clone(it.Key()), it.Value())
 		if err != nil || !more {
 			_ = it.Close()
 			return err
@@ -777,14 +852,37 @@ func (p *Pebble) trimGroups(hook string, limit int, below string) (int, error) {
 	p.groupMu.Unlock()
 	b := p.newBatch()
 	defer func() { _ = b.Close() }()
-	gone := make([]groupEntry, 0, max(limit, 0))
+	// removed: the records of groups removed whole, tallied as they are
+	// read, and those of groups rewritten without them (gone)
+	var removed removal
+	var gone []groupEntry
+	var runs []statusRun
 	// the new floor: the first group that keeps a record of hook (every
 	// group before it has none left)
 	newFloor, kept := "", false
-	err := p.eachGroup(floor, "", false, func(gk []byte, entries []groupEntry) (bool, error) {
-		room := limit - len(gone)
-		keeps := false
+	err := p.eachGroupValue(floor, "", false, func(gk, v []byte) (bool, error) {
+		room := limit - removed.n - len(gone)
+		var whole bool
 		var err error
+		// most groups go whole: only records of hook, all below below,
+		// no more than room
+		if runs, whole, err = wholeGroup(v, hook, below, room, runs[:0]); err != nil {
+			return false, fmt.Errorf("group %s: %w", gk[1:], err)
+		}
+		if whole {
+			if !kept {
+				newFloor = string(gk[1:])
+			}
+			for _, r := range runs {
+				removed.add(hook, Status(r.status), r.segment, r.n)
+			}
+			return removed.n+len(gone) < limit, b.Delete(gk, nil)
+		}
+		entries, err := decodeGroup(v)
+		if err != nil {
+			return false, fmt.Errorf("group %s: %w", gk[1:], err)
+		}
+		keeps := false
 		gone, err = removeGrouped(b, gk, entries, gone, func(e groupEntry) bool {
 			if e.hook != hook {
 				return false
@@ -800,15 +898,18 @@ func (p *Pebble) trimGroups(hook string, limit int, below string) (int, error) {
 			newFloor, kept = string(gk[1:]), keeps
 		}
 		last := entries[len(entries)-1].key
-		return err == nil && len(gone) < limit && (below == "" || last < below), err
+		return err == nil && removed.n+len(gone) < limit && (below == "" || last < below), err
 	})
-	if err != nil || len(gone) == 0 {
+	if err != nil || removed.n+len(gone) == 0 {
 		return 0, err
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return 0, err
 	}
-	p.removedGrouped(gone)
+	for _, e := range gone {
+		removed.add(e.hook, e.status, e.segment, 1)
+	}
+	p.removed(&removed)
 	if newFloor != "" {
 		p.groupMu.Lock()
 		if p.groupFloors == nil {
@@ -817,7 +918,37 @@ func (p *Pebble) trimGroups(hook string, limit int, below string) (int, error) {
 		p.groupFloors[hook] = max(p.groupFloors[hook], newFloor)
 		p.groupMu.Unlock()
 	}
-	return len(gone), nil
+	return removed.n, nil
+}
+
+// statusRun is a run of entries of a group with one status in one
+// segment; status is a slice of the group's value.
+type statusRun struct {
+	status  []byte
+	segment uint64
+	n       int
+}
+
+// wholeGroup reports whether a trim of hook removes every record of the
+// group value v: all of them records of hook with keys below below (""
+// unbounded), no more than room. When it does, runs (appended to) are
+// its records by status and segment.
+func wholeGroup(v []byte, hook, below string, room int, runs []statusRun) ([]statusRun, bool, error) {
+	whole := true
+	err := scanGroup(v, func(e *groupView) bool {
+		if string(e.hook) != hook || below != "" && string(e.key) >= below || room == 0 {
+			whole = false
+			return false
+		}
+		room--
+		if k := len(runs) - 1; k >= 0 && runs[k].segment == e.segment && bytes.Equal(runs[k].status, e.status) {
+			runs[k].n++
+		} else {
+			runs = append(runs, statusRun{status: e.status, segment: e.segment, n: 1})
+		}
+		return true
+	})
+	return runs, whole && err == nil && len(runs) > 0, err
 }
 
 // oldestGrouped is the key of the oldest record of hook in groups, "" if
@@ -830,14 +961,18 @@ func (p *Pebble) oldestGrouped(hook string) (string, error) {
 	floor := p.groupFloors[hook]
 	p.groupMu.Unlock()
 	found := ""
-	err := p.eachGroup(floor, "", false, func(_ []byte, entries []groupEntry) (bool, error) {
-		for _, e := range entries {
-			if e.hook == hook {
-				found = e.key
-				return false, nil
+	err := p.eachGroupValue(floor, "", false, func(gk, v []byte) (bool, error) {
+		err := scanGroup(v, func(e *groupView) bool {
+			if string(e.hook) == hook {
+				found = string(e.key)
+				return false
 			}
+			return true
+		})
+		if err != nil {
+			return false, fmt.Errorf("group %s: %w", gk[1:], err)
 		}
-		return true, nil
+		return found == "", nil
 	})
 	return found, err
 }

@@ -355,3 +355,111 @@ func TestPebbleSegmentRemovedAfterRotation(t *testing.T) {
 		t.Fatalf("segments %v: the empty one (%s) was not removed once the next one started", now, files[0])
 	}
 }
+
+// A trim removes groups whole when it can (every record of the hook,
+// within its limit) and rewrites the others; either way the counts, the
+// listing and the segments agree afterwards, records of other hooks and
+// newer ones stay, and a segment left with no record goes.
+func TestPebbleTrimWholeAndPartialGroups(t *testing.T) {
+	defer queue.SetSegmentMax(1024)() // a segment per Record call
+	ctx := context.Background()
+	s := newSegStore(t)
+	clock, dir := s.clock, s.dir
+	batch := func(prefix string, hooks []string, statuses []queue.Status) []*queue.Event {
+		var evs []*queue.Event
+		for i, hook := range hooks {
+			ev := syncRecord(hook, fmt.Sprintf("%s-%d", prefix, i), clock.Now())
+			ev.Status = statuses[i%len(statuses)]
+			evs = append(evs, ev)
+			clock.Advance(time.Millisecond)
+		}
+		record(t, s, evs...)
+		return evs
+	}
+	delivered, dead := queue.StatusDelivered, queue.StatusDead
+	// group 1: ten of w, delivered and dead in turn; group 2: w and x
+	// mixed; group 3: five of w
+	g1 := batch("g1", slices.Repeat([]string{"w"}, 10), []queue.Status{delivered, dead})
+	g2 := batch("g2", []string{"w", "x", "w", "x", "w", "x"}, []queue.Status{dead})
+	g3 := batch("g3", slices.Repeat([]string{"w"}, 5), []queue.Status{delivered})
+	segs := len(segmentFiles(t, dir))
+	check := func(step string, wantW []*queue.Event, want map[string]map[queue.Status]int) {
+		t.Helper()
+		var keys []string
+		for _, ev := range wantW {
+			keys = append(keys, ev.Key)
+		}
+		slices.Sort(keys)
+		slices.Reverse(keys)
+		if got := listAll(t, s, queue.ListQuery{Hook: "w"}); !slices.Equal(got, keys) {
+			t.Fatalf("%s: hook w lists %v, want %v", step, got, keys)
+		}
+		counts, err := s.Counts(ctx, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := s.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for hook, w := range want {
+			if !maps.Equal(counts[hook], w) || !maps.Equal(st.Counts[hook], w) {
+				t.Fatalf("%s: hook %s counts %v, stats %v, want %v", step, hook, counts[hook], st.Counts[hook], w)
+			}
+		}
+	}
+	wOf := func(evs []*queue.Event) []*queue.Event {
+		var out []*queue.Event
+		for _, ev := range evs {
+			if ev.Hook == "w" {
+				out = append(out, ev)
+			}
+		}
+		return out
+	}
+	check("before", append(append(slices.Clone(g1), wOf(g2)...), g3...), map[string]map[queue.Status]int{
+		"w": {delivered: 10, dead: 8}, "x": {dead: 3},
+	})
+
+	// 18 of w, keep 12: the 6 oldest, part of group 1
+	if n, err := s.Trim(ctx, "w", 12); err != nil || n != 6 {
+		t.Fatalf("trim w to 12: %d %v", n, err)
+	}
+	check("trimmed to 12", append(append(slices.Clone(g1[6:]), wOf(g2)...), g3...), map[string]map[queue.Status]int{
+		"w": {delivered: 7, dead: 5}, "x": {dead: 3},
+	})
+	if n := len(segmentFiles(t, dir)); n != segs {
+		t.Fatalf("%d segments, %d before: group 1 still has records", n, segs)
+	}
+
+	// keep 5: the rest of group 1 goes whole, group 2 loses its w
+	if n, err := s.Trim(ctx, "w", 5); err != nil || n != 7 {
+		t.Fatalf("trim w to 5: %d %v", n, err)
+	}
+	check("trimmed to 5", g3, map[string]map[queue.Status]int{
+		"w": {delivered: 5}, "x": {dead: 3},
+	})
+	if n := len(segmentFiles(t, dir)); n != segs-1 {
+		t.Fatalf("%d segments, %d before: group 1's segment holds no record and stays", n, segs)
+	}
+	for _, ev := range wOf(g2) {
+		if _, err := s.Get(ctx, ev.Key); !errors.Is(err, queue.ErrNotFound) {
+			t.Fatalf("trimmed record %s: %v", ev.ID, err)
+		}
+	}
+	for _, ev := range g2 {
+		if ev.Hook == "x" {
+			if got := get(t, s, ev.Key); got.ID != ev.ID || got.Status != dead {
+				t.Fatalf("record of x after the trims: %+v", got)
+			}
+		}
+	}
+
+	// the counts hold across a restart, and the last group goes whole
+	s.reopen()
+	check("reopened", g3, map[string]map[queue.Status]int{"w": {delivered: 5}, "x": {dead: 3}})
+	if n, err := s.Trim(ctx, "w", 0); err != nil || n != 5 {
+		t.Fatalf("trim w to 0: %d %v", n, err)
+	}
+	check("trimmed to 0", nil, map[string]map[queue.Status]int{"w": nil, "x": {dead: 3}})
+}
