@@ -85,10 +85,17 @@ func bodyHint(body []byte) string {
 // senderAddr is the client address Caddy determined (trusted proxies
 // applied), else the connection's remote address.
 func senderAddr(r *http.Request) string {
-	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+	if ip, ok := clientIP(r); ok {
 		return ip
 	}
 	return r.RemoteAddr
+}
+
+// clientIP is the client address Caddy determined, trusted proxies
+// applied: an IP address without port. ok is false when it has none.
+func clientIP(r *http.Request) (string, bool) {
+	ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	return ip, ok && ip != ""
 }
 
 // validWhsec reports whether s is a Standard Webhooks key: whsec_ and

@@ -683,11 +683,10 @@ func answered(written int, err error) int {
 	return http.StatusOK
 }
 
-// remoteIP is the sender's address without its port: the client IP
-// Caddy determined (an address without port), else the connection's
-// remote address without its port.
+// remoteIP is the sender's address without its port: Caddy's client IP
+// as it is, else the connection's remote address without its port.
 func remoteIP(r *http.Request) string {
-	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+	if ip, ok := clientIP(r); ok {
 		return ip
 	}
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {

@@ -3,8 +3,12 @@ package caddymodule
 import (
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // redacts finds a credential header by any spelling of its name.
@@ -22,6 +26,28 @@ func TestRedactsAnySpelling(t *testing.T) {
 		}
 		if got, old := h.redacts(name, []string{"v"}, nil), h.runLog.redact[http.CanonicalHeaderKey(name)]; got != old {
 			t.Errorf("redacts(%q) = %v, the canonical lookup says %v", name, got, old)
+		}
+	}
+}
+
+// remoteIP is Caddy's client IP as it is (it has no port), else the
+// connection's address without its port.
+func TestRemoteIP(t *testing.T) {
+	for _, c := range []struct{ clientIP, remoteAddr, want string }{
+		{"", "192.0.2.7:5555", "192.0.2.7"},
+		{"", "[2001:db8::1]:443", "2001:db8::1"},
+		{"", "@", "@"},
+		{"198.51.100.4", "192.0.2.7:5555", "198.51.100.4"},
+		{"2001:db8::2", "[2001:db8::1]:443", "2001:db8::2"},
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/hook", nil)
+		r.RemoteAddr = c.remoteAddr
+		r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), httptest.NewRecorder(), nil)
+		if c.clientIP != "" {
+			caddyhttp.SetVar(r.Context(), caddyhttp.ClientIPVarKey, c.clientIP)
+		}
+		if got := remoteIP(r); got != c.want {
+			t.Errorf("remoteIP with client IP %q and remote address %q = %q, want %q", c.clientIP, c.remoteAddr, got, c.want)
 		}
 	}
 }
