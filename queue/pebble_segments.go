@@ -705,6 +705,13 @@ func (r *removal) add(hook string, status Status, seg uint64, n int) {
 	r.n += n
 }
 
+// addEntries tallies removed group entries.
+func (r *removal) addEntries(entries []groupEntry) {
+	for _, e := range entries {
+		r.add(e.hook, e.status, e.segment, 1)
+	}
+}
+
 // removed updates counts, group counts and segment references after the
 // removal r was committed.
 func (p *Pebble) removed(r *removal) {
@@ -727,9 +734,7 @@ func (p *Pebble) removed(r *removal) {
 // removal of entries was committed.
 func (p *Pebble) removedGrouped(entries []groupEntry) {
 	var r removal
-	for _, e := range entries {
-		r.add(e.hook, e.status, e.segment, 1)
-	}
+	r.addEntries(entries)
 	p.removed(&r)
 }
 
@@ -906,9 +911,7 @@ func (p *Pebble) trimGroups(hook string, limit int, below string) (int, error) {
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return 0, err
 	}
-	for _, e := range gone {
-		removed.add(e.hook, e.status, e.segment, 1)
-	}
+	removed.addEntries(gone)
 	p.removed(&removed)
 	if newFloor != "" {
 		p.groupMu.Lock()
