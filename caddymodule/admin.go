@@ -187,8 +187,7 @@ func (app *App) detail(ev *queue.Event) eventDetail {
 		// redacts are redacted again, for records written before it.
 		d.Headers = make(map[string][]string, len(ev.Headers))
 		for name, vals := range ev.Headers {
-			canon := http.CanonicalHeaderKey(name)
-			if alwaysRedacted[canon] || h != nil && h.runLog.redact[canon] {
+			if alwaysRedacted[http.CanonicalHeaderKey(name)] || h != nil && h.runLog.redacted(name) {
 				vals = slices.Repeat([]string{redacted}, len(vals))
 			}
 			d.Headers[name] = vals

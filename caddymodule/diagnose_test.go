@@ -250,7 +250,7 @@ func TestRunLogConfigErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"X-Session", "X-Other", "Authorization", "Cookie"} {
-		if !h.runLog.redact[name] {
+		if !h.runLog.redacted(name) {
 			t.Errorf("%s is not redacted: %v", name, h.runLog.redact)
 		}
 	}

@@ -45,11 +45,10 @@ const (
 
 // runLogConfig is the provisioned run log settings of a handler.
 type runLogConfig struct {
-	level   string // logFull, logMeta or logOff
-	body    int    // bound of a kept body
-	max     int    // records kept per hook
-	redact  map[string]bool
-	names   []string // the keys of redact, for the request path
+	level   string   // logFull, logMeta or logOff
+	body    int      // bound of a kept body
+	max     int      // records kept per hook
+	redact  []string // canonical names of the headers redacted, each once
 	tokens  []string // templates of `auth issued` tokens, resolved per request
 	queried []string // api_key query parameters
 }
@@ -113,7 +112,7 @@ func (h *Handler) validateRunLog() error {
 // that carry credentials everywhere, and every header a configured auth
 // reads.
 func (h *Handler) provisionRunLog(repl *caddy.Replacer) {
-	c := runLogConfig{level: h.Log, body: int(h.LogBody), max: h.LogMax, redact: map[string]bool{}}
+	c := runLogConfig{level: h.Log, body: int(h.LogBody), max: h.LogMax}
 	switch c.level {
 	case logOff, logMeta:
 	default:
@@ -126,9 +125,8 @@ func (h *Handler) provisionRunLog(repl *caddy.Replacer) {
 		c.max = defaultLogMax
 	}
 	redact := func(name string) {
-		if name = http.CanonicalHeaderKey(name); !c.redact[name] {
-			c.redact[name] = true
-			c.names = append(c.names, name)
+		if name = http.CanonicalHeaderKey(name); !slices.Contains(c.redact, name) {
+			c.redact = append(c.redact, name)
 		}
 	}
 	for _, name := range []string{"Authorization", "Proxy-Authorization", "Cookie"} {
@@ -335,15 +333,20 @@ func (h *Handler) appendHeader(b []byte, name string, vals, secrets []string) []
 // "[redacted]": a credential header, or one repeating a presented
 // credential.
 func (h *Handler) redacts(name string, vals, secrets []string) bool {
-	// compared without case: a name matches every spelling of it that
-	// canonicalizes to it (and a few more, never fewer); the lengths
-	// first, since most names differ in length from the few redacted
-	for _, n := range h.runLog.names {
+	return h.runLog.redacted(name) || containsAny(vals, secrets)
+}
+
+// redacted reports whether the header name is one the hook redacts. The
+// names are compared without case: a name matches every spelling of it
+// that canonicalizes to it (and a few more, never fewer); the lengths
+// first, since most names differ in length from the few redacted.
+func (c *runLogConfig) redacted(name string) bool {
+	for _, n := range c.redact {
 		if len(n) == len(name) && strings.EqualFold(n, name) {
 			return true
 		}
 	}
-	return containsAny(vals, secrets)
+	return false
 }
 
 // oneMasked is the values of a redacted header with one value: read
